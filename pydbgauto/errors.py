@@ -1,0 +1,89 @@
+"""The one tree of pydbgauto errors.
+
+Every error pydbgauto raises derives from :class:`PydbgautoError`; errors of
+libraries and processes below it are translated where they are met::
+
+    PydbgautoError
+    ├── ConfigurationError        bad input, refused before any debugger is started
+    │   └── UnsafeInputError      text that could smuggle a debugger command
+    ├── DebuggerNotFoundError     lldb / cdb / SOS / dotnet-dump not installed
+    ├── TargetError               the target cannot be debugged
+    │   ├── NoSuchProcessError    no process with that pid or name
+    │   ├── NotDotnetError        the process runs no .NET runtime
+    │   └── TargetExitedError     the target ended during the session
+    ├── DebuggerError             the debugger failed or said something unexpected
+    │   ├── DebuggerDiedError     the debugger process ended
+    │   └── DebuggerTimeoutError  a command or wait ran past its time limit
+    ├── ParseError                text that is not what a parser takes
+    ├── SosError                  SOS itself reported a failure
+    └── DumpError                 a dump could not be written or verified
+        └── DumpVerificationError the independent reader disagreed or failed
+
+Every message says what is wrong and what to do about it.
+"""
+
+from __future__ import annotations
+
+
+class PydbgautoError(Exception):
+    """The root of every error pydbgauto raises."""
+
+
+class ConfigurationError(PydbgautoError, ValueError):
+    """Bad input from the caller, refused before anything is sent to a debugger."""
+
+
+class UnsafeInputError(ConfigurationError):
+    """Text that could run a debugger command its author did not mean."""
+
+
+class DebuggerNotFoundError(PydbgautoError):
+    """A debugger, SOS or an analysis tool is not installed where we looked."""
+
+
+class TargetError(PydbgautoError):
+    """The target process cannot be debugged."""
+
+
+class NoSuchProcessError(TargetError):
+    """No process with the given pid or name."""
+
+
+class NotDotnetError(TargetError):
+    """The process does not run a .NET runtime that SOS can read."""
+
+
+class TargetExitedError(TargetError):
+    """The target ended while the session needed it."""
+
+    def __init__(self, message: str, exit_status: int | None = None) -> None:
+        super().__init__(message)
+        self.exit_status = exit_status
+
+
+class DebuggerError(PydbgautoError):
+    """The debugger failed, or answered in a way pydbgauto does not understand."""
+
+
+class DebuggerDiedError(DebuggerError):
+    """The debugger process ended unexpectedly."""
+
+
+class DebuggerTimeoutError(DebuggerError, TimeoutError):
+    """A debugger command or a wait for an event ran past its time limit."""
+
+
+class ParseError(PydbgautoError, ValueError):
+    """Text that a parser does not take (not an SOS failure: see SosError)."""
+
+
+class SosError(PydbgautoError):
+    """SOS reported a failure (DAC not loaded, stack walk failed, ...)."""
+
+
+class DumpError(PydbgautoError):
+    """A dump could not be written."""
+
+
+class DumpVerificationError(DumpError):
+    """An independent reader could not open a dump, or saw something else in it."""
