@@ -17,6 +17,24 @@ from pydbgauto.errors import (
     TargetExitedError,
     UnsafeInputError,
 )
+from pydbgauto.models import (
+    DebugEvent,
+    DumpResult,
+    ExceptionFrame,
+    ManagedException,
+    ManagedStack,
+    ManagedThread,
+    StackFrame,
+    ThreadTable,
+)
+from pydbgauto.sos import (
+    parse_clrstack,
+    parse_clrstack_all,
+    parse_dump_result,
+    parse_events,
+    parse_pe,
+    parse_threads,
+)
 
 __version__ = "0.1.0"
 
@@ -36,4 +54,19 @@ __all__ = [
     "TargetError",
     "TargetExitedError",
     "UnsafeInputError",
+    # SOS models and parsers
+    "DebugEvent",
+    "DumpResult",
+    "ExceptionFrame",
+    "ManagedException",
+    "ManagedStack",
+    "ManagedThread",
+    "StackFrame",
+    "ThreadTable",
+    "parse_clrstack",
+    "parse_clrstack_all",
+    "parse_dump_result",
+    "parse_events",
+    "parse_pe",
+    "parse_threads",
 ]
