@@ -59,7 +59,10 @@ def normalise(text: str) -> str:
 
 def clean_lines(text: str) -> List[str]:
     """The lines of ``text`` that can carry command output (see the module docstring)."""
-    return [line for line in normalise(text).split("\n") if not _NOISE_LINE.match(line)]
+    lines = normalise(text).split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()  # the newline that ends the last line does not start another one
+    return [line for line in lines if not _NOISE_LINE.match(line)]
 
 
 # SOS failures that mean the command could not run at all: no object from it would be true.

@@ -19,15 +19,17 @@ from pydbgauto.sos.common import HEX, PTR, clean_lines, parse_hex, raise_if_fata
 
 # The fields in the order SOS prints them. Order matters: a label only ends the fields before it.
 _FIELDS: Tuple[Tuple[str, "re.Pattern[str]"], ...] = (
-    ("address", re.compile(r"^Exception object:[ \t]*(.*)$")),
-    ("type", re.compile(r"^Exception type:[ \t]*(.*)$")),
-    ("message", re.compile(r"^Message:[ \t]*(.*)$")),
-    ("inner", re.compile(r"^InnerException:[ \t]*(.*)$")),
-    ("stack", re.compile(r"^[ \t]*StackTrace \(generated\):[ \t]*(.*)$")),
-    ("stack_string", re.compile(r"^StackTraceString:[ \t]*(.*)$")),
-    ("hresult", re.compile(r"^HResult:[ \t]*(.*)$")),
-    ("security", re.compile(r"^SecurityException Message:[ \t]*(.*)$")),
+    ("address", re.compile(r"^Exception object:(.*)$")),
+    ("type", re.compile(r"^Exception type:(.*)$")),
+    ("message", re.compile(r"^Message:(.*)$")),
+    ("inner", re.compile(r"^InnerException:(.*)$")),
+    ("stack", re.compile(r"^[ \t]*StackTrace \(generated\):(.*)$")),
+    ("stack_string", re.compile(r"^StackTraceString:(.*)$")),
+    ("hresult", re.compile(r"^HResult:(.*)$")),
+    ("security", re.compile(r"^SecurityException Message:(.*)$")),
 )
+# SOS pads labels to this column ("Message:          x"); old SOS puts a single space instead.
+_VALUE_COLUMN = 18
 _ORDER = {name: i for i, (name, _) in enumerate(_FIELDS)}
 # How labels begin, to skip the regexes on most lines (only the stack label may be indented).
 _LABEL_STARTS = ("Exception ", "Message:", "InnerException:", "StackTrace", "HResult:", "Security", " ", "\t")
@@ -141,8 +143,15 @@ def _match_label(line: str, current: Optional[str]) -> Optional[Tuple[str, str]]
     for name, pattern in _FIELDS[start + 1 :]:
         m = pattern.match(line)
         if m:
-            return name, m.group(1)
+            return name, _value(line, m.start(1))
     return None
+
+
+def _value(line: str, start: int) -> str:
+    """The value after a label, keeping the text's own leading spaces (a StackTraceString's "   at")."""
+    if len(line) >= _VALUE_COLUMN and start <= _VALUE_COLUMN and not line[start:_VALUE_COLUMN].strip():
+        return line[_VALUE_COLUMN:]
+    return line[start + 1 :] if line[start : start + 1] == " " else line[start:]
 
 
 def _stack_row(line: str) -> Optional[ExceptionFrame]:
