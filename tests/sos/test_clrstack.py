@@ -132,7 +132,8 @@ ERRORS: Dict[str, Tuple[str, Optional[int], str]] = {
     ),
     "walk failed after frames": (
         HEAD
-        + "00007FFF5FBFF6A0 00007FFF8A1B2C3D A.B()\n<failed>\nStack Walk failed. Reported stack incomplete.\n",
+        + "00007FFF5FBFF6A0 00007FFF8A1B2C3D A.B()\n"
+        + "<failed>\nStack Walk failed. Reported stack incomplete.\n",
         0x2F7C,
         "Stack Walk failed",
     ),
@@ -171,9 +172,9 @@ OS Thread Id: 0x2f7c
 00007FFF5FBFF6A0 00007FFF8A1B2C3D A.Main(System.String[])
 OS Thread Id: 0x2f80
         Child SP               IP Call Site
-00007FFF4FBFF000                  [DebuggerU2MCatchHandlerFrame: 00007fff4fbff000] 
+00007FFF4FBFF000                  [DebuggerU2MCatchHandlerFrame: 00007fff4fbff000]\x20
 OS Thread Id: 0x2f99
-Unable to walk the managed stack. The current thread is likely not a 
+Unable to walk the managed stack. The current thread is likely not a\x20
 managed thread. You can run clrthreads to get a list of managed threads in
 the process
 """

@@ -68,7 +68,8 @@ CASES: Dict[str, Any] = {
     ),
     "old inner hint": (
         _pe(
-            inner="InnerException:   System.FormatException, Use !PrintException 00007f5ec808cf00 to see more."
+            inner="InnerException:   System.FormatException, "
+            "Use !PrintException 00007f5ec808cf00 to see more."
         ),
         dict(inner_type="System.FormatException", inner_address=0x7F5EC808CF00),
     ),
@@ -102,13 +103,15 @@ CASES: Dict[str, Any] = {
     ),
     "windows path, no offset (displacement 0)": (
         _pe(
-            stack="StackTrace (generated):\n    00000000DEADBEE0 00000000DEADBEEF App!N.C.M() [C:\\s\\C.cs @ 7]"
+            stack="StackTrace (generated):\n"
+            "    00000000DEADBEE0 00000000DEADBEEF App!N.C.M() [C:\\s\\C.cs @ 7]"
         ),
         dict(frame_offsets=[None], frame_sources=[("C:\\s\\C.cs", 7)], frame_sps=[0xDEADBEE0]),
     ),
     "unknown module, nested type with plus": (
         _pe(
-            stack="StackTrace (generated):\n    00007FFF5FBFF6A0 00007FFF8A1B2C3D UNKNOWN!Interop+Sys.Read(IntPtr)+0x10"
+            stack="StackTrace (generated):\n"
+            "    00007FFF5FBFF6A0 00007FFF8A1B2C3D UNKNOWN!Interop+Sys.Read(IntPtr)+0x10"
         ),
         dict(frame_modules=["UNKNOWN"], frame_methods=["Interop+Sys.Read(IntPtr)"]),
     ),

@@ -8,16 +8,16 @@ import pytest
 
 from pydbgauto import ParseError, SosError, parse_threads
 
-HEAD = """\
-ThreadCount:      4
-UnstartedThread:  0
-BackgroundThread: 2
-PendingThread:    0
-DeadThread:       1
-Hosted Runtime:   no
-                                                                                                            Lock
- DBG   ID     OSID ThreadOBJ           State GC Mode     GC Alloc Context                  Domain           Count Apt Exception
-"""
+HEAD = (
+    "ThreadCount:      4\n"
+    "UnstartedThread:  0\n"
+    "BackgroundThread: 2\n"
+    "PendingThread:    0\n"
+    "DeadThread:       1\n"
+    "Hosted Runtime:   no\n" + " " * 108 + "Lock\n"
+    " DBG   ID     OSID ThreadOBJ           State GC Mode     GC Alloc Context                  Domain"
+    "           Count Apt Exception\n"
+)
 ALLOC = "0000000000000000:0000000000000000 0000020c1c5d9cc0"
 
 ROWS: Dict[str, Tuple[str, Dict[str, Any]]] = {
@@ -54,7 +54,8 @@ ROWS: Dict[str, Tuple[str, Dict[str, Any]]] = {
         | dict(exception_type="System.Exception", exception_address=0x1E41A2C),
     ),
     "invalid object": (
-        f"   0    1     4d20 0000020C1C5E3A80    2a020 Preemptive  {ALLOC} 0 MTA <Invalid Object> (0000020c1e0ef6a8)",
+        f"   0    1     4d20 0000020C1C5E3A80    2a020 Preemptive  {ALLOC} 0 MTA "
+        "<Invalid Object> (0000020c1e0ef6a8)",
         dict(exception_type="<Invalid Object>", exception_address=0x20C1E0EF6A8),
     ),
 }
@@ -90,7 +91,8 @@ def test_single_spaced_counters() -> None:
 
 def test_hosted_runtime_fiber_column() -> None:
     text = HEAD.replace("Hosted Runtime:   no", "Hosted Runtime:   yes (Task)") + (
-        f"   0    1     4d20 0000020C1C5E3A80    2a020 Preemptive  {ALLOC} 0 MTA 00000000 System.Exception 0000020c1e0ef6a8\n"
+        f"   0    1     4d20 0000020C1C5E3A80    2a020 Preemptive  {ALLOC} 0 MTA 00000000 "
+        "System.Exception 0000020c1e0ef6a8\n"
     )
     thread = parse_threads(text).threads[0]
     assert (thread.exception_type, thread.exception_address) == ("System.Exception", 0x20C1E0EF6A8)
