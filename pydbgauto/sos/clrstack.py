@@ -18,14 +18,12 @@ from pydbgauto.models import ManagedStack, StackFrame
 from pydbgauto.sos.common import PTR, clean_lines, fatal_sos_failure, parse_hex, split_source
 
 _THREAD = re.compile(r"^\s*OS Thread Id:\s*0x([0-9A-Fa-f]+)(?:\s*\((\d+)\))?")
-_HEADER = re.compile(r"^\s*Child\s*SP\s+IP\s+Call Site\s*$")
 # sp, then ip (blank under -f for runtime frames), then the call site (may be empty).
 _ROW = re.compile(r"^\s*(" + PTR + r")(?:[ \t]+(" + PTR + r"))?(?:[ \t]+(.*?))?[ \t]*$")
 _MARKER = re.compile(r"^\[(\w+): (" + PTR + r"|[0-9A-Fa-f]+)\]\s*(.*)$")
 _DISPLACEMENT = re.compile(r"\s\+\s(\d+)$")
 _NATIVE_SOURCE = re.compile(r"\s+at\s+(.+):(\d+)$")
 _VAR_BLOCK = re.compile(r"^\s*(?:PARAMETERS|LOCALS):")
-_REGISTERS = re.compile(r"^\s+(?:[a-z][a-z0-9]{0,4}=[0-9A-Fa-f]+\s*)+$")
 # Texts by which SOS says it could not (fully) walk this thread's stack. Order matters: the
 # first match names the error; later lines of the same message are folded into it.
 _ERRORS: Tuple[str, ...] = (
@@ -120,16 +118,13 @@ def _section(head: str, body: List[str], raw: str) -> ManagedStack:
     frames: List[StackFrame] = []
     in_vars = False
     for line in body:
-        if not line.strip() or _HEADER.match(line):
-            continue
-        if _VAR_BLOCK.match(line):
-            in_vars = True
-            continue
         row = _ROW.match(line)
-        if row is None or (in_vars and line.startswith("        ")):
-            continue  # a parameter/local value, a register line, an error line
-        if _REGISTERS.match(line):
-            continue
+        if row is None:
+            if ("PARAMETERS:" in line or "LOCALS:" in line) and _VAR_BLOCK.match(line):
+                in_vars = True
+            continue  # the header, a register line, an error line, a blank
+        if in_vars and line.startswith("        "):
+            continue  # a parameter/local value that happens to start with a hex-looking name
         in_vars = False
         frames.append(_frame(row.group(1), row.group(2), row.group(3) or ""))
     return ManagedStack(

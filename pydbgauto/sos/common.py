@@ -62,7 +62,17 @@ def clean_lines(text: str) -> List[str]:
     lines = normalise(text).split("\n")
     if lines and lines[-1] == "":
         lines.pop()  # the newline that ends the last line does not start another one
-    return [line for line in lines if not _NOISE_LINE.match(line)]
+    return [line for line in lines if not (_maybe_noise(line) and _NOISE_LINE.match(line))]
+
+
+def _maybe_noise(line: str) -> bool:
+    """Cheap test before the regex: most lines are rows that can be told apart by their start."""
+    head = line[:16]
+    return (
+        ">" in head
+        or line.startswith(("(lldb)", "*** ", "ERROR: ", "WARNING: "))
+        or (("." in head or "\u2026" in head) and line.strip() in ("...", "\u2026"))
+    )
 
 
 # SOS failures that mean the command could not run at all: no object from it would be true.
