@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from tests.sos.bench_parse import MIX, measure
+try:
+    from tests.sos.bench_parse import MIX, measure
+except ImportError:  # plain `pytest` run from elsewhere: pytest puts this folder on sys.path
+    from bench_parse import MIX, measure  # type: ignore[no-redef]
 
 
 def test_mix_parses_to_full_objects() -> None:

@@ -11,7 +11,10 @@ from typing import List
 
 import pytest
 
-from tests.sos.regen_expected import PARSERS, expected_path, read_transcript, run_parser, split_header
+try:
+    from tests.sos.regen_expected import PARSERS, expected_path, read_transcript, run_parser, split_header
+except ImportError:  # plain `pytest` run from elsewhere: pytest puts this folder on sys.path
+    from regen_expected import PARSERS, expected_path, read_transcript, run_parser, split_header  # type: ignore[no-redef]
 
 TRANSCRIPTS = Path(__file__).resolve().parent.parent / "transcripts"
 
