@@ -14,7 +14,13 @@ import pytest
 try:
     from tests.sos.regen_expected import PARSERS, expected_path, read_transcript, run_parser, split_header
 except ImportError:  # plain `pytest` run from elsewhere: pytest puts this folder on sys.path
-    from regen_expected import PARSERS, expected_path, read_transcript, run_parser, split_header  # type: ignore[no-redef]
+    from regen_expected import (  # type: ignore[no-redef]
+        PARSERS,
+        expected_path,
+        read_transcript,
+        run_parser,
+        split_header,
+    )
 
 TRANSCRIPTS = Path(__file__).resolve().parent.parent / "transcripts"
 
