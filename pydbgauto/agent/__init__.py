@@ -1,0 +1,1 @@
+"""Code that runs inside a debugger process (lldb imports lldb_agent.py)."""

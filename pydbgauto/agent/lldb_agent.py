@@ -1,0 +1,530 @@
+"""pydbgauto's agent inside lldb: framed JSON commands over a private pipe.
+
+lldb imports this file (``command script import``) and the driver then sends one line per command
+on lldb's stdin::
+
+    pda <hex of a JSON object {"token": ..., "op": ..., ...}>
+
+The reply goes to the file descriptor named by ``PYDBGAUTO_REPLY_FD``, framed by markers (see
+``pydbgauto/drivers/framing.py``), never to lldb's stdout, where SOS's callbacks print at will. The
+agent knows debugger mechanics (breakpoints, registers, CLR notifications, memory); it asks SOS only to
+find and validate the exception object of a stop, and returns all SOS text unparsed.
+
+Why each mechanism is what it is: docs/linux.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import select
+import struct
+import sys
+import threading
+import time
+import traceback
+from typing import Any, Callable, Dict, List, Optional
+
+import lldb  # type: ignore[import-not-found]
+
+# The agent runs inside lldb's own Python: make the pydbgauto package importable for the core writer
+# and the SOS parsers (one parser for the whole project).
+_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if _PACKAGE_PARENT not in sys.path:
+    sys.path.insert(0, _PACKAGE_PARENT)
+
+from pydbgauto import coredump  # noqa: E402
+from pydbgauto.sos.pe import parse_pe  # noqa: E402
+
+CLR_NOTIFY_EXCEPTION = 0xE0444143
+JIT_NOTIFICATION2 = 8
+SIGABRT = 6
+PAGE = 4096
+# The ExInfo slot that held the exception object on .NET 10.0.12; validated at every use.
+EXINFO_SCAN_BYTES = 0x180
+# Signals the runtime raises and handles itself; they must reach it without stopping the target.
+PASS_SIGNALS = "SIGSEGV SIGFPE SIGBUS SIGILL SIGUSR1 SIGUSR2 SIGPIPE SIGCHLD SIGINT SIGTERM SIGHUP SIGWINCH"
+DISPATCH_METHOD = "System.Runtime.EH.DispatchEx"
+CORELIB = "System.Private.CoreLib.dll"
+
+
+class AgentError(Exception):
+    """A failure to report to the driver, with a kind the driver maps to a pydbgauto error."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class Agent:
+    def __init__(self, debugger: "lldb.SBDebugger") -> None:
+        self.debugger = debugger
+        self.debugger.SetAsync(False)
+        self.ci = debugger.GetCommandInterpreter()
+        self.reply = os.fdopen(int(os.environ["PYDBGAUTO_REPLY_FD"]), "w", buffering=1, encoding="utf-8")
+        cancel_fd = os.environ.get("PYDBGAUTO_CANCEL_FD")
+        self.cancel_fd = int(cancel_fd) if cancel_fd else None
+        self.target: Optional[lldb.SBTarget] = None
+        self.process: Optional[lldb.SBProcess] = None
+        self.launched = False
+        self.mechanism: Optional[str] = None
+        self.dispatch_md: Optional[int] = None
+        self.dispatch_bps: List[int] = []
+        self.notify_bp: Optional[int] = None
+        self.rethrow_bp: Optional[int] = None
+        self.startup_bp: Optional[int] = None
+        self.exinfo_offset: Optional[int] = None
+        self.writable_pages: List[int] = []
+        self.pending: List[Dict[str, Any]] = []
+        self.runtime: Dict[str, Any] = {}
+        self.stats = {"stops": 0, "notifications": 0, "rejits": 0}
+
+    # ----- plumbing -------------------------------------------------------------------------------------
+
+    def handle(self, line: str) -> None:
+        token = "0" * 16
+        try:
+            request = json.loads(bytes.fromhex(line.strip()).decode("utf-8"))
+            token = request.pop("token")
+            op = request.pop("op")
+            result = getattr(self, "op_" + op)(**request)
+            self._send(token, {"ok": True, "result": result}, "ok")
+        except AgentError as e:
+            self._send(token, {"ok": False, "kind": e.kind, "error": str(e)}, "error")
+        except Exception as e:  # report, never kill lldb
+            self._send(
+                token,
+                {"ok": False, "kind": "internal", "error": f"{type(e).__name__}: {e}",
+                 "traceback": traceback.format_exc()},
+                "error",
+            )
+
+    def _send(self, token: str, payload: Dict[str, Any], status: str) -> None:
+        body = json.dumps(payload)
+        self.reply.write(f"@@PDA-START {token}@@\n{body}\n@@PDA-END {token} {status}@@\n")
+        self.reply.flush()
+
+    def hc(self, command: str) -> str:
+        ro = lldb.SBCommandReturnObject()
+        self.ci.HandleCommand(command, ro)
+        return (ro.GetOutput() or "") + (ro.GetError() or "")
+
+    def _require_process(self) -> "lldb.SBProcess":
+        if self.process is None or not self.process.IsValid():
+            raise AgentError("no-process", "no process is being debugged")
+        state = self.process.GetState()
+        if state in (lldb.eStateExited, lldb.eStateDetached, lldb.eStateInvalid):
+            raise AgentError("exited", f"the target is gone (state {lldb.SBDebugger.StateAsCString(state)})")
+        return self.process
+
+    def _read(self, address: int, size: int) -> bytes:
+        error = lldb.SBError()
+        data = self._require_process().ReadMemory(address, size, error)
+        if not error.Success() or data is None:
+            raise AgentError("memory", f"cannot read {size} bytes at {address:#x}: {error.GetCString()}")
+        return bytes(data)
+
+    def _u64(self, address: int) -> int:
+        return int(struct.unpack("<Q", self._read(address, 8))[0])
+
+    # ----- set-up ---------------------------------------------------------------------------------------
+
+    def op_init(self, sos_plugin: str) -> Dict[str, Any]:
+        out = self.hc(f'plugin load "{sos_plugin}"')
+        if "error" in out.lower():
+            raise AgentError("sos", f"could not load the SOS plugin {sos_plugin}: {out.strip()}")
+        self.hc("sethostruntime -none")
+        self.hc("settings set interpreter.prompt-on-quit false")
+        self.hc("settings set auto-confirm true")
+        return {"lldb": lldb.SBDebugger.GetVersionString().splitlines()[0]}
+
+    def _signals(self) -> None:
+        self.hc(f"process handle -p true -s false -n false {PASS_SIGNALS}")
+        self.hc("process handle -p true -s true -n true SIGABRT")
+
+    def op_launch(
+        self, argv: List[str], env: Dict[str, str], stdout: str, stderr: str, stdin: Optional[str],
+        cwd: Optional[str],
+    ) -> Dict[str, Any]:
+        error = lldb.SBError()
+        self.target = self.debugger.CreateTarget(argv[0], None, None, True, error)
+        if not error.Success() or not self.target.IsValid():
+            raise AgentError("launch", f"lldb cannot load {argv[0]}: {error.GetCString()}")
+        # Stop once the runtime is up (CoreLib loaded, DAC usable) and before Main runs.
+        bp = self.target.BreakpointCreateByName("coreclr_execute_assembly")
+        self.startup_bp = bp.GetID()
+        info = lldb.SBLaunchInfo(argv[1:])
+        info.SetEnvironmentEntries([f"{k}={v}" for k, v in env.items()], True)
+        if cwd:
+            info.SetWorkingDirectory(cwd)
+        info.AddOpenFileAction(0, stdin or "/dev/null", True, False)
+        info.AddOpenFileAction(1, stdout, False, True)
+        info.AddOpenFileAction(2, stderr, False, True)
+        self.process = self.target.Launch(info, error)
+        if not error.Success() or not self.process.IsValid():
+            raise AgentError("launch", f"lldb could not launch {argv[0]}: {error.GetCString()}")
+        self.launched = True
+        self._signals()
+        state = self.process.GetState()
+        if state == lldb.eStateExited:
+            raise AgentError(
+                "exited", f"the target exited with status {self.process.GetExitStatus()} before the runtime started"
+            )
+        if not self._at_breakpoint(self.startup_bp):
+            raise AgentError(
+                "not-dotnet",
+                f"{argv[0]} stopped before the .NET runtime started ({self._stop_text()}); is it a .NET app?",
+            )
+        self.target.BreakpointDelete(self.startup_bp)
+        return self._describe()
+
+    def op_attach(self, pid: int) -> Dict[str, Any]:
+        out = self.hc(f"process attach --pid {int(pid)}")
+        self.target = self.debugger.GetSelectedTarget()
+        self.process = self.target.GetProcess() if self.target.IsValid() else None
+        if self.process is None or not self.process.IsValid() or self.process.GetState() != lldb.eStateStopped:
+            raise AgentError("attach", f"cannot attach to pid {pid}: {out.strip()}")
+        self._signals()
+        if self._find_module("libcoreclr.so") is None:
+            raise AgentError("not-dotnet", f"pid {pid} has no libcoreclr.so loaded: it does not run .NET (Core)")
+        return self._describe()
+
+    def _find_module(self, name: str) -> Optional["lldb.SBModule"]:
+        assert self.target is not None
+        for module in self.target.module_iter():
+            if module.GetFileSpec().GetFilename() == name:
+                return module
+        return None
+
+    def _describe(self) -> Dict[str, Any]:
+        process = self._require_process()
+        coreclr = self._find_module("libcoreclr.so")
+        directory = coreclr.GetFileSpec().GetDirectory() if coreclr else None
+        self.runtime = {"directory": directory, "version": _runtime_version(directory)}
+        return {"pid": process.GetProcessID(), "runtime": self.runtime, "threads": process.GetNumThreads()}
+
+    def _at_breakpoint(self, bp_id: Optional[int]) -> bool:
+        for thread in self._require_process():
+            if thread.GetStopReason() == lldb.eStopReasonBreakpoint and thread.GetStopReasonDataAtIndex(0) == bp_id:
+                self.process.SetSelectedThread(thread)  # type: ignore[union-attr]
+                return True
+        return False
+
+    def _stop_text(self) -> str:
+        thread = self._require_process().GetSelectedThread()
+        return thread.GetStopDescription(200) or "no stop reason"
+
+    # ----- arming the first-chance stops ---------------------------------------------------------------
+
+    def op_arm(self) -> Dict[str, Any]:
+        process = self._require_process()
+        if self.mechanism:
+            return {"mechanism": self.mechanism}
+        assert self.target is not None
+        self.hc("dumpdomain")  # lets bpmd find modules loaded before SOS first looked (docs/linux.md)
+        out = self.hc(f"bpmd {CORELIB} {DISPATCH_METHOD}")
+        found = re.search(r"MethodDesc = ([0-9A-Fa-f]+)", out)
+        legacy_env = _legacy_eh_requested(process.GetProcessID())
+        if found and not legacy_env:
+            self.mechanism = "dispatchex"
+            self.dispatch_md = int(found.group(1), 16)
+            self._take_over_sos_notifications()
+            # bpmd sets the first breakpoint itself when code exists; remember every breakpoint it made.
+            self.dispatch_bps = [
+                bp.GetID() for bp in self.target.breakpoint_iter() if bp.GetID() not in (self.notify_bp,)
+                and not _is_sos_exception_bp(bp)
+            ]
+        else:
+            # The probe left a pending bpmd and SOS's auto-continuing C++-throw callback: remove both,
+            # or that callback swallows our stops.
+            self.hc("bpmd -clearall")
+            for bp in self.target.breakpoint_iter():
+                if _is_sos_exception_bp(bp):
+                    bp.SetEnabled(False)
+            self.mechanism = "cxa-rethrow"
+            bp = self.target.BreakpointCreateByName("__cxa_rethrow", "libstdc++.so.6")
+            if bp.GetNumLocations() == 0:
+                raise AgentError("arm", "no __cxa_rethrow in libstdc++.so.6: cannot stop at .NET 8 throws")
+            self.rethrow_bp = bp.GetID()
+        return {"mechanism": self.mechanism, "runtime": self.runtime}
+
+    def _take_over_sos_notifications(self) -> None:
+        """Disable SOS's C++-throw callback (it resumes the target from inside lldb's callback) and stop
+        on the runtime's notifications ourselves, so re-JIT-ed code of DispatchEx gets a breakpoint."""
+        assert self.target is not None
+        for bp in self.target.breakpoint_iter():
+            if _is_sos_exception_bp(bp):
+                bp.SetEnabled(False)
+        bp = self.target.BreakpointCreateByName("__cxa_throw", "libstdc++.so.6")
+        self.notify_bp = bp.GetID()
+
+    def op_disarm(self) -> Dict[str, Any]:
+        assert self.target is not None
+        for bp_id in self.dispatch_bps + [self.notify_bp, self.rethrow_bp]:
+            if bp_id is not None:
+                self.target.BreakpointDelete(bp_id)
+        self.hc("bpmd -clearall")
+        self.dispatch_bps, self.notify_bp, self.rethrow_bp, self.mechanism = [], None, None, None
+        return {}
+
+    # ----- running and stopping ------------------------------------------------------------------------
+
+    def op_resume(self, timeout: Optional[float]) -> Dict[str, Any]:
+        """Run until the next event worth reporting; handle notification stops on the way."""
+        process = self._require_process()
+        if self.pending:
+            return self._report(self.pending.pop(0))
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            interrupted = self._continue_until_stop(process, deadline)
+            state = process.GetState()
+            if state == lldb.eStateExited:
+                return {"kind": "exit", "exit_status": process.GetExitStatus(),
+                        "description": process.GetExitDescription() or ""}
+            if state != lldb.eStateStopped:
+                raise AgentError("state", f"unexpected process state {lldb.SBDebugger.StateAsCString(state)}")
+            self.stats["stops"] += 1
+            events = self._collect_events(process)
+            if events:
+                self.pending.extend(events[1:])
+                return self._report(events[0])
+            if interrupted:
+                return {"kind": interrupted}
+            # Only notifications or a stray stop: go on.
+
+    def _continue_until_stop(self, process: "lldb.SBProcess", deadline: Optional[float]) -> Optional[str]:
+        """Continue synchronously; a watchdog interrupts at the deadline or on a cancel byte."""
+        done = threading.Event()
+        why: List[str] = []
+
+        def watchdog() -> None:
+            while not done.is_set():
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    why.append("timeout")
+                    process.SendAsyncInterrupt()
+                    return
+                wait = 0.05 if remaining is None else min(0.05, remaining)
+                if self.cancel_fd is not None:
+                    ready, _, _ = select.select([self.cancel_fd], [], [], wait)
+                    if ready:
+                        os.read(self.cancel_fd, 64)
+                        why.append("cancelled")
+                        process.SendAsyncInterrupt()
+                        return
+                else:
+                    done.wait(wait)
+
+        thread = threading.Thread(target=watchdog, daemon=True)
+        thread.start()
+        error = process.Continue()
+        done.set()
+        thread.join()
+        if not error.Success() and process.GetState() == lldb.eStateStopped and not why:
+            raise AgentError("continue", f"could not resume the target: {error.GetCString()}")
+        return why[0] if why else None
+
+    def _collect_events(self, process: "lldb.SBProcess") -> List[Dict[str, Any]]:
+        events: List[Dict[str, Any]] = []
+        for thread in process:
+            reason = thread.GetStopReason()
+            if reason == lldb.eStopReasonBreakpoint:
+                bp_id = thread.GetStopReasonDataAtIndex(0)
+                if bp_id == self.notify_bp:
+                    self._on_notification(thread)
+                elif bp_id in self.dispatch_bps:
+                    events.append(self._first_chance_dispatch(thread))
+                elif bp_id == self.rethrow_bp:
+                    events.append(self._first_chance_legacy(thread))
+            elif reason == lldb.eStopReasonSignal and thread.GetStopReasonDataAtIndex(0) == SIGABRT:
+                events.append({"kind": "second-chance", "thread_id": thread.GetThreadID(),
+                               "exception_address": None, "description": "SIGABRT: the runtime is aborting"})
+        return events
+
+    def _report(self, event: Dict[str, Any]) -> Dict[str, Any]:
+        process = self._require_process()
+        thread = process.GetThreadByID(event["thread_id"])
+        if thread.IsValid():
+            process.SetSelectedThread(thread)
+        return event
+
+    def _on_notification(self, thread: "lldb.SBThread") -> None:
+        """A C++ throw: when it is the runtime's JIT notification for DispatchEx, break on the new code."""
+        self.stats["notifications"] += 1
+        try:
+            pal_exception = thread.GetFrameAtIndex(0).FindRegister("rdi").GetValueAsUnsigned()
+            record = self._u64(pal_exception)
+            code = struct.unpack("<I", self._read(record, 4))[0]
+            if code != CLR_NOTIFY_EXCEPTION:
+                return
+            count = min(struct.unpack("<I", self._read(record + 24, 4))[0], 15)
+            args = struct.unpack(f"<{count}Q", self._read(record + 32, 8 * count))
+        except AgentError:
+            return  # not the runtime's exception object: an ordinary C++ throw
+        if len(args) >= 3 and args[0] == JIT_NOTIFICATION2 and args[1] == self.dispatch_md:
+            self._break_at_code(thread, args[2])
+
+    def _break_at_code(self, thread: "lldb.SBThread", address: int) -> None:
+        assert self.target is not None
+        bp = self.target.BreakpointCreateByAddress(address)
+        if bp.GetNumResolvedLocations() == 0:
+            # W^X: a shared read-execute view refuses ptrace writes; make the page writable and retry.
+            page = address & ~(PAGE - 1)
+            self.process.SetSelectedThread(thread)  # type: ignore[union-attr]
+            self.hc(f"expr -- (int)mprotect((void*){page}, {PAGE}, 7)")
+            self.writable_pages.append(page)
+            bp.SetEnabled(False)
+            bp.SetEnabled(True)
+        self.dispatch_bps.append(bp.GetID())
+        self.stats["rejits"] += 1
+
+    def _first_chance_dispatch(self, thread: "lldb.SBThread") -> Dict[str, Any]:
+        exinfo = thread.GetFrameAtIndex(0).FindRegister("rsi").GetValueAsUnsigned()
+        self._require_process().SetSelectedThread(thread)
+        address = self._exception_in_exinfo(exinfo)
+        return {"kind": "first-chance", "thread_id": thread.GetThreadID(), "exception_address": address,
+                "description": "DispatchEx"}
+
+    def _exception_in_exinfo(self, exinfo: int) -> Optional[int]:
+        """The exception object held by an ExInfo: the cached slot if SOS accepts it, else a scan."""
+        if self.exinfo_offset is not None:
+            candidate = self._u64(exinfo + self.exinfo_offset)
+            if self._is_exception(candidate):
+                return candidate
+        data = self._read(exinfo, EXINFO_SCAN_BYTES)
+        for offset in range(0, len(data), 8):
+            candidate = struct.unpack_from("<Q", data, offset)[0]
+            if candidate >= 0x10000 and self._is_exception(candidate):
+                self.exinfo_offset = offset
+                return int(candidate)
+        return None
+
+    def _is_exception(self, address: int) -> bool:
+        try:
+            return parse_pe(self.hc(f"pe {address:x}")) is not None
+        except Exception:
+            return False
+
+    def _first_chance_legacy(self, thread: "lldb.SBThread") -> Dict[str, Any]:
+        self._require_process().SetSelectedThread(thread)
+        address = None
+        try:
+            exception = parse_pe(self.hc("pe"))
+            address = exception.address if exception else None
+        except Exception:
+            pass
+        return {"kind": "first-chance", "thread_id": thread.GetThreadID(), "exception_address": address,
+                "description": "__cxa_rethrow"}
+
+    # ----- commands while stopped ----------------------------------------------------------------------
+
+    def op_exec(self, command: str, thread_id: Optional[int] = None) -> Dict[str, Any]:
+        process = self._require_process()
+        if thread_id is not None:
+            thread = process.GetThreadByID(thread_id)
+            if not thread.IsValid():
+                raise AgentError("thread", f"no thread {thread_id} in the target")
+            process.SetSelectedThread(thread)
+        ro = lldb.SBCommandReturnObject()
+        self.ci.HandleCommand(command, ro)
+        return {"output": ro.GetOutput() or "", "error": ro.GetError() or "", "succeeded": ro.Succeeded()}
+
+    def op_threads(self) -> Dict[str, Any]:
+        process = self._require_process()
+        return {"threads": [t.GetThreadID() for t in process],
+                "selected": process.GetSelectedThread().GetThreadID()}
+
+    def op_dump(self, path: str) -> Dict[str, Any]:
+        """Write an ELF core of the stopped target to ``path`` (a new file)."""
+        process = self._require_process()
+        started = time.monotonic()
+        threads = [coredump.ThreadState(tid=t.GetThreadID(), registers=_gp_registers(t)) for t in process]
+        selected = process.GetSelectedThread().GetThreadID()
+        threads.sort(key=lambda t: t.tid != selected)  # the current thread first, as the kernel does
+        info = coredump.write_core(path, process.GetProcessID(), threads)
+        info["seconds"] = time.monotonic() - started
+        return info
+
+    def op_stats(self) -> Dict[str, Any]:
+        return dict(self.stats, mechanism=self.mechanism, exinfo_offset=self.exinfo_offset)
+
+    # ----- leaving --------------------------------------------------------------------------------------
+
+    def op_detach(self) -> Dict[str, Any]:
+        process = self._require_process()
+        if self.target is not None:
+            self.target.DeleteAllBreakpoints()
+        for page in self.writable_pages:  # give the runtime its read-execute pages back
+            self.hc(f"expr -- (int)mprotect((void*){page}, {PAGE}, 5)")
+        error = process.Detach()
+        if not error.Success():
+            raise AgentError("detach", f"detach failed: {error.GetCString()}")
+        return {}
+
+    def op_kill(self) -> Dict[str, Any]:
+        process = self._require_process()
+        process.Kill()
+        return {"exit_status": process.GetExitStatus()}
+
+
+def _is_sos_exception_bp(bp: "lldb.SBBreakpoint") -> bool:
+    names = lldb.SBStringList()
+    bp.GetNames(names)
+    return any(names.GetStringAtIndex(i) == "DoNotDeleteOrDisable" for i in range(names.GetSize()))
+
+
+def _legacy_eh_requested(pid: int) -> bool:
+    """.NET 9 can be told to keep the old EH; then DispatchEx exists but is never called."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            environ = f.read().split(b"\0")
+    except OSError:
+        return False
+    return any(e in (b"DOTNET_LegacyExceptionHandling=1", b"COMPlus_LegacyExceptionHandling=1") for e in environ)
+
+
+def _runtime_version(directory: Optional[str]) -> Optional[str]:
+    if not directory:
+        return None
+    m = re.search(r"Microsoft\.NETCore\.App/(\d+\.\d+\.\d+[^/]*)$", directory)
+    if m:
+        return m.group(1)
+    try:  # self-contained: the deps file names the runtime pack
+        for name in os.listdir(directory):
+            if name.endswith(".deps.json"):
+                with open(os.path.join(directory, name), encoding="utf-8") as f:
+                    m = re.search(r"Microsoft\.NETCore\.App\.Runtime\.[\w-]+/(\d+\.\d+\.\d+[^\"]*)", f.read())
+                if m:
+                    return m.group(1)
+    except OSError:
+        pass
+    return None
+
+
+_GP_NAMES = ("r15", "r14", "r13", "r12", "rbp", "rbx", "r11", "r10", "r9", "r8", "rax", "rcx", "rdx", "rsi",
+             "rdi", "orig_rax", "rip", "cs", "rflags", "rsp", "ss", "fs_base", "gs_base", "ds", "es", "fs", "gs")
+
+
+def _gp_registers(thread: "lldb.SBThread") -> Dict[str, int]:
+    """The general-purpose registers of a thread's innermost frame, as NT_PRSTATUS wants them."""
+    frame = thread.GetFrameAtIndex(0)
+    values: Dict[str, int] = {}
+    for name in _GP_NAMES:
+        reg = frame.FindRegister(name)
+        values[name] = reg.GetValueAsUnsigned() if reg.IsValid() else 0
+    return values
+
+
+_AGENT: Optional[Agent] = None
+
+
+def pda(debugger: "lldb.SBDebugger", command: str, result: Any, internal_dict: Any) -> None:
+    global _AGENT
+    if _AGENT is None:
+        _AGENT = Agent(debugger)
+    _AGENT.handle(command)
+
+
+def __lldb_init_module(debugger: "lldb.SBDebugger", internal_dict: Any) -> None:
+    debugger.HandleCommand(f"command script add -o -f {__name__}.pda pda")

@@ -1,0 +1,343 @@
+"""The Linux driver: lldb as a child process, with pydbgauto's agent imported into it.
+
+Commands go to lldb's stdin as ``pda <hex JSON>``; replies come back on a private pipe, framed by
+markers, so nothing lldb or SOS prints on stdout can be mistaken for a reply. A second pipe lets us
+interrupt a running wait (time limit, Ctrl-C). lldb runs in its own session so a terminal Ctrl-C
+reaches only Python, which then stops the wait and detaches cleanly.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import os
+import select
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from typing import Any, Deque, Dict, List, Mapping, Optional
+
+from pydbgauto import locate
+from pydbgauto.drivers.base import RawStop, StopKind, Target
+from pydbgauto.drivers.framing import ReplyBuffer, new_token
+from pydbgauto.errors import (
+    DebuggerDiedError,
+    DebuggerError,
+    DebuggerNotFoundError,
+    DebuggerTimeoutError,
+    DumpError,
+    NoSuchProcessError,
+    NotDotnetError,
+    TargetError,
+    TargetExitedError,
+)
+
+log = logging.getLogger(__name__)
+
+AGENT_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "agent", "lldb_agent.py")
+# How long a wait may overrun its own limit while the agent interrupts the target and replies.
+INTERRUPT_GRACE = 30.0
+
+
+class LldbDriver:
+    """Drives one lldb process; implements pydbgauto.drivers.Driver."""
+
+    name = "lldb"
+    sos_prefix = ""
+
+    def __init__(
+        self,
+        target: Target,
+        *,
+        lldb_path: Optional[str] = None,
+        sos_plugin: Optional[str] = None,
+        command_timeout: Optional[float] = 60.0,
+        startup_timeout: Optional[float] = 120.0,
+        output_dir: Optional[str] = None,
+    ) -> None:
+        self.target = target
+        self.lldb_path = locate.find_lldb(lldb_path)
+        self.sos_plugin = locate.find_sos_plugin(sos_plugin)
+        self.command_timeout = command_timeout
+        self.startup_timeout = startup_timeout
+        self._output_dir = output_dir
+        self._proc: Optional[subprocess.Popen[bytes]] = None
+        self._reply_r: Optional[int] = None
+        self._cancel_w: Optional[int] = None
+        self._buffer = ReplyBuffer()
+        self._log: Deque[str] = collections.deque(maxlen=400)
+        self._pid: Optional[int] = None
+        self._attached = False  # True once a process is under the debugger
+        self._lock = threading.Lock()
+        self.info: Dict[str, Any] = {}
+        self.target_stdout: Optional[str] = None
+        self.target_stderr: Optional[str] = None
+
+    # ----- Driver protocol ----------------------------------------------------------------------------
+
+    @property
+    def pid(self) -> Optional[int]:
+        return self._pid
+
+    def start(self) -> None:
+        self._spawn()
+        try:
+            self.info["lldb"] = self._request("init", self.startup_timeout, sos_plugin=self.sos_plugin)["lldb"]
+            if self.target.argv is not None:
+                described = self._launch()
+            else:
+                described = self._attach()
+            self._pid = described["pid"]
+            self.info["runtime"] = described["runtime"]
+        except BaseException:
+            self.close()
+            raise
+
+    def execute(self, command: str, timeout: Optional[float] = None, thread_id: Optional[int] = None) -> str:
+        if "\n" in command or "\r" in command:
+            raise DebuggerError("one command at a time: the command text has a line break")
+        reply = self._request("exec", timeout if timeout is not None else self.command_timeout, command=command,
+                              thread_id=thread_id)
+        return reply["output"] + reply["error"]
+
+    def arm_clr_exceptions(self) -> None:
+        self.info["mechanism"] = self._request("arm", self.command_timeout)["mechanism"]
+
+    def disarm_clr_exceptions(self) -> None:
+        self._request("disarm", self.command_timeout)
+
+    def resume(self, timeout: Optional[float]) -> RawStop:
+        limit = None if timeout is None else timeout + INTERRUPT_GRACE
+        try:
+            event = self._request("resume", limit, timeout=timeout)
+        except KeyboardInterrupt:
+            self._cancel_wait()
+            raise
+        kind = event["kind"]
+        if kind == "timeout":
+            raise DebuggerTimeoutError(f"no debug event within {timeout} s; the target is stopped under the debugger")
+        if kind == "cancelled":
+            raise DebuggerError("the wait was cancelled")
+        if kind == "exit":
+            self._attached = False
+            return RawStop(StopKind.EXIT, exit_status=event.get("exit_status"),
+                           description=event.get("description") or "")
+        return RawStop(
+            StopKind(kind),
+            thread_id=event.get("thread_id"),
+            exception_address=event.get("exception_address"),
+            description=event.get("description", ""),
+        )
+
+    def write_dump(self, path: str, timeout: Optional[float]) -> None:
+        try:
+            self.info["last_dump"] = self._request("dump", timeout, path=path)
+        except DebuggerError as e:
+            raise DumpError(f"writing the core {path} failed: {e}") from e
+
+    def versions(self) -> Mapping[str, str]:
+        runtime = self.info.get("runtime") or {}
+        return {"debugger": str(self.info.get("lldb", "")), "sos": self.sos_plugin,
+                "runtime": str(runtime.get("version") or "unknown"), "mechanism": str(self.info.get("mechanism", ""))}
+
+    def stats(self) -> Dict[str, Any]:
+        return self._request("stats", self.command_timeout)
+
+    def threads(self) -> List[int]:
+        return list(self._request("threads", self.command_timeout)["threads"])
+
+    def detach(self) -> None:
+        if self._attached and self._alive():
+            self._request("detach", self.command_timeout)
+        self._attached = False
+
+    def kill_target(self) -> None:
+        if self._attached and self._alive():
+            self._request("kill", self.command_timeout)
+        self._attached = False
+
+    def close(self) -> None:
+        """Detach (the target keeps running), quit lldb, and make sure no lldb process is left."""
+        try:
+            if self._attached and self._alive():
+                try:
+                    self.detach()
+                except Exception as e:  # the target may be gone; lldb must still go
+                    log.warning("detach at close failed: %s", e)
+        finally:
+            self._stop_lldb()
+
+    # ----- lldb process -------------------------------------------------------------------------------
+
+    def _spawn(self) -> None:
+        reply_r, reply_w = os.pipe()
+        cancel_r, cancel_w = os.pipe()
+        env = dict(os.environ)
+        env.update({"PYDBGAUTO_REPLY_FD": str(reply_w), "PYDBGAUTO_CANCEL_FD": str(cancel_r)})
+        try:
+            self._proc = subprocess.Popen(
+                [self.lldb_path, "--no-lldbinit", "--no-use-colors"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                pass_fds=(reply_w, cancel_r), env=env, start_new_session=True,
+            )
+        except OSError as e:
+            raise DebuggerNotFoundError(f"cannot start {self.lldb_path}: {e}: {locate.INSTALL_HINT}") from e
+        finally:
+            os.close(reply_w)
+            os.close(cancel_r)
+        self._reply_r, self._cancel_w = reply_r, cancel_w
+        threading.Thread(target=self._drain, daemon=True).start()
+        self._send_line(f"command script import {AGENT_PATH}")
+
+    def _drain(self) -> None:
+        assert self._proc is not None and self._proc.stdout is not None
+        for raw in iter(self._proc.stdout.readline, b""):
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            self._log.append(line)
+            log.debug("lldb: %s", line)
+
+    def _alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def _send_line(self, line: str) -> None:
+        assert self._proc is not None and self._proc.stdin is not None
+        try:
+            self._proc.stdin.write(line.encode("utf-8") + b"\n")
+            self._proc.stdin.flush()
+        except (BrokenPipeError, OSError) as e:
+            raise DebuggerDiedError(f"lldb is gone ({e}); its last words: {self.last_output()}") from e
+
+    def last_output(self, lines: int = 15) -> str:
+        return " | ".join(list(self._log)[-lines:]) or "(nothing)"
+
+    def _request(self, op: str, limit: Optional[float], **args: Any) -> Any:
+        with self._lock:
+            if not self._alive():
+                raise DebuggerDiedError(f"lldb is not running; its last words: {self.last_output()}")
+            token = new_token()
+            payload = json.dumps(dict(args, token=token, op=op)).encode("utf-8").hex()
+            self._send_line(f"pda {payload}")
+            reply = self._wait_reply(token, limit, op)
+        data = json.loads(reply.body)
+        if data.get("ok"):
+            return data["result"]
+        raise self._error(op, data)
+
+    def _wait_reply(self, token: str, timeout: Optional[float], op: str):  # type: ignore[no-untyped-def]
+        assert self._reply_r is not None
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            reply = self._buffer.take(token)
+            if reply is not None:
+                if reply.noise.strip():
+                    log.debug("dropped stale reply text: %r", reply.noise[:200])
+                return reply
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise DebuggerTimeoutError(
+                    f"lldb did not answer '{op}' within {timeout} s; last output: {self.last_output()}"
+                )
+            ready, _, _ = select.select([self._reply_r], [], [], 0.5 if remaining is None else min(0.5, remaining))
+            if ready:
+                data = os.read(self._reply_r, 1 << 16)
+                if not data:
+                    raise DebuggerDiedError(f"lldb ended during '{op}'; its last words: {self.last_output()}")
+                self._buffer.feed(data.decode("utf-8", "replace"))
+            elif not self._alive():
+                raise DebuggerDiedError(f"lldb ended during '{op}'; its last words: {self.last_output()}")
+
+    def _error(self, op: str, data: Dict[str, Any]) -> Exception:
+        kind, message = data.get("kind"), data.get("error", "unknown error")
+        if kind == "internal":
+            log.debug("agent traceback: %s", data.get("traceback"))
+        if kind == "not-dotnet":
+            return NotDotnetError(message)
+        if kind in ("exited", "no-process"):
+            self._attached = False
+            return TargetExitedError(message)
+        if kind in ("attach", "launch"):
+            return TargetError(message)
+        if kind == "sos":
+            return DebuggerNotFoundError(f"{message}: {locate.SOS_HINT}")
+        return DebuggerError(f"lldb agent failed in '{op}': {message}")
+
+    def _cancel_wait(self) -> None:
+        """Interrupt the agent's wait and collect its reply, so lldb is ready for detach."""
+        if self._cancel_w is None or not self._alive():
+            return
+        try:
+            os.write(self._cancel_w, b"x")
+            # The lock was released when the interrupted request unwound; wait for the stray reply.
+            deadline = time.monotonic() + INTERRUPT_GRACE
+            while time.monotonic() < deadline and "@@PDA-END" not in self._buffer.pending:
+                ready, _, _ = select.select([self._reply_r], [], [], 0.2)
+                if ready:
+                    data = os.read(self._reply_r, 1 << 16)  # type: ignore[arg-type]
+                    if not data:
+                        break
+                    self._buffer.feed(data.decode("utf-8", "replace"))
+            self._buffer.take_noise()
+        except OSError:
+            pass
+
+    def _launch(self) -> Dict[str, Any]:
+        assert self.target.argv is not None
+        out_dir = self._output_dir or tempfile.mkdtemp(prefix="pydbgauto-")
+        self.target_stdout = os.path.join(out_dir, "target.stdout")
+        self.target_stderr = os.path.join(out_dir, "target.stderr")
+        argv = list(self.target.argv)
+        if not os.path.exists(argv[0]):
+            raise TargetError(f"cannot launch {argv[0]}: no such file")
+        described = self._request(
+            "launch", self.startup_timeout, argv=argv, env=dict(self.target.env), stdout=self.target_stdout,
+            stderr=self.target_stderr, stdin=None, cwd=self.target.cwd,
+        )
+        self._attached = True
+        return described
+
+    def _attach(self) -> Dict[str, Any]:
+        pid = self.target.pid
+        assert pid is not None
+        if not os.path.exists(f"/proc/{pid}"):
+            raise NoSuchProcessError(f"no process with pid {pid}")
+        described = self._request("attach", self.startup_timeout, pid=pid)
+        self._attached = True
+        return described
+
+    def _stop_lldb(self) -> None:
+        proc = self._proc
+        if proc is None:
+            return
+        try:
+            if proc.poll() is None:
+                try:
+                    self._send_line("quit")
+                    proc.stdin.close()  # type: ignore[union-attr]
+                except (DebuggerDiedError, OSError):
+                    pass
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)  # lldb and its lldb-server share the session
+                    proc.wait(timeout=10)
+            else:
+                _kill_group(proc.pid)
+        finally:
+            for fd in (self._reply_r, self._cancel_w):
+                if fd is not None:
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
+            self._reply_r = self._cancel_w = None
+            self._proc = None
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
