@@ -275,3 +275,77 @@ class DumpResult(_Model):
 
 # ---------------------------------------------------------------------------------------------
 # Session models (StopEvent, DumpRecord, CaptureRecord) go below this line.
+
+# Frames of the runtime's own dispatch code, above the thrower at a first-chance stop.
+_DISPATCH_PREFIXES = ("System.Runtime.EH.", "System.Runtime.ExceptionServices.InternalCalls.")
+
+
+@attr.frozen
+class StopEvent(_Model):
+    """One stop of the target that pydbgauto reports: an exception (first or second chance) or the exit.
+
+    ``exception`` and ``stack`` are the parsed ``pe`` and ``clrstack`` of the stopping thread (their
+    ``raw`` keeps SOS's text); ``type_chain`` lists the exception type and its base types when a
+    predicate asked for them.
+    """
+
+    kind: str  # "first-chance", "second-chance", "exit"
+    sequence: int = 0
+    pid: Optional[int] = None
+    thread_id: Optional[int] = None
+    exception_address: Optional[int] = None
+    exception: Optional[ManagedException] = None
+    stack: Optional[ManagedStack] = None
+    type_chain: Tuple[str, ...] = ()
+    exit_status: Optional[int] = None
+    description: str = ""
+    time: float = 0.0  # seconds since the epoch when pydbgauto saw the stop
+    error: Optional[str] = None  # why exception or stack is missing, when SOS could not tell
+
+    _nested: ClassVar[Dict[str, Type[_Model]]] = {"exception": ManagedException, "stack": ManagedStack}
+
+    @property
+    def exception_type(self) -> Optional[str]:
+        return self.exception.type if self.exception else None
+
+    @property
+    def throw_site(self) -> Optional[StackFrame]:
+        """The topmost managed frame that is not the runtime's exception dispatch: where it was thrown."""
+        if self.stack is None:
+            return None
+        for frame in self.stack.frames:
+            if frame.kind == "managed" and not (frame.method or frame.call_site).startswith(_DISPATCH_PREFIXES):
+                return frame
+        return None
+
+    def __str__(self) -> str:
+        if self.kind == "exit":
+            return f"#{self.sequence} exit (status {self.exit_status})"
+        what = self.exception_type or "unknown exception"
+        text = f"#{self.sequence} {self.kind} {what} at {_hex(self.exception_address)} on thread {_hex(self.thread_id)}"
+        if self.exception and self.exception.message:
+            text += f": {self.exception.message}"
+        site = self.throw_site
+        if site is not None:
+            text += f"\n  thrown in {site.method or site.call_site}"
+        return text
+
+
+@attr.frozen
+class DumpRecord(_Model):
+    """A dump pydbgauto wrote: where, how big, and what the independent reader saw in it."""
+
+    path: str
+    size: int
+    seconds: float  # time to write it
+    sha256: Optional[str] = None
+    verified: bool = False
+    reader: Optional[str] = None  # the independent tool that reopened it
+    verify_seconds: Optional[float] = None
+    verify_error: Optional[str] = None  # why verification failed (None when verified or not asked)
+    seen_exception_type: Optional[str] = None
+    seen_thread_id: Optional[int] = None
+
+    def __str__(self) -> str:
+        state = "verified" if self.verified else ("NOT verified: " + self.verify_error if self.verify_error else "not verified")
+        return f"{self.path} ({self.size / 1e6:.1f} MB, {self.seconds:.2f} s, {state})"

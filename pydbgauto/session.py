@@ -1,0 +1,370 @@
+"""One debugger attached to one .NET process: the API users script against.
+
+    with Session.launch([app, "first-chance"]) as s:   # or Session.attach(pid=...) / attach(name=...)
+        s.break_on_clr_exceptions()
+        ev = s.wait_for_event(timeout=60)             # StopEvent: kind, thread, parsed exception and stack
+        rec = s.dump("/tmp/app.core")                  # full dump, written safely and verified
+
+The Session picks a driver (lldb on Linux, cdb on Windows), turns the driver's raw stops into
+StopEvents with the SOS parsers, and owns the rules for dump files (new name, 0600, temporary name
+then rename, verification). Leaving - by ``close()``, a Python exception, a time-out or Ctrl-C - detaches
+and leaves the target running; no debugger process is left behind.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import logging
+import os
+import secrets
+import sys
+import time
+import weakref
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from pydbgauto import processes
+from pydbgauto.drivers.base import Driver, RawStop, StopKind, Target
+from pydbgauto.errors import (
+    ConfigurationError,
+    DumpError,
+    PydbgautoError,
+    SosError,
+    TargetExitedError,
+)
+from pydbgauto.models import DumpRecord, ManagedException, ManagedStack, StopEvent, ThreadTable
+from pydbgauto.sos import parse_clrstack, parse_pe, parse_threads
+from pydbgauto.sos.objects import parse_dumpmt, parse_dumpobj
+
+log = logging.getLogger(__name__)
+
+_OPEN_SESSIONS: "weakref.WeakSet[Session]" = weakref.WeakSet()
+MAX_TYPE_CHAIN = 32
+
+
+@atexit.register
+def _close_open_sessions() -> None:
+    """An interpreter that exits with sessions open still detaches them."""
+    for session in list(_OPEN_SESSIONS):
+        try:
+            session.close()
+        except Exception:  # pragma: no cover - best effort at exit
+            pass
+
+
+def default_debugger() -> str:
+    return "cdb" if sys.platform == "win32" else "lldb"
+
+
+def make_driver(target: Target, debugger: Optional[str], options: Mapping[str, Any]) -> Driver:
+    name = debugger or default_debugger()
+    if name == "lldb":
+        from pydbgauto.drivers.lldb import LldbDriver
+
+        return LldbDriver(target, **options)
+    if name == "cdb":
+        from pydbgauto.drivers.cdb import CdbDriver
+
+        return CdbDriver(target, **options)
+    if name == "pykd":
+        from pydbgauto.drivers.pykd_driver import PykdDriver
+
+        return PykdDriver(target, **options)  # type: ignore[call-arg]
+    raise ConfigurationError(f"unknown debugger {name!r}: use 'lldb' (Linux), 'cdb' or 'pykd' (Windows)")
+
+
+class Session:
+    """A debugger attached to one .NET process. Use ``Session.launch`` or ``Session.attach``."""
+
+    def __init__(self, driver: Driver, *, kill_on_close: bool = False, command_timeout: Optional[float] = 60.0):
+        self.driver = driver
+        self.kill_on_close = kill_on_close
+        self.command_timeout = command_timeout
+        self._sequence = 0
+        self._closed = False
+        self._exited = False
+        self.last_event: Optional[StopEvent] = None
+        self._type_cache: Dict[int, Tuple[str, ...]] = {}
+
+    # ----- construction -------------------------------------------------------------------------------
+
+    @classmethod
+    def launch(
+        cls,
+        argv: Sequence[str],
+        *,
+        debugger: Optional[str] = None,
+        env: Optional[Mapping[str, str]] = None,
+        cwd: Optional[str] = None,
+        kill_on_close: bool = False,
+        command_timeout: Optional[float] = 60.0,
+        **driver_options: Any,
+    ) -> "Session":
+        """Start ``argv`` under the debugger, stopped once the runtime is up (before Main runs)."""
+        if isinstance(argv, str) or not argv:
+            raise ConfigurationError("launch takes a non-empty list of arguments, e.g. ['./MyApp', 'arg']")
+        target = Target(argv=tuple(str(a) for a in argv), env=dict(env or {}), cwd=cwd)
+        return cls._start(target, debugger, kill_on_close, command_timeout, driver_options)
+
+    @classmethod
+    def attach(
+        cls,
+        pid: Optional[int] = None,
+        *,
+        name: Optional[str] = None,
+        wait: bool = False,
+        wait_timeout: Optional[float] = None,
+        debugger: Optional[str] = None,
+        command_timeout: Optional[float] = 60.0,
+        **driver_options: Any,
+    ) -> "Session":
+        """Attach to a running process by pid or by name (``wait=True``: wait for it to start)."""
+        if (pid is None) == (name is None):
+            raise ConfigurationError("attach takes exactly one of pid= or name=")
+        if pid is not None:
+            if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+                raise ConfigurationError(f"pid must be a positive integer, not {pid!r}")
+            target = Target(pid=pid)
+        else:
+            assert name is not None
+            if (debugger or default_debugger()) == "cdb":
+                target = Target(name=name)  # cdb resolves -pn itself
+            else:
+                target = Target(pid=processes.find_one(name, wait=wait, timeout=wait_timeout), name=name)
+        return cls._start(target, debugger, False, command_timeout, driver_options)
+
+    @classmethod
+    def _start(
+        cls, target: Target, debugger: Optional[str], kill_on_close: bool, command_timeout: Optional[float],
+        driver_options: Mapping[str, Any],
+    ) -> "Session":
+        driver = make_driver(target, debugger, {"command_timeout": command_timeout, **driver_options})
+        driver.start()
+        session = cls(driver, kill_on_close=kill_on_close, command_timeout=command_timeout)
+        _OPEN_SESSIONS.add(session)
+        return session
+
+    # ----- what the user calls ------------------------------------------------------------------------
+
+    @property
+    def pid(self) -> Optional[int]:
+        return self.driver.pid
+
+    @property
+    def versions(self) -> Mapping[str, str]:
+        return self.driver.versions()
+
+    def break_on_clr_exceptions(self) -> None:
+        """Stop at every first-chance managed exception from now on; second chance always stops."""
+        self._check_open()
+        self.driver.arm_clr_exceptions()
+
+    def stop_breaking_on_clr_exceptions(self) -> None:
+        self._check_open()
+        self.driver.disarm_clr_exceptions()
+
+    def wait_for_event(self, timeout: Optional[float] = None, *, parse: bool = True) -> StopEvent:
+        """Let the target run to its next exception stop or its exit.
+
+        ``timeout`` None waits for ever; past it, DebuggerTimeoutError (the target is then stopped, and
+        ``close()`` lets it go). With ``parse`` the event carries the parsed ``pe`` and ``clrstack``.
+        """
+        self._check_open()
+        if self._exited:
+            raise TargetExitedError("the target has exited; there are no more events")
+        raw = self.driver.resume(timeout)
+        self._sequence += 1
+        event = self._event_from(raw, parse)
+        if raw.kind is StopKind.EXIT:
+            self._exited = True
+        self.last_event = event
+        return event
+
+    def execute(self, command: str, timeout: Optional[float] = None, **options: Any) -> str:
+        """Run one debugger command while stopped; return its text as printed."""
+        self._check_open()
+        return self.driver.execute(command, timeout if timeout is not None else self.command_timeout, **options)
+
+    def sos(self, command: str, timeout: Optional[float] = None) -> str:
+        """Run an SOS command with the prefix this debugger needs (``!pe`` on cdb, ``pe`` on lldb)."""
+        return self.execute(getattr(self.driver, "sos_prefix", "") + command, timeout)
+
+    def exception(self, address: Optional[int] = None) -> Optional[ManagedException]:
+        text = self.sos(f"pe {address:x}" if address else "pe")
+        return parse_pe(text)
+
+    def stack(self, thread_id: Optional[int] = None) -> ManagedStack:
+        if thread_id is not None and self.driver.name == "lldb":
+            return parse_clrstack(self.execute(getattr(self.driver, "sos_prefix", "") + "clrstack",
+                                               thread_id=thread_id))
+        return parse_clrstack(self.sos("clrstack"))
+
+    def threads(self) -> ThreadTable:
+        return parse_threads(self.sos("clrthreads" if self.driver.name == "lldb" else "threads"))
+
+    def type_chain(self, address: int) -> Tuple[str, ...]:
+        """The exception's type and its base types, most derived first (walks ``dumpmt`` parents)."""
+        header = parse_dumpobj(self.sos(f"dumpobj {address:x}"))
+        chain: List[str] = []
+        mt: Optional[int] = header.method_table
+        while mt and len(chain) < MAX_TYPE_CHAIN:
+            cached = self._type_cache.get(mt)
+            if cached is not None:
+                chain.extend(cached)
+                break
+            table = parse_dumpmt(self.sos(f"dumpmt {mt:x}"))
+            chain.append(table.name)
+            mt = table.parent
+        result = tuple(chain)
+        self._type_cache[header.method_table] = result
+        return result
+
+    def dump(
+        self,
+        path: str,
+        *,
+        verify: bool = True,
+        expect: Optional[StopEvent] = None,
+        checksum: bool = True,
+        timeout: Optional[float] = 600.0,
+    ) -> DumpRecord:
+        """Write a full dump of the stopped target to ``path``.
+
+        Never overwrites: ``path`` must not exist. The dump is written to a temporary name in the same
+        folder (mode 0600), fsync'ed and renamed into place. With ``verify`` an independent reader
+        (dotnet-dump analyze on Linux) reopens it and must see the exception of ``expect`` (default: the
+        last event) on the same thread.
+        """
+        self._check_open()
+        final = os.path.abspath(path)
+        folder = os.path.dirname(final)
+        check_dump_folder(folder)
+        if os.path.lexists(final):
+            raise DumpError(f"{final} already exists; pydbgauto never overwrites a dump: choose another name")
+        temp = os.path.join(folder, f".{os.path.basename(final)}.{secrets.token_hex(4)}.partial")
+        started = time.monotonic()
+        try:
+            self.driver.write_dump(temp, timeout)
+            if not os.path.isfile(temp) or os.path.getsize(temp) == 0:
+                raise DumpError(f"the debugger reported success but wrote nothing to {temp}")
+            os.chmod(temp, 0o600)
+            _rename_no_overwrite(temp, final)
+        except BaseException:
+            if os.path.lexists(temp):
+                os.unlink(temp)
+            raise
+        seconds = time.monotonic() - started
+        record = DumpRecord(path=final, size=os.path.getsize(final), seconds=seconds,
+                            sha256=_sha256(final) if checksum else None)
+        if verify:
+            from pydbgauto.verify import verify_dump
+
+            record = verify_dump(record, expect if expect is not None else self.last_event)
+        return record
+
+    # ----- leaving ------------------------------------------------------------------------------------
+
+    def detach(self) -> None:
+        """Let the target go on alone; the debugger stays until ``close()``."""
+        if not self._closed:
+            self.driver.detach()
+
+    def close(self) -> None:
+        """Detach (or kill a launched target when asked) and end the debugger. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        _OPEN_SESSIONS.discard(self)
+        try:
+            if self.kill_on_close and not self._exited:
+                kill = getattr(self.driver, "kill_target", None)
+                if kill is not None:
+                    try:
+                        kill()
+                    except PydbgautoError as e:
+                        log.warning("could not kill the target: %s", e)
+        finally:
+            self.driver.close()
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ----- internals ----------------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise PydbgautoError("this session is closed; start a new one with Session.launch or Session.attach")
+
+    def _event_from(self, raw: RawStop, parse: bool) -> StopEvent:
+        now = time.time()
+        if raw.kind is StopKind.EXIT:
+            return StopEvent(kind="exit", sequence=self._sequence, pid=self.pid, exit_status=raw.exit_status,
+                             description=raw.description, time=now)
+        exception: Optional[ManagedException] = None
+        stack: Optional[ManagedStack] = None
+        errors: List[str] = []
+        if parse:
+            try:
+                exception = self.exception(raw.exception_address)
+            except (SosError, PydbgautoError) as e:
+                errors.append(f"pe: {e}")
+            try:
+                stack = self.stack(raw.thread_id)
+            except (SosError, PydbgautoError) as e:
+                errors.append(f"clrstack: {e}")
+        address = raw.exception_address if raw.exception_address is not None else (
+            exception.address if exception else None)
+        return StopEvent(
+            kind=raw.kind.value, sequence=self._sequence, pid=self.pid, thread_id=raw.thread_id,
+            exception_address=address, exception=exception, stack=stack, description=raw.description,
+            time=now, error="; ".join(errors) or None,
+        )
+
+
+def check_dump_folder(folder: str) -> None:
+    """Refuse a dump folder that does not exist or cannot be written, before any dump is attempted."""
+    if not os.path.isdir(folder):
+        raise ConfigurationError(f"the dump folder {folder} does not exist: create it first (mkdir -p {folder})")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigurationError(f"the dump folder {folder} is not writable by this user: choose another folder")
+
+
+def _rename_no_overwrite(temp: str, final: str) -> None:
+    """Move ``temp`` to ``final`` atomically, failing rather than replacing an existing file."""
+    try:
+        os.link(temp, final)  # fails with FileExistsError if final appeared meanwhile
+    except FileExistsError:
+        raise DumpError(f"{final} appeared while the dump was written; the dump stays at {temp}") from None
+    except OSError:
+        # Filesystems without hard links: rename, after a last look (a small race, documented).
+        if os.path.lexists(final):
+            raise DumpError(f"{final} already exists; the dump stays at {temp}") from None
+        os.rename(temp, final)
+        _fsync_dir(os.path.dirname(final))
+        return
+    os.unlink(temp)
+    _fsync_dir(os.path.dirname(final))
+
+
+def _fsync_dir(folder: str) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

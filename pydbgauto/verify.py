@@ -1,0 +1,125 @@
+"""Check a dump with a reader that is not ours: ``dotnet-dump analyze`` (Linux).
+
+A dump counts as verified when the reader opens it, lists the expected thread, and shows the expected
+exception object with the same type on it. The reader's text is parsed with pydbgauto's own parsers.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+from typing import List, Optional, Tuple
+
+import attr
+
+from pydbgauto import locate
+from pydbgauto.errors import DebuggerNotFoundError, PydbgautoError
+from pydbgauto.models import DumpRecord, ManagedException, ManagedStack, StopEvent, ThreadTable
+from pydbgauto.sos import parse_clrstack, parse_pe, parse_threads
+
+READER = "dotnet-dump analyze"
+
+
+@attr.frozen
+class DumpReading:
+    """What ``dotnet-dump analyze`` printed for a dump, parsed."""
+
+    threads: Optional[ThreadTable]
+    exception: Optional[ManagedException]
+    stack: Optional[ManagedStack]
+    raw: str = attr.field(repr=False)
+
+
+def reader_env() -> dict:
+    env = dict(os.environ)
+    # dotnet-dump targets net8.0; let it run on whichever newer runtime the machine has.
+    env.setdefault("DOTNET_ROLL_FORWARD", "Major")
+    env.setdefault("DOTNET_CLI_TELEMETRY_OPTOUT", "1")
+    return env
+
+
+def analyze(path: str, *, exception_address: Optional[int] = None, thread_id: Optional[int] = None,
+            timeout: float = 300.0, dotnet_dump: Optional[str] = None) -> DumpReading:
+    """Open ``path`` with dotnet-dump and read the thread list, an exception, and a thread's stack."""
+    tool = locate.find_dotnet_dump(dotnet_dump)
+    commands: List[str] = ["pe " + (f"{exception_address:#x}" if exception_address else ""), "clrthreads"]
+    if thread_id is not None:
+        commands += [f"setthread -t {thread_id}", "clrstack"]
+    argv = [tool, "analyze", path]
+    for command in commands + ["exit"]:
+        argv += ["-c", command.strip()]
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, errors="replace", timeout=timeout,
+                              env=reader_env(), stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as e:
+        raise PydbgautoError(f"{READER} did not finish within {timeout} s on {path}") from e
+    except OSError as e:
+        raise DebuggerNotFoundError(f"cannot run {tool}: {e}: {locate.SOS_HINT}") from e
+    text = done.stdout + done.stderr
+    if done.returncode != 0 and "ThreadCount:" not in text:
+        raise PydbgautoError(f"{READER} could not open {path} (exit {done.returncode}): {text.strip()[-400:]}")
+    pe_text, threads_text, stack_text = _split(text)
+    return DumpReading(
+        threads=_try(parse_threads, threads_text),
+        exception=_try(parse_pe, pe_text),
+        stack=_try(parse_clrstack, stack_text) if stack_text else None,
+        raw=text,
+    )
+
+
+def _split(text: str) -> Tuple[str, str, str]:
+    """dotnet-dump prints the commands' outputs back to back: cut at each report's first line."""
+    threads_at = text.find("ThreadCount:")
+    stack_match = re.search(r"^OS Thread Id:", text, re.MULTILINE)
+    stack_at = stack_match.start() if stack_match else -1
+    pe_start = text.find("Exception object:")
+    if pe_start < 0:
+        pe_start = 0
+    ends = [p for p in (threads_at, stack_at) if p > pe_start]
+    pe_text = text[pe_start : min(ends)] if ends else text[pe_start:]
+    threads_text = text[threads_at : stack_at if stack_at > threads_at else len(text)] if threads_at >= 0 else ""
+    stack_text = text[stack_at:] if stack_at >= 0 else ""
+    return pe_text, threads_text, stack_text
+
+
+def _try(parser, text: str):  # type: ignore[no-untyped-def]
+    try:
+        return parser(text) if text.strip() else None
+    except PydbgautoError:
+        return None
+
+
+def verify_dump(record: DumpRecord, expect: Optional[StopEvent], *, timeout: float = 300.0) -> DumpRecord:
+    """Reopen the dump; a record with ``verified`` and what the reader saw (never raises for a mismatch)."""
+    started = time.monotonic()
+    address = expect.exception_address if expect else None
+    thread = expect.thread_id if expect else None
+    try:
+        reading = analyze(record.path, exception_address=address, thread_id=thread, timeout=timeout)
+    except PydbgautoError as e:
+        return attr.evolve(record, verified=False, reader=READER, verify_seconds=time.monotonic() - started,
+                           verify_error=str(e))
+    problems = []
+    if reading.threads is None:
+        problems.append("the reader printed no thread list")
+    if expect is not None and expect.exception is not None:
+        seen = reading.exception
+        if seen is None:
+            problems.append(f"no exception object at {address:#x}" if address else "no exception on the thread")
+        elif seen.type != expect.exception.type or (address is not None and seen.address != address):
+            problems.append(f"saw {seen.type} at {seen.address:#x}, expected {expect.exception.type} at {address:#x}"
+                            if address else f"saw {seen.type}, expected {expect.exception.type}")
+    if thread is not None:
+        if reading.stack is None or reading.stack.os_thread_id != thread:
+            problems.append(f"thread {thread:#x} has no managed stack in the dump")
+    return attr.evolve(
+        record,
+        verified=not problems,
+        reader=READER,
+        verify_seconds=time.monotonic() - started,
+        verify_error="; ".join(problems) or None,
+        seen_exception_type=reading.exception.type if reading.exception else None,
+        seen_thread_id=reading.stack.os_thread_id if reading.stack else None,
+    )
