@@ -1,0 +1,217 @@
+"""The same cdb commands through ``pykd.dbgCommand``: pydbgauto inside WinDbg/cdb, or in pykd's
+standalone mode (``pykd.initialize()`` + attach/start).
+
+Inside a debugger (``!py`` in WinDbg) the target already exists and belongs to the user:
+this driver never detaches or quits it, and ``close()`` only removes what it set. In
+standalone mode it attaches (or starts the process) itself and detaches on ``close()``.
+
+Framing is not needed here (``dbgCommand`` returns one command's output), but the user-string
+checks of :mod:`pydbgauto.drivers.cdb_safety` and the stop classification of the cdb driver
+are the same. ``pykd.go()`` blocks; a time limit on ``resume`` is kept by a timer that calls
+``pykd.breakin()`` when pykd has it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any, Mapping, Optional, Sequence
+
+from pydbgauto.drivers.base import RawStop, StopKind, Target
+from pydbgauto.drivers.cdb import (
+    CLR_EXCEPTION_CODES,
+    DUMP_OPTIONS,
+    classify_stop,
+    sos_load_commands,
+    type_filter_command,
+)
+from pydbgauto.drivers.cdb_prompt import clean_reply, detect_runtime
+from pydbgauto.drivers.cdb_safety import check_command, check_dump_path, quote_path
+from pydbgauto.errors import (
+    ConfigurationError,
+    DebuggerError,
+    DebuggerNotFoundError,
+    DebuggerTimeoutError,
+    DumpError,
+    NotDotnetError,
+    ParseError,
+    SosError,
+    UnsafeInputError,
+)
+
+__all__ = ["PykdDriver"]
+
+_CLR_FILTERS = ("clr",) + tuple(f"{c:x}" for c in CLR_EXCEPTION_CODES)
+
+
+def _import_pykd() -> Any:
+    try:
+        import pykd  # type: ignore[import-not-found]
+    except ImportError as e:
+        raise DebuggerNotFoundError(
+            "the pykd driver needs pykd (Windows only): pip install pykd, or run inside WinDbg with the "
+            "pykd extension loaded (.load pykd; !py ...)"
+        ) from e
+    return pykd
+
+
+class PykdDriver:
+    """:class:`pydbgauto.drivers.base.Driver` over pykd. ``embedded=True``: already inside a
+    debugger session (the default when pykd says it is attached to a process)."""
+
+    name = "pykd"
+    sos_prefix = "!"
+
+    def __init__(
+        self,
+        target: Optional[Target] = None,
+        *,
+        sos_path: Optional[str] = None,
+        embedded: Optional[bool] = None,
+        pykd_module: Any = None,
+    ) -> None:
+        self._pykd = pykd_module if pykd_module is not None else _import_pykd()
+        self.target = target
+        self._sos_path = sos_path
+        self._embedded = embedded
+        self._pid: Optional[int] = target.pid if target else None
+        self.runtime: Optional[str] = None
+        self.sos_command: Optional[str] = None
+        self._started = False
+        self._closed = False
+
+    @property
+    def pid(self) -> Optional[int]:
+        return self._pid
+
+    @property
+    def embedded(self) -> bool:
+        return bool(self._embedded)
+
+    def _cmd(self, command: str) -> str:
+        try:
+            return clean_reply(str(self._pykd.dbgCommand(command)))
+        except Exception as e:  # pykd raises its own DbgException
+            raise DebuggerError(f"pykd.dbgCommand({command!r}) failed: {e}") from e
+
+    def start(self) -> None:
+        pykd = self._pykd
+        if self._embedded is None:
+            self._embedded = bool(getattr(pykd, "isWindbgExt", lambda: False)())
+        if not self._embedded:
+            if self.target is None:
+                raise ConfigurationError("standalone pykd needs a Target (pid or argv)")
+            pykd.initialize()
+            if self.target.pid is not None:
+                pykd.attachProcess(self.target.pid)
+            elif self.target.argv:
+                import subprocess
+
+                pid = pykd.startProcess(subprocess.list2cmdline(list(self.target.argv)))
+                self._pid = int(pid) if pid else None
+            else:
+                raise ConfigurationError("pykd cannot attach by name; pass a pid")
+        if self._pid is None:
+            self._pid = int(pykd.getCurrentProcessId()) if hasattr(pykd, "getCurrentProcessId") else None
+        self.runtime = detect_runtime(self._cmd("lm"))
+        if self.runtime is None:
+            raise NotDotnetError("no .NET runtime (coreclr, clr, mscorwks) in the module list")
+        for command in sos_load_commands(self.runtime, self._sos_path if self.runtime == "coreclr" else None):
+            reply = self._cmd(command)
+            if "unable to find module" in reply.lower() or "failed" in reply.lower():
+                raise SosError(f"{command} failed: {reply.strip()[-300:]!r}")
+            self.sos_command = command
+        self._started = True
+
+    def execute(self, command: str, timeout: Optional[float] = None, *, allow_dangerous: bool = False) -> str:
+        check_command(command, allow_dangerous=allow_dangerous)
+        if command.strip().lower() in ("q", "qq"):
+            raise UnsafeInputError("'q' ends the target; the pykd driver never sends it")
+        return self._cmd(command)
+
+    def arm_clr_exceptions(self) -> None:
+        for f in _CLR_FILTERS:
+            self._cmd(f"sxe {f}")
+
+    def disarm_clr_exceptions(self) -> None:
+        for f in _CLR_FILTERS:
+            self._cmd(f'sx- -c "" {f}')
+            self._cmd(f"sxd {f}")
+
+    def set_type_filter(self, type_names: Sequence[str], derived: bool) -> None:
+        if not type_names:
+            for f in _CLR_FILTERS:
+                self._cmd(f'sx- -c "" {f}')
+            return
+        command = type_filter_command(type_names, derived)
+        for f in _CLR_FILTERS:
+            self._cmd(f'sxe -c "{command}" {f}')
+
+    def resume(self, timeout: Optional[float]) -> RawStop:
+        pykd = self._pykd
+        timer: Optional[threading.Timer] = None
+        fired = threading.Event()
+        if timeout is not None and hasattr(pykd, "breakin"):
+
+            def fire() -> None:
+                fired.set()
+                pykd.breakin()
+
+            timer = threading.Timer(timeout, fire)
+            timer.start()
+        try:
+            pykd.go()
+        except Exception as e:
+            text = str(e)
+            if "no" in text.lower() and "process" in text.lower():
+                return RawStop(kind=StopKind.EXIT, description=text)
+            raise DebuggerError(f"pykd.go() failed: {e}") from e
+        finally:
+            if timer is not None:
+                timer.cancel()
+        if fired.is_set():
+            raise DebuggerTimeoutError(f"the target did not stop within {timeout} s; broke in")
+        return classify_stop("", self._cmd(".lastevent"))
+
+    def write_dump(self, path: str, timeout: Optional[float], *, options: str = "/ma") -> None:
+        check_dump_path(path, windows=os.name == "nt")
+        if options not in DUMP_OPTIONS:
+            raise ConfigurationError(f"dump options {options!r}: use one of {sorted(DUMP_OPTIONS)}")
+        if os.path.exists(path):
+            raise DumpError(f"{path} already exists; pydbgauto never overwrites a dump")
+        reply = self._cmd(f".dump {options} {quote_path(path)}")
+        from pydbgauto.sos.dump_reply import parse_dump_result
+
+        try:
+            result = parse_dump_result(reply)
+        except ParseError:
+            raise DumpError(f"the reply to .dump is not understood: {reply.strip()[-300:]!r}") from None
+        if not result.success:
+            raise DumpError(f"could not write {path}: {result.error}")
+        if not os.path.isfile(path) or os.path.getsize(path) <= 0:
+            raise DumpError(f"the debugger said the dump was written, but {path} is missing or empty")
+
+    def versions(self) -> Mapping[str, str]:
+        out = {"debugger": "pykd"}
+        version = getattr(self._pykd, "__version__", None) or getattr(self._pykd, "version", None)
+        if version:
+            out["pykd"] = str(version)
+        if self.runtime:
+            out["runtime"] = self.runtime
+        if self.sos_command:
+            out["sos"] = self.sos_command
+        return out
+
+    def detach(self) -> None:
+        if self._embedded or self._closed or not self._started:
+            return
+        try:
+            self._pykd.detachAllProcesses()
+        finally:
+            self._closed = True
+
+    def close(self) -> None:
+        if self._embedded:
+            self._closed = True  # the user's own session: leave it as it is
+            return
+        self.detach()
