@@ -682,3 +682,14 @@ def test_install_reprs_takes_the_pending_classes_explicitly() -> None:
     wmd = WatchResultDouble()._repr_markdown_()  # type: ignore[attr-defined]
     assert wmd == watch_result_markdown(WatchResultDouble())
     assert "1 events seen, 1 decisions, 1 captures" in wmd
+
+
+def test_ipython_formatter_uses_the_reprs() -> None:
+    formatters = pytest.importorskip("IPython.core.formatters")
+    install_reprs()
+    formatter = formatters.DisplayFormatter()
+    formatter.active_types = ["text/plain", "text/html", "text/markdown"]
+    data, _ = formatter.format(event_for(MIXED_STACK))
+    assert data["text/html"] == event_html(event_for(MIXED_STACK))
+    assert data["text/markdown"] == event_markdown(event_for(MIXED_STACK))
+    assert data["text/plain"].startswith("StopEvent(")
