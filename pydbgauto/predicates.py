@@ -209,6 +209,13 @@ class Predicate:
     def __invert__(self) -> "Predicate":
         return _Not(self)
 
+    def __bool__(self) -> bool:
+        # `p and q`, `p or q`, `not p` would silently pick one predicate: refuse, like numpy arrays do.
+        raise TypeError(
+            f"a predicate has no truth value ({self.describe()}); combine predicates with &, | and ~ "
+            "(not and, or, not), and call .matches(facts) to evaluate one"
+        )
+
     def _described_at(self, precedence: int) -> str:
         text = self.describe()
         return f"({text})" if self._precedence < precedence else text

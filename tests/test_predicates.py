@@ -327,6 +327,26 @@ def test_callable_rule_unresolvable_string_annotation() -> None:
     assert as_predicate(f).matches(EVENT)
 
 
+def test_callable_rule_with_real_annotations() -> None:
+    def on_event(ev):  # type: ignore[no-untyped-def]
+        return isinstance(ev, StopEvent)
+
+    def on_facts(f):  # type: ignore[no-untyped-def]
+        return isinstance(f, Facts)
+
+    on_event.__annotations__ = {"ev": StopEvent}  # as without `from __future__ import annotations`
+    on_facts.__annotations__ = {"f": Optional[Facts]}
+    assert as_predicate(on_event).matches(EVENT)
+    assert as_predicate(on_facts).matches(EVENT)
+
+
+def test_no_truth_value() -> None:
+    with pytest.raises(TypeError, match="combine predicates with &"):
+        exception_type(IOE) and first_chance()  # noqa: B018
+    with pytest.raises(TypeError):
+        not first_chance()  # noqa: B018
+
+
 def test_callable_rule_takes_overrides() -> None:
     assert as_predicate(lambda ev: ev.kind == "first-chance", takes="event").matches(EVENT)
     assert as_predicate(lambda f: f.event is EVENT, takes="facts").matches(EVENT)
