@@ -1,0 +1,151 @@
+"""Fixtures for tests against the real lldb + SOS and the real sample app (built by scripts/setup)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+import time
+from typing import Iterator, List
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+APPS = {"net8": os.path.join(ROOT, ".build", "app-net8", "ThrowingApp"),
+        "net10": os.path.join(ROOT, ".build", "app-net10", "ThrowingApp")}
+
+
+def _missing() -> List[str]:
+    missing = [f"sample app {k} ({p})" for k, p in APPS.items() if not os.access(p, os.X_OK)]
+    if not shutil.which("lldb-19"):
+        missing.append("lldb-19")
+    try:
+        from pydbgauto import locate
+
+        locate.find_sos_plugin()
+        locate.find_dotnet_dump()
+    except Exception as e:  # noqa: BLE001 - report whatever is missing
+        missing.append(str(e))
+    return missing
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _integration_parts() -> None:
+    missing = _missing()
+    if missing:
+        message = "integration parts missing (run scripts/setup): " + "; ".join(missing)
+        if os.environ.get("PYDBGAUTO_REQUIRE_INTEGRATION"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture(params=["net8", "net10"])
+def runtime(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def app(runtime: str) -> str:
+    return APPS[runtime]
+
+
+class WaitingApp:
+    """The sample app in `wait` mode: prints READY, then runs one scenario per line we send.
+
+    A thread drains its stdout all the time: an app blocked on a full pipe looks like a missed event.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.proc = subprocess.Popen([path, "wait"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                     bufsize=1)
+        self.lines: List[str] = []
+        self._changed = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        assert self.wait_for_line("READY", 60), f"the sample app did not get READY: {self.lines}"
+        self.pid = self.proc.pid
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            with self._changed:
+                self.lines.append(line.rstrip("\n"))
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+    def wait_for_line(self, prefix: str, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not any(line.startswith(prefix) for line in self.lines):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or (self.proc.poll() is not None and not self._reader.is_alive()):
+                    return False
+                self._changed.wait(remaining)
+            return True
+
+    def send(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def finish(self, timeout: float = 60) -> List[str]:
+        """Tell it to exit and collect the rest of its output."""
+        try:
+            self.send("exit")
+        except (BrokenPipeError, OSError):
+            pass
+        self.proc.wait(timeout=timeout)
+        self._reader.join(timeout=timeout)
+        return list(self.lines)
+
+    def state(self) -> str:
+        return process_state(self.pid)
+
+
+def process_state(pid: int) -> str:
+    """The kernel's one-letter state: R/S running or sleeping, T/t stopped or traced-stopped, Z, X."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            raw = f.read()
+    except OSError:
+        return "gone"
+    return raw[raw.rindex(")") + 2]
+
+
+def tracer_of(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("TracerPid:"):
+                return int(line.split()[1])
+    return 0
+
+
+def lldb_processes() -> List[int]:
+    out = subprocess.run(["pgrep", "-f", "lldb"], capture_output=True, text=True).stdout
+    return sorted(int(p) for p in out.split() if int(p) != os.getpid())
+
+
+@pytest.fixture
+def waiting_app(app: str) -> Iterator[WaitingApp]:
+    w = WaitingApp(app)
+    yield w
+    if w.proc.poll() is None:
+        w.proc.kill()
+        w.proc.wait()
+
+
+@pytest.fixture
+def no_lldb_left() -> Iterator[None]:
+    before = set(lldb_processes())
+    yield
+    deadline = time.monotonic() + 10
+    while set(lldb_processes()) - before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not set(lldb_processes()) - before, "an lldb process was left behind"
+
+
+def throw_lines(lines: List[str]) -> List[List[str]]:
+    """The app's `THROW n Type tid=N what` lines, split."""
+    return [line.split(" ", 4) for line in lines if line.startswith("THROW ")]
