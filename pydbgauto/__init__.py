@@ -1,4 +1,10 @@
-"""pydbgauto: catch a .NET process at the exception you care about, and keep a full dump of it."""
+"""pydbgauto: catch a .NET process at the exception you care about, and keep a full dump of it.
+
+Parse saved SOS text with ``parse_pe`` / ``parse_clrstack`` (no debugger needed); drive a debugger with
+``Session``; run the whole job with ``watch``. Heavier modules (sessions, drivers) load on first use.
+"""
+
+from typing import Any
 
 from pydbgauto.errors import (
     ConfigurationError,
@@ -18,14 +24,30 @@ from pydbgauto.errors import (
     UnsafeInputError,
 )
 from pydbgauto.models import (
+    CaptureRecord,
     DebugEvent,
+    DecisionRecord,
+    DumpRecord,
     DumpResult,
     ExceptionFrame,
     ManagedException,
     ManagedStack,
     ManagedThread,
     StackFrame,
+    StopEvent,
     ThreadTable,
+)
+from pydbgauto.policy import DumpPolicy
+from pydbgauto.predicates import (
+    Predicate,
+    as_predicate,
+    exception_type,
+    first_chance,
+    hresult,
+    inner,
+    message_matches,
+    second_chance,
+    thrown_in,
 )
 from pydbgauto.sos import (
     parse_clrstack,
@@ -39,34 +61,73 @@ from pydbgauto.sos import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "CaptureRecord",
     "ConfigurationError",
+    "DebugEvent",
     "DebuggerDiedError",
     "DebuggerError",
     "DebuggerNotFoundError",
     "DebuggerTimeoutError",
+    "DecisionRecord",
     "DumpError",
-    "DumpVerificationError",
-    "NoSuchProcessError",
-    "NotDotnetError",
-    "ParseError",
-    "PydbgautoError",
-    "SosError",
-    "TargetError",
-    "TargetExitedError",
-    "UnsafeInputError",
-    # SOS models and parsers
-    "DebugEvent",
+    "DumpPolicy",
+    "DumpRecord",
     "DumpResult",
+    "DumpVerificationError",
     "ExceptionFrame",
     "ManagedException",
     "ManagedStack",
     "ManagedThread",
+    "NoSuchProcessError",
+    "NotDotnetError",
+    "ParseError",
+    "Predicate",
+    "PydbgautoError",
+    "Session",
+    "SosError",
     "StackFrame",
+    "StopEvent",
+    "TargetError",
+    "TargetExitedError",
     "ThreadTable",
+    "UnsafeInputError",
+    "WatchResult",
+    "analyze",
+    "as_predicate",
+    "exception_type",
+    "first_chance",
+    "hresult",
+    "inner",
+    "message_matches",
     "parse_clrstack",
     "parse_clrstack_all",
     "parse_dump_result",
     "parse_events",
     "parse_pe",
     "parse_threads",
+    "second_chance",
+    "thrown_in",
+    "watch",
 ]
+
+_LAZY = {"Session": "pydbgauto.session", "watch": "pydbgauto.watch", "WatchResult": "pydbgauto.watch",
+         "analyze": "pydbgauto.analyze"}
+
+
+def __getattr__(name: str) -> Any:
+    """Session, watch and analyze load their drivers on first use, so parsing stays light."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pydbgauto' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
+
+def _install_display() -> None:
+    from pydbgauto import display
+
+    display.install_reprs()
+
+
+_install_display()

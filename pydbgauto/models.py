@@ -349,3 +349,44 @@ class DumpRecord(_Model):
     def __str__(self) -> str:
         state = "verified" if self.verified else ("NOT verified: " + self.verify_error if self.verify_error else "not verified")
         return f"{self.path} ({self.size / 1e6:.1f} MB, {self.seconds:.2f} s, {state})"
+
+
+@attr.frozen
+class DecisionRecord(_Model):
+    """What the dump policy decided for one stop, and why (see pydbgauto.policy for the reasons)."""
+
+    action: str  # "dump" or "skip"
+    reason: str  # "matched", "no-match", "limit", "cooldown", "duplicate-stack", "duplicate-object", ...
+    detail: str = ""
+    n: Optional[int] = None  # capture number of a dump
+
+    def __str__(self) -> str:
+        return f"{self.action} ({self.reason}){': ' + self.detail if self.detail else ''}"
+
+
+@attr.frozen
+class CaptureRecord(_Model):
+    """Everything pydbgauto knows about one captured exception; saved as JSON beside its dump."""
+
+    event: StopEvent
+    decision: DecisionRecord
+    exception: Optional[ManagedException] = None
+    stack: Optional[ManagedStack] = None
+    threads: Optional[ThreadTable] = None
+    inner_exceptions: Tuple[ManagedException, ...] = ()
+    dump: Optional[DumpRecord] = None
+    dump_error: Optional[str] = None
+    predicate: str = ""
+    timings: Dict[str, float] = attr.field(factory=dict)  # seconds: stop_to_dump_written, verify, ...
+    versions: Dict[str, str] = attr.field(factory=dict)
+    record_path: Optional[str] = None
+
+    _nested: ClassVar[Dict[str, Type[_Model]]] = {
+        "event": StopEvent, "decision": DecisionRecord, "exception": ManagedException, "stack": ManagedStack,
+        "threads": ThreadTable, "inner_exceptions": ManagedException, "dump": DumpRecord,
+    }
+
+    def __str__(self) -> str:
+        what = self.exception.type if self.exception else "unknown exception"
+        where = str(self.dump) if self.dump else f"no dump ({self.dump_error or self.decision.reason})"
+        return f"capture {self.decision.n or '-'}: {what} -> {where}"

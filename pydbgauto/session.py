@@ -56,7 +56,15 @@ def default_debugger() -> str:
     return "cdb" if sys.platform == "win32" else "lldb"
 
 
-def make_driver(target: Target, debugger: Optional[str], options: Mapping[str, Any]) -> Driver:
+def make_driver(target: Target, debugger: Any, options: Mapping[str, Any]) -> Driver:
+    """A driver for ``debugger``: "lldb", "cdb", "pykd", a Driver instance (used as is: custom drivers,
+    test doubles), or a callable ``(target, **options) -> Driver``."""
+    if debugger is not None and not isinstance(debugger, str):
+        if isinstance(debugger, Driver):
+            return debugger
+        if callable(debugger):
+            return debugger(target, **options)  # type: ignore[no-any-return]
+        raise ConfigurationError(f"debugger must be 'lldb', 'cdb', 'pykd' or a driver, not {debugger!r}")
     name = debugger or default_debugger()
     if name == "lldb":
         from pydbgauto.drivers.lldb import LldbDriver
@@ -85,6 +93,7 @@ class Session:
         self._exited = False
         self.last_event: Optional[StopEvent] = None
         self._type_cache: Dict[int, Tuple[str, ...]] = {}
+        self._filtered: List[StopEvent] = []
 
     # ----- construction -------------------------------------------------------------------------------
 
@@ -93,7 +102,7 @@ class Session:
         cls,
         argv: Sequence[str],
         *,
-        debugger: Optional[str] = None,
+        debugger: Any = None,
         env: Optional[Mapping[str, str]] = None,
         cwd: Optional[str] = None,
         kill_on_close: bool = False,
@@ -114,7 +123,7 @@ class Session:
         name: Optional[str] = None,
         wait: bool = False,
         wait_timeout: Optional[float] = None,
-        debugger: Optional[str] = None,
+        debugger: Any = None,
         command_timeout: Optional[float] = 60.0,
         **driver_options: Any,
     ) -> "Session":
@@ -127,7 +136,7 @@ class Session:
             target = Target(pid=pid)
         else:
             assert name is not None
-            if (debugger or default_debugger()) == "cdb":
+            if (debugger or default_debugger()) == "cdb" or not isinstance(debugger, (str, type(None))):
                 target = Target(name=name)  # cdb resolves -pn itself
             else:
                 target = Target(pid=processes.find_one(name, wait=wait, timeout=wait_timeout), name=name)
@@ -135,7 +144,7 @@ class Session:
 
     @classmethod
     def _start(
-        cls, target: Target, debugger: Optional[str], kill_on_close: bool, command_timeout: Optional[float],
+        cls, target: Target, debugger: Any, kill_on_close: bool, command_timeout: Optional[float],
         driver_options: Mapping[str, Any],
     ) -> "Session":
         driver = make_driver(target, debugger, {"command_timeout": command_timeout, **driver_options})
@@ -172,13 +181,50 @@ class Session:
         self._check_open()
         if self._exited:
             raise TargetExitedError("the target has exited; there are no more events")
-        raw = self.driver.resume(timeout)
+        try:
+            raw = self.driver.resume(timeout)
+        finally:
+            self._collect_filtered()  # they happened before this event: number them first
         self._sequence += 1
         event = self._event_from(raw, parse)
         if raw.kind is StopKind.EXIT:
             self._exited = True
         self.last_event = event
         return event
+
+    def set_filter(self, predicate: Any) -> bool:
+        """Let the debugger side decide ``predicate`` at each first-chance stop where it can.
+
+        Returns True when the debugger evaluates it (a predicate made only of pydbgauto's helpers);
+        False when every stop must come back to Python (a plain callable, or a debugger without it).
+        Stops the debugger let pass are listed by ``take_filtered()``.
+        """
+        self._check_open()
+        spec = predicate.to_spec() if predicate is not None else None
+        set_filter = getattr(self.driver, "set_filter", None)
+        if set_filter is None or (spec is None and predicate is not None):
+            if set_filter is not None:
+                set_filter(None)
+            return False
+        set_filter(spec)
+        return spec is not None
+
+    def take_filtered(self) -> List[StopEvent]:
+        """First-chance stops the debugger-side filter resumed without reporting, as events, oldest first."""
+        events, self._filtered = self._filtered, []
+        return events
+
+    def _collect_filtered(self) -> None:
+        take = getattr(self.driver, "take_filtered", None)
+        for item in (take() if take is not None else []):
+            self._sequence += 1
+            self._filtered.append(StopEvent(
+                kind="first-chance", sequence=self._sequence, pid=self.pid, thread_id=item.get("thread_id"),
+                exception_address=item.get("exception_address"),
+                exception=ManagedException(address=item.get("exception_address"), type=item.get("type"),
+                                           message=None),
+                description="resumed by the debugger-side filter", time=float(item.get("time") or 0.0),
+            ))
 
     def execute(self, command: str, timeout: Optional[float] = None, **options: Any) -> str:
         """Run one debugger command while stopped; return its text as printed."""
@@ -320,7 +366,7 @@ class Session:
         return StopEvent(
             kind=raw.kind.value, sequence=self._sequence, pid=self.pid, thread_id=raw.thread_id,
             exception_address=address, exception=exception, stack=stack, description=raw.description,
-            time=now, error="; ".join(errors) or None,
+            time=now, error="; ".join(errors) or None, type_chain=raw.type_chain,
         )
 
 

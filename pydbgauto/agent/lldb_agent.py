@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 import traceback
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import lldb  # type: ignore[import-not-found]
 
@@ -35,7 +35,14 @@ if _PACKAGE_PARENT not in sys.path:
     sys.path.insert(0, _PACKAGE_PARENT)
 
 from pydbgauto import coredump  # noqa: E402
+from pydbgauto import predicates  # noqa: E402
+from pydbgauto.models import ManagedException, StopEvent  # noqa: E402
+from pydbgauto.sos.clrstack import parse_clrstack  # noqa: E402
+from pydbgauto.sos.objects import parse_dumpmt  # noqa: E402
 from pydbgauto.sos.pe import parse_pe  # noqa: E402
+
+# Predicate nodes the agent can decide from the type alone (no SOS command per throw).
+TYPE_ONLY_OPS = {"exception_type", "first_chance", "second_chance", "not", "all", "any"}
 
 CLR_NOTIFY_EXCEPTION = 0xE0444143
 JIT_NOTIFICATION2 = 8
@@ -77,8 +84,14 @@ class Agent:
         self.exinfo_offset: Optional[int] = None
         self.writable_pages: List[int] = []
         self.pending: List[Dict[str, Any]] = []
+        # MethodTable -> (type name, base types...), filled by dumpmt once per type
+        self.type_chains: Dict[int, Tuple[str, ...]] = {}
+        self.filter: Optional[predicates.Predicate] = None
+        self.filter_type_only = False
+        self.filtered: List[Dict[str, Any]] = []  # first-chance stops the filter let pass, for the log
         self.runtime: Dict[str, Any] = {}
-        self.stats = {"stops": 0, "notifications": 0, "rejits": 0}
+        self.stats: Dict[str, Any] = {"stops": 0, "notifications": 0, "rejits": 0, "run_seconds": 0.0,
+                                      "sos_seconds": 0.0, "sos_commands": 0}
 
     # ----- plumbing -------------------------------------------------------------------------------------
 
@@ -106,8 +119,11 @@ class Agent:
         self.reply.flush()
 
     def hc(self, command: str) -> str:
+        started = time.monotonic()
         ro = lldb.SBCommandReturnObject()
         self.ci.HandleCommand(command, ro)
+        self.stats["sos_seconds"] += time.monotonic() - started
+        self.stats["sos_commands"] += 1
         return (ro.GetOutput() or "") + (ro.GetError() or "")
 
     def _require_process(self) -> "lldb.SBProcess":
@@ -268,6 +284,77 @@ class Agent:
         self.dispatch_bps, self.notify_bp, self.rethrow_bp, self.mechanism = [], None, None, None
         return {}
 
+    # ----- the in-agent filter ------------------------------------------------------------------------
+
+    def op_set_filter(self, spec: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+        """Evaluate this predicate here, at each first-chance stop; report only the matches.
+
+        Stops that do not match are resumed at once and listed (compactly) with the next report, so
+        the caller's decision log still accounts for every throw.
+        """
+        if spec is None:
+            self.filter, self.filter_type_only = None, False
+            return {"type_only": False}
+        self.filter = predicates.from_spec(spec)
+        self.filter_type_only = _ops(spec) <= TYPE_ONLY_OPS
+        return {"type_only": self.filter_type_only}
+
+    def _type_chain(self, address: int) -> Optional[Tuple[str, ...]]:
+        """The object's type and base types from its MethodTable pointer; dumpmt once per type."""
+        try:
+            mt = self._u64(address)
+        except AgentError:
+            return None
+        chain = self.type_chains.get(mt)
+        if chain is not None:
+            return chain
+        names: List[str] = []
+        current: Optional[int] = mt
+        while current and len(names) < 32:
+            known = self.type_chains.get(current)
+            if known is not None:
+                names.extend(known)
+                break
+            try:
+                header = parse_dumpmt(self.hc(f"dumpmt {current:x}"))
+            except Exception:
+                return None
+            names.append(header.name)
+            current = header.parent
+        chain = tuple(names)
+        if "System.Exception" not in chain:
+            return None
+        self.type_chains[mt] = chain
+        return chain
+
+    def _passes_filter(self, event: Dict[str, Any], thread: "lldb.SBThread") -> bool:
+        """True when the event must be reported (no filter, or the filter matched or could not tell)."""
+        if self.filter is None or event["kind"] != "first-chance" or not event.get("exception_address"):
+            return True
+        address = event["exception_address"]
+        chain = self._type_chain(address)
+        if chain is None:
+            return True
+        if self.filter_type_only:
+            exception = ManagedException(address=address, type=chain[0], message=None)
+            stack = None
+        else:
+            self._require_process().SetSelectedThread(thread)
+            try:
+                exception = parse_pe(self.hc(f"pe {address:x}"))
+                stack = parse_clrstack(self.hc("clrstack")) if "stack" in self.filter.needs else None
+            except Exception:
+                return True  # let Python look at what the agent could not read
+        stop = StopEvent(kind="first-chance", thread_id=event["thread_id"], exception_address=address,
+                         exception=exception, stack=stack, type_chain=chain)
+        verdict = predicates.evaluate(self.filter, predicates.Facts(event=stop))
+        if verdict.matched or verdict.error:
+            event["type_chain"] = list(chain)
+            return True
+        self.filtered.append({"thread_id": event["thread_id"], "exception_address": address, "type": chain[0],
+                              "time": time.time()})
+        return False
+
     # ----- running and stopping ------------------------------------------------------------------------
 
     def op_resume(self, timeout: Optional[float]) -> Dict[str, Any]:
@@ -275,13 +362,14 @@ class Agent:
         process = self._require_process()
         if self.pending:
             return self._report(self.pending.pop(0))
+        self.filtered = []
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             interrupted = self._continue_until_stop(process, deadline)
             state = process.GetState()
             if state == lldb.eStateExited:
                 return {"kind": "exit", "exit_status": process.GetExitStatus(),
-                        "description": process.GetExitDescription() or ""}
+                        "description": process.GetExitDescription() or "", "filtered": self._take_filtered()}
             if state != lldb.eStateStopped:
                 raise AgentError("state", f"unexpected process state {lldb.SBDebugger.StateAsCString(state)}")
             self.stats["stops"] += 1
@@ -290,7 +378,7 @@ class Agent:
                 self.pending.extend(events[1:])
                 return self._report(events[0])
             if interrupted:
-                return {"kind": interrupted}
+                return {"kind": interrupted, "filtered": self._take_filtered()}
             # Only notifications or a stray stop: go on.
 
     def _continue_until_stop(self, process: "lldb.SBProcess", deadline: Optional[float]) -> Optional[str]:
@@ -318,7 +406,9 @@ class Agent:
 
         thread = threading.Thread(target=watchdog, daemon=True)
         thread.start()
+        started = time.monotonic()
         error = process.Continue()
+        self.stats["run_seconds"] += time.monotonic() - started
         done.set()
         thread.join()
         if not error.Success() and process.GetState() == lldb.eStateStopped and not why:
@@ -334,15 +424,24 @@ class Agent:
                 if bp_id == self.notify_bp:
                     self._on_notification(thread)
                 elif bp_id in self.dispatch_bps:
-                    events.append(self._first_chance_dispatch(thread))
+                    event = self._first_chance_dispatch(thread)
+                    if self._passes_filter(event, thread):
+                        events.append(event)
                 elif bp_id == self.rethrow_bp:
-                    events.append(self._first_chance_legacy(thread))
+                    event = self._first_chance_legacy(thread)
+                    if self._passes_filter(event, thread):
+                        events.append(event)
             elif reason == lldb.eStopReasonSignal and thread.GetStopReasonDataAtIndex(0) == SIGABRT:
                 events.append({"kind": "second-chance", "thread_id": thread.GetThreadID(),
                                "exception_address": None, "description": "SIGABRT: the runtime is aborting"})
         return events
 
+    def _take_filtered(self) -> List[Dict[str, Any]]:
+        filtered, self.filtered = self.filtered, []
+        return filtered
+
     def _report(self, event: Dict[str, Any]) -> Dict[str, Any]:
+        event["filtered"] = self._take_filtered()
         process = self._require_process()
         thread = process.GetThreadByID(event["thread_id"])
         if thread.IsValid():
@@ -401,10 +500,13 @@ class Agent:
         return None
 
     def _is_exception(self, address: int) -> bool:
+        """SOS accepts the object as an exception; a type seen before is known without asking SOS."""
         try:
-            return parse_pe(self.hc(f"pe {address:x}")) is not None
-        except Exception:
+            if self._u64(address) in self.type_chains:
+                return True
+        except AgentError:
             return False
+        return self._type_chain(address) is not None
 
     def _first_chance_legacy(self, thread: "lldb.SBThread") -> Dict[str, Any]:
         self._require_process().SetSelectedThread(thread)
@@ -466,6 +568,20 @@ class Agent:
         process = self._require_process()
         process.Kill()
         return {"exit_status": process.GetExitStatus()}
+
+
+def _ops(spec: Any) -> set:
+    """Every "op" in a predicate spec tree."""
+    found = set()
+    if isinstance(spec, dict):
+        if "op" in spec:
+            found.add(spec["op"])
+        for value in spec.values():
+            found |= _ops(value)
+    elif isinstance(spec, list):
+        for value in spec:
+            found |= _ops(value)
+    return found
 
 
 def _is_sos_exception_bp(bp: "lldb.SBBreakpoint") -> bool:

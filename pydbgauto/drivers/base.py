@@ -9,7 +9,7 @@ never interprets SOS output: the Session hands the text to ``pydbgauto.sos``.
 from __future__ import annotations
 
 import enum
-from typing import Mapping, Optional, Protocol, Sequence, runtime_checkable
+from typing import Mapping, Optional, Protocol, Sequence, Tuple, runtime_checkable
 
 import attr
 
@@ -48,6 +48,7 @@ class RawStop:
     exit_status: Optional[int] = None
     description: str = ""  # the debugger's own words: banner, stop reason
     text: str = ""  # raw debugger text around the stop
+    type_chain: Tuple[str, ...] = ()  # the exception type and its bases, when the driver learnt them
 
 
 @runtime_checkable

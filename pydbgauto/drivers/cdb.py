@@ -40,7 +40,7 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Any, Mapping, Optional, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Protocol, Sequence
 
 from pydbgauto.drivers.base import RawStop, StopKind, Target, command_line_preview
 from pydbgauto.drivers.cdb_locate import default_symbol_path, find_cdb, find_coreclr_sos
@@ -76,6 +76,9 @@ from pydbgauto.errors import (
     TargetExitedError,
 )
 
+if TYPE_CHECKING:
+    from pydbgauto.models import DumpRecord, StopEvent
+
 __all__ = [
     "CLR_EXCEPTION_CODES",
     "CdbConsole",
@@ -85,6 +88,8 @@ __all__ = [
     "WexpectTransport",
     "build_command_line",
     "sos_load_commands",
+    "thread_command",
+    "read_dump_with_cdb",
     "type_filter_command",
     "verify_dump_with_cdb",
 ]
@@ -186,6 +191,16 @@ def type_filter_command(type_names: Sequence[str], derived: bool) -> str:
     soes = ";".join(f"!soe {flag}{name} {i}" for i, name in enumerate(names, start=1))
     any_hit = "|".join(f"@$t{i}" for i in range(1, len(names) + 1))
     return f"{soes};.if(({any_hit})==0) {{g}} .else {{.echo 'pydbgauto: type filter hit'}}"
+
+
+def thread_command(command: str, thread_id: int) -> str:
+    """``command`` run on the thread whose OS thread id is ``thread_id``: ``~~[0x<tid>]e <command>``
+    (``~e`` runs a command on one thread without changing cdb's current thread)."""
+    if not isinstance(thread_id, int) or isinstance(thread_id, bool) or not 0 < thread_id <= 0xFFFFFFFF:
+        raise ConfigurationError(f"thread_id must be a positive 32-bit OS thread id, not {thread_id!r}")
+    if command.lstrip().startswith("~"):
+        raise ConfigurationError(f"{command!r} already names its thread(s); do not pass thread_id as well")
+    return f"~~[0x{thread_id:x}]e {command.strip()}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -687,11 +702,18 @@ class CdbDriver:
             raise
 
     def execute(
-        self, command: str, timeout: Optional[float] | _Default = DEFAULT, *, allow_dangerous: bool = False
+        self,
+        command: str,
+        timeout: Optional[float] | _Default = DEFAULT,
+        *,
+        allow_dangerous: bool = False,
+        thread_id: Optional[int] = None,
     ) -> str:
         """Run one cdb command while stopped and return its output (prompts and symbol noise removed).
 
         ``timeout``: seconds, ``None`` for no limit, or the driver's ``command_timeout`` if left out.
+        ``thread_id``: the OS thread id (as in ``RawStop.thread_id``) to run the command on, sent
+        as ``~~[0x<tid>]e <command>``; cdb's current thread is left as it was.
         Refuses line breaks always, and commands that end, detach or resume the target, run
         programs or scripts, or write files unless ``allow_dangerous=True``. ``q``/``qq`` are
         refused in attach mode even then (they would end the target).
@@ -701,6 +723,8 @@ class CdbDriver:
             from pydbgauto.errors import UnsafeInputError
 
             raise UnsafeInputError("'q' ends an attached target; pydbgauto leaves with 'qd' (close())")
+        if thread_id is not None:
+            command = thread_command(command, thread_id)
         return self._run([command], self._timeout(timeout), what=f"command {command!r}")
 
     def arm_clr_exceptions(self) -> None:
@@ -781,6 +805,72 @@ class CdbDriver:
         if self.sos_command:
             out["sos"] = self.sos_command
         return out
+
+    def verify_dump(
+        self, record: "DumpRecord", expect: "Optional[StopEvent]", *, timeout: Optional[float] = 300.0
+    ) -> "DumpRecord":
+        """Reopen a dump this driver wrote with a second, independent ``cdb -z`` (same cdb.exe):
+        it must show a last event, on ``expect``'s thread, and SOS (loaded as in this session)
+        must show ``expect``'s exception type at its address. Returns ``record`` with
+        ``verified`` and what was seen; never raises for a mismatch. The Session's verifier."""
+        import attr
+
+        from pydbgauto.sos import parse_pe
+        from pydbgauto.sos.events import parse_events
+
+        started = time.monotonic()
+        commands = [".lastevent", ".prompt_allow -dis -ea -reg -src -sym", "!sym quiet", ".outmask- 0x244"]
+        want_exception = expect is not None and expect.exception is not None
+        if want_exception and self.sos_command:
+            commands.append(self.sos_command)
+            address = expect.exception_address if expect is not None else None
+            commands.append(f"!pe 0x{address:x}" if address else "!pe")
+        problems: list[str] = []
+        seen_type: Optional[str] = None
+        seen_thread: Optional[int] = None
+        try:
+            replies = read_dump_with_cdb(
+                record.path, commands, cdb_path=self._cdb_path, timeout=timeout, env=self._env,
+                transport=self._transport_name,
+            )
+        except DumpVerificationError as e:
+            return attr.evolve(record, verified=False, reader="cdb -z", verify_error=str(e),
+                               verify_seconds=time.monotonic() - started)
+        events = parse_events(replies[0])
+        if events:
+            seen_thread = events[-1].tid
+        if expect is not None and expect.thread_id is not None and seen_thread != expect.thread_id:
+            problems.append(
+                f"the dump's last event is on thread {seen_thread:#x}, expected {expect.thread_id:#x}"
+                if seen_thread is not None else "the dump's last event names no thread"
+            )
+        if want_exception:
+            assert expect is not None and expect.exception is not None
+            if not self.sos_command:
+                problems.append("SOS was not loaded in this session, so the dump's exception was not read")
+            else:
+                if _SOS_LOAD_FAILURES.search(replies[-2]):
+                    problems.append(f"{commands[-2]} failed in the dump: {replies[-2].strip()[-200:]!r}")
+                try:
+                    seen = parse_pe(replies[-1])
+                except (ParseError, SosError) as e:
+                    seen = None
+                    problems.append(f"!pe on the dump: {e}")
+                if seen is not None:
+                    seen_type = seen.type
+                    if seen.type != expect.exception.type:
+                        problems.append(f"saw {seen.type}, expected {expect.exception.type}")
+                elif not problems:
+                    problems.append("no exception object in the dump")
+        return attr.evolve(
+            record,
+            verified=not problems,
+            reader="cdb -z",
+            verify_seconds=time.monotonic() - started,
+            verify_error="; ".join(problems) or None,
+            seen_exception_type=seen_type,
+            seen_thread_id=seen_thread,
+        )
 
     def detach(self) -> None:
         self._leave()
@@ -924,6 +1014,23 @@ def verify_dump_with_cdb(
 ) -> str:
     """Open ``path`` with ``cdb -z`` and return its ``.lastevent`` text; DumpVerificationError
     if cdb cannot open it."""
+    return read_dump_with_cdb(path, [".lastevent"], cdb_path=cdb_path, timeout=timeout, env=env,
+                              transport=transport)[0]
+
+
+def read_dump_with_cdb(
+    path: str,
+    commands: Sequence[str],
+    *,
+    cdb_path: Optional[str] = None,
+    timeout: Optional[float] = 120.0,
+    env: Optional[Mapping[str, str]] = None,
+    transport: str = "pipes",
+) -> list[str]:
+    """Open ``path`` with a new ``cdb -z`` and run ``commands[0]`` (which must print a
+    ``Last event``) and then the others; return their replies. These commands are pydbgauto's
+    own (SOS loading included), never user text. DumpVerificationError if cdb cannot open the
+    dump or shows no last event."""
     check_dump_path(path, windows=IS_WINDOWS)
     if not os.path.isfile(path):
         raise DumpVerificationError(f"{path} does not exist")
@@ -932,18 +1039,20 @@ def verify_dump_with_cdb(
     fd, init_file = tempfile.mkstemp(prefix="pydbgauto-", suffix=".cdbinit")
     os.close(fd)
     console = CdbConsole(make_transport(transport))
+    replies: list[str] = []
     try:
         argv = [cdb, "-noshell", "-cf", init_file, "-z", path]
         try:
             console.start(argv, environ, None, timeout)
-            text = console.run([".lastevent"], timeout, what=".lastevent")
+            for command in commands:
+                replies.append(console.run([command], timeout, what=command))
         except (DebuggerError, TargetExitedError, NoSuchProcessError) as e:
             raise DumpVerificationError(f"cdb -z could not open {path}: {e}") from e
-        if "Last event" not in text:
+        if not replies or "Last event" not in replies[0]:
             raise DumpVerificationError(
-                f"cdb -z opened {path} but shows no last event: {text.strip()[-300:]!r}"
+                f"cdb -z opened {path} but shows no last event: {(replies or [''])[0].strip()[-300:]!r}"
             )
-        return text
+        return replies
     finally:
         if not console.ended:
             try:

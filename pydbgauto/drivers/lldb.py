@@ -74,6 +74,7 @@ class LldbDriver:
         self._lock = threading.Lock()
         self.info: Dict[str, Any] = {}
         self.target_stdout: Optional[str] = None
+        self._filtered: List[Dict[str, Any]] = []  # first-chance stops the agent's filter let pass
         self.target_stderr: Optional[str] = None
 
     # ----- Driver protocol ----------------------------------------------------------------------------
@@ -117,6 +118,7 @@ class LldbDriver:
             self._cancel_wait()
             raise
         kind = event["kind"]
+        self._filtered.extend(event.get("filtered") or [])
         if kind == "timeout":
             raise DebuggerTimeoutError(f"no debug event within {timeout} s; the target is stopped under the debugger")
         if kind == "cancelled":
@@ -130,7 +132,18 @@ class LldbDriver:
             thread_id=event.get("thread_id"),
             exception_address=event.get("exception_address"),
             description=event.get("description", ""),
+            type_chain=tuple(event.get("type_chain") or ()),
         )
+
+    def set_filter(self, spec: Optional[Dict[str, Any]]) -> bool:
+        """Have the agent evaluate a predicate spec at each first-chance stop (None: report all).
+        Returns True when the spec is decided from the type alone, without SOS per throw."""
+        return bool(self._request("set_filter", self.command_timeout, spec=spec)["type_only"])
+
+    def take_filtered(self) -> List[Dict[str, Any]]:
+        """The first-chance stops the agent's filter resumed since the last call."""
+        filtered, self._filtered = self._filtered, []
+        return filtered
 
     def write_dump(self, path: str, timeout: Optional[float]) -> None:
         try:

@@ -23,6 +23,7 @@ from pydbgauto.drivers.cdb import (
     DUMP_OPTIONS,
     classify_stop,
     sos_load_commands,
+    thread_command,
     type_filter_command,
 )
 from pydbgauto.drivers.cdb_prompt import clean_reply, detect_runtime
@@ -123,10 +124,19 @@ class PykdDriver:
             self.sos_command = command
         self._started = True
 
-    def execute(self, command: str, timeout: Optional[float] = None, *, allow_dangerous: bool = False) -> str:
+    def execute(
+        self,
+        command: str,
+        timeout: Optional[float] = None,
+        *,
+        allow_dangerous: bool = False,
+        thread_id: Optional[int] = None,
+    ) -> str:
         check_command(command, allow_dangerous=allow_dangerous)
         if command.strip().lower() in ("q", "qq"):
             raise UnsafeInputError("'q' ends the target; the pykd driver never sends it")
+        if thread_id is not None:
+            command = thread_command(command, thread_id)
         return self._cmd(command)
 
     def arm_clr_exceptions(self) -> None:
