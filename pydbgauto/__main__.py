@@ -1,0 +1,5 @@
+import sys
+
+from pydbgauto.cli import main
+
+sys.exit(main())
