@@ -830,19 +830,29 @@ class CdbDriver:
         seen_thread: Optional[int] = None
         try:
             replies = read_dump_with_cdb(
-                record.path, commands, cdb_path=self._cdb_path, timeout=timeout, env=self._env,
+                record.path,
+                commands,
+                cdb_path=self._cdb_path,
+                timeout=timeout,
+                env=self._env,
                 transport=self._transport_name,
             )
         except DumpVerificationError as e:
-            return attr.evolve(record, verified=False, reader="cdb -z", verify_error=str(e),
-                               verify_seconds=time.monotonic() - started)
+            return attr.evolve(
+                record,
+                verified=False,
+                reader="cdb -z",
+                verify_error=str(e),
+                verify_seconds=time.monotonic() - started,
+            )
         events = parse_events(replies[0])
         if events:
             seen_thread = events[-1].tid
         if expect is not None and expect.thread_id is not None and seen_thread != expect.thread_id:
             problems.append(
                 f"the dump's last event is on thread {seen_thread:#x}, expected {expect.thread_id:#x}"
-                if seen_thread is not None else "the dump's last event names no thread"
+                if seen_thread is not None
+                else "the dump's last event names no thread"
             )
         if want_exception:
             assert expect is not None and expect.exception is not None
@@ -1014,8 +1024,9 @@ def verify_dump_with_cdb(
 ) -> str:
     """Open ``path`` with ``cdb -z`` and return its ``.lastevent`` text; DumpVerificationError
     if cdb cannot open it."""
-    return read_dump_with_cdb(path, [".lastevent"], cdb_path=cdb_path, timeout=timeout, env=env,
-                              transport=transport)[0]
+    return read_dump_with_cdb(
+        path, [".lastevent"], cdb_path=cdb_path, timeout=timeout, env=env, transport=transport
+    )[0]
 
 
 def read_dump_with_cdb(

@@ -8,6 +8,8 @@ Microsoft's documentation and the protocol brief, and are labelled so.
 Environment:
   CDB_REPLAY_SCENARIO  transcript(s) to play, joined by os.pathsep (required); a section of a
                        later file replaces the sections of the same kind and key before it
+  CDB_REPLAY_DUMP_SCENARIO  transcript(s) to play instead when started with '-z <dump>' (opening
+                       a dump); '{dump}' in its startup text is the dump's path
   CDB_REPLAY_IGNORE_QUIT=1  'qd' does nothing (a hung cdb)
   CDB_REPLAY_LOG       file to which argv and every input line are appended as JSON lines
   CDB_REPLAY_CHUNK     write output in pieces of this many bytes (tests split markers)
@@ -29,6 +31,14 @@ write-dump / write-empty (create the file {arg}), die (exit at once), exit=<n>
 Built in: '.printf "<fmt>", args' with %c/%s/%d/%x and \\n; 'qd' ends with status 0;
 'q' logs that the target would have been killed and ends; sx*, .prompt_allow,
 .outmask, !sym print nothing; anything else unknown gets a syntax-error line.
+
+Dumps: a 'write-dump' section creates the file it is asked to write (the path after
+'.dump /ma', quotes removed) with a few bytes that start with 'MDMP'; only sections whose
+transcript says the dump was written carry that option. With '-z <dump>' the double first
+looks at the file: missing, or not starting with 'MDMP', it prints an error in the form seen in
+public WinDbg bug reports (microsoft/WinDbg-Feedback#98, #362: 'Could not open dump file [<path>],
+Win32 error 0n87') and exits 1; else it plays CDB_REPLAY_DUMP_SCENARIO. In '-z' mode the log
+entries are 'z_in' (not 'in') and 'q' is the normal way out (there is no live target).
 """
 
 from __future__ import annotations
@@ -78,8 +88,9 @@ def load(path: str) -> list[Section]:
 
 
 class Double:
-    def __init__(self, sections: list[Section]) -> None:
+    def __init__(self, sections: list[Section], dump: str | None = None) -> None:
         self.sections = sections
+        self.dump = dump  # the '-z' path when opening a dump
         self.prompt = "0:000> "
         self.interrupted = False
         self.used: dict[int, bool] = {}
@@ -161,7 +172,8 @@ class Double:
         if command == "qd":
             return self.ignore_quit
         if command in ("q", "qq"):
-            log({"event": "q-sent: a real cdb without -pd would end the target here"})
+            if self.dump is None:
+                log({"event": "q-sent: a real cdb without -pd would end the target here"})
             self.out("quit:\n")
             return False
         section, arg = self.find(command)
@@ -205,7 +217,7 @@ class Double:
         return ""
 
     def run(self) -> int:
-        self.out(self.startup.text)
+        self.out(self.startup.text.replace("{dump}", self.dump or ""))
         if "exit" in self.startup.opts:
             return int(self.startup.opts["exit"] or 1)
         if "no-prompt" in self.startup.opts:
@@ -219,7 +231,7 @@ class Double:
             if not raw:
                 return 0
             command = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-            log({"in": command})
+            log({"z_in" if self.dump is not None else "in": command})
             self.interrupted = False
             if not self.handle(command.strip()):
                 return 0
@@ -233,18 +245,59 @@ def log(entry: dict[str, object]) -> None:
             f.write(json.dumps(entry) + "\n")
 
 
+def dump_argument(argv: list[str]) -> str | None:
+    """The path after '-z', or None when not opening a dump."""
+    if "-z" in argv:
+        i = argv.index("-z")
+        return argv[i + 1] if i + 1 < len(argv) else ""
+    return None
+
+
+def refuse_dump(path: str) -> int | None:
+    """The double's answer to a dump it cannot 'open': print and return 1; None when it can."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        head = None
+    if head == b"MDMP":
+        return None
+    out = [f"Loading Dump File [{path}]"]
+    if head is None:
+        out += [
+            f"Could not open dump file [{path}], Win32 error 0n2",
+            '    "The system cannot find the file specified."',
+        ]
+    else:
+        out += [
+            "Could not match Dump File signature - invalid file format",
+            f"Could not open dump file [{path}], Win32 error 0n87",
+            '    "The parameter is incorrect."',
+        ]
+    os.write(1, ("\r\n".join(out) + "\r\n").encode("cp1252", errors="replace"))
+    return 1
+
+
 def main() -> int:
-    log({"argv": sys.argv[1:], "pid": os.getpid()})
+    argv = sys.argv[1:]
+    dump = dump_argument(argv)
+    log({"argv": argv, "pid": os.getpid(), **({"dump": dump} if dump is not None else {})})
     scenario = os.environ.get("CDB_REPLAY_SCENARIO")
+    if dump is not None:
+        scenario = os.environ.get("CDB_REPLAY_DUMP_SCENARIO") or scenario
     if not scenario:
         sys.stderr.write("cdb_replay_double: set CDB_REPLAY_SCENARIO to a transcript\n")
         return 2
+    if dump is not None:
+        refused = refuse_dump(dump)
+        if refused is not None:
+            return refused
     sections: list[Section] = []
     for path in scenario.split(os.pathsep):
         overlay = load(path)
         keys = {(s.kind, s.key) for s in overlay}
         sections = [s for s in sections if (s.kind, s.key) not in keys] + overlay
-    return Double(sections).run()
+    return Double(sections, dump).run()
 
 
 if __name__ == "__main__":
