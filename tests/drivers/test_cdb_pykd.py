@@ -67,6 +67,10 @@ def test_standalone_attach_stop_dump_detach(tmp_path: Path) -> None:
     stop = d.resume(None)
     assert stop.kind is StopKind.FIRST_CHANCE and stop.thread_id == 0x2D00
     assert d.execute("!pe") == "Exception object: 000001d2a4c0f2e8"
+    d.execute("!clrstack", thread_id=0x2D00)
+    assert fake.commands[-1] == "~~[0x2d00]e !clrstack"
+    with pytest.raises(UnsafeInputError):
+        d.execute(".shell calc", thread_id=0x2D00)  # checked before the thread prefix is added
     path = tmp_path / "x.dmp"
     d.write_dump(str(path), None)
     assert fake.commands[-1] == f'.dump /ma "{path}"'

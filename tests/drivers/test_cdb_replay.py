@@ -194,6 +194,16 @@ def test_first_chance_stop_and_sos_commands(replay: Replay) -> None:
     assert "ThrowingApp.Program.ThrowInvalidOperation()" in stack
 
 
+def test_execute_on_a_thread_uses_tilde_e(replay: Replay) -> None:
+    d = replay.driver("attach-net8.txt")
+    d.start()
+    text = d.execute("!clrstack", thread_id=0x3B8C)
+    assert text.startswith("OS Thread Id: 0x3b8c (2)")
+    assert "~~[0x3b8c]e !clrstack" in replay.sent()
+    with pytest.raises(UnsafeInputError):
+        d.execute("!pe; .shell calc", thread_id=0x3B8C)
+
+
 def test_reply_cleaning_prompts_symbol_noise_and_code_page(replay: Replay) -> None:
     d = replay.driver("attach-net8.txt", "overlay-noisy.txt")
     d.start()

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from pydbgauto.drivers.base import StopKind, Target
-from pydbgauto.drivers.cdb import build_command_line, classify_stop, sos_load_commands, type_filter_command
+from pydbgauto.drivers.cdb import (
+    build_command_line,
+    classify_stop,
+    sos_load_commands,
+    thread_command,
+    type_filter_command,
+)
 from pydbgauto.drivers.cdb_locate import cdb_candidates, default_symbol_path, find_cdb
 from pydbgauto.drivers.cdb_prompt import (
     clean_reply,
@@ -296,3 +302,13 @@ def test_dangerous_allowed_on_request_but_never_line_breaks_or_markers() -> None
     for bad in ["!pe\r\n.shell", "!pe\x00", ".echo @@PDA-END 0123456789abcdef ok@@"]:
         with pytest.raises(UnsafeInputError):
             check_command(bad, allow_dangerous=True)
+
+
+def test_thread_command() -> None:
+    assert thread_command("!clrstack", 0x2D00) == "~~[0x2d00]e !clrstack"
+    assert thread_command(" !clrstack -a ", 1) == "~~[0x1]e !clrstack -a"
+    for bad in (0, -1, True, 0x1_0000_0000, "2d00"):
+        with pytest.raises(ConfigurationError):
+            thread_command("!clrstack", bad)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError):
+        thread_command("~*e !clrstack", 5)
