@@ -44,7 +44,7 @@ def test_the_notebook_is_valid_and_finds_its_root_without_the_variable() -> None
     # a markdown cell explains each step
     kinds = [c.cell_type for c in nb.cells]
     assert kinds.count("markdown") >= 9
-    for tag in ("event", "exception", "stack", "threads", "dump", "detach", "reopened-exception"):
+    for tag in ("event", "exception", "stack", "threads", "dump", "detach", "reopened", "reopened-exception"):
         assert _cell(nb, tag).cell_type == "code"
 
 
@@ -131,6 +131,9 @@ def test_the_triage_notebook_runs_and_shows_the_exception_and_a_verified_dump(
     assert path in dump_html and "\u2713 verified" in dump_html
 
     assert "still running: True" in _outputs(_cell(nb, "detach"), "stream")
+    assert path in _outputs(_cell(nb, "reopened"), "text/html")
+    assert "same object as at the stop: True" in _outputs(_cell(nb, "reopened-exception"), "stream")
+    assert "ThrowingApp.Program.ThrowInvalidOperation" in _outputs(_cell(nb, "reopened-stack"), "text/html")
     reopened = _outputs(_cell(nb, "reopened-exception"), "text/html")
     assert "System.InvalidOperationException" in reopened and "The order queue timeout expired" in reopened
     assert "exit status: 0" in _outputs(_cell(nb, "cleanup"), "stream")
