@@ -37,6 +37,7 @@ from pydbgauto.models import (
     StopEvent,
     ThreadTable,
 )
+from pydbgauto.analyze import analyze
 from pydbgauto.policy import DumpPolicy
 from pydbgauto.predicates import (
     Predicate,
@@ -110,8 +111,7 @@ __all__ = [
     "watch",
 ]
 
-_LAZY = {"Session": "pydbgauto.session", "watch": "pydbgauto.watch", "WatchResult": "pydbgauto.watch",
-         "analyze": "pydbgauto.analyze"}
+_LAZY = {"Session": "pydbgauto.session", "watch": "pydbgauto.watch", "WatchResult": "pydbgauto.watch"}
 
 
 def __getattr__(name: str) -> Any:

@@ -19,7 +19,15 @@ from typing import Any, List, Mapping, Optional, Sequence, TextIO
 from pydbgauto import errors
 from pydbgauto import predicates as preds
 
-EXIT_OK, EXIT_NO_MATCH, EXIT_USAGE, EXIT_TARGET, EXIT_DEBUGGER, EXIT_DUMP, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
+EXIT_OK, EXIT_NO_MATCH, EXIT_USAGE, EXIT_TARGET, EXIT_DEBUGGER, EXIT_DUMP, EXIT_INTERRUPTED = (
+    0,
+    1,
+    2,
+    3,
+    4,
+    5,
+    130,
+)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -54,40 +62,65 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pydbgauto", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="subcommand")
 
-    w = sub.add_parser("watch", help="watch a .NET process and dump the exceptions you care about",
-                       description="Watch a .NET process; dump the exceptions that match. Give the target as "
-                                   "--pid, --name, or a command after --.")
+    w = sub.add_parser(
+        "watch",
+        help="watch a .NET process and dump the exceptions you care about",
+        description="Watch a .NET process; dump the exceptions that match. Give the target as "
+        "--pid, --name, or a command after --.",
+    )
     target = w.add_mutually_exclusive_group()
     target.add_argument("--pid", type=int, help="attach to this process id")
     target.add_argument("--name", help="attach to the process with this name")
     w.add_argument("--wait", action="store_true", help="with --name: wait for the process to start")
-    w.add_argument("--type", dest="types", action="append", metavar="T",
-                   help="exception type name to match (repeatable: any of them)")
+    w.add_argument(
+        "--type",
+        dest="types",
+        action="append",
+        metavar="T",
+        help="exception type name to match (repeatable: any of them)",
+    )
     w.add_argument("--derived", action="store_true", help="--type also matches types derived from it")
     w.add_argument("--message", metavar="REGEX", help="the exception message must match this regex")
     w.add_argument("--hresult", metavar="H", help="the exception HResult (e.g. 0x80131509)")
     w.add_argument("--thrown-in", metavar="REGEX", help="the throw site (method) must match this regex")
-    w.add_argument("--when", metavar="MODULE:FUNCTION",
-                   help="a Python predicate: a function taking the ManagedException (or the StopEvent)")
+    w.add_argument(
+        "--when",
+        metavar="MODULE:FUNCTION",
+        help="a Python predicate: a function taking the ManagedException (or the StopEvent)",
+    )
     chance = w.add_mutually_exclusive_group()
     chance.add_argument("--first-chance", action="store_true", help="only first-chance exceptions")
-    chance.add_argument("--second-chance", action="store_true", help="only unhandled (second-chance) exceptions")
+    chance.add_argument(
+        "--second-chance", action="store_true", help="only unhandled (second-chance) exceptions"
+    )
     w.add_argument("--dump-dir", default=".", help="where dumps and records go (must exist; default: .)")
-    w.add_argument("--max-dumps", type=int, default=1, help="stop after this many dumps (default 1; 0: no limit)")
+    w.add_argument(
+        "--max-dumps", type=int, default=1, help="stop after this many dumps (default 1; 0: no limit)"
+    )
     w.add_argument("--skip-first", type=int, default=0, help="let this many matches pass before dumping")
     w.add_argument("--cooldown", type=float, default=0.0, help="seconds between two dumps")
     w.add_argument("--no-dedupe", action="store_true", help="dump rethrows and repeated stacks too")
     w.add_argument("--timeout", type=float, help="stop watching after this many seconds")
-    w.add_argument("--no-verify", action="store_true", help="do not reopen each dump with an independent reader")
+    w.add_argument(
+        "--no-verify", action="store_true", help="do not reopen each dump with an independent reader"
+    )
     w.add_argument("--debugger", choices=["lldb", "cdb"], help="default: lldb on Linux, cdb on Windows")
     w.add_argument("--json", action="store_true", help="print JSON lines instead of text")
-    w.add_argument("program", nargs=argparse.REMAINDER, help="-- program args...: launch it under the debugger")
+    w.add_argument(
+        "program", nargs=argparse.REMAINDER, help="-- program args...: launch it under the debugger"
+    )
     w.set_defaults(run=_watch)
 
     p = sub.add_parser("parse", help="parse saved SOS text (pe, clrstack, clrthreads) and print it as JSON")
     p.add_argument("kind", choices=["pe", "clrstack", "clrstack-all", "threads", "events", "dump-reply"])
     p.add_argument("file", help="a text file, or - for standard input")
     p.set_defaults(run=_parse)
+
+    from pydbgauto.analyze import register as register_analyze
+    from pydbgauto.doctor import register as register_doctor
+
+    register_analyze(sub)
+    register_doctor(sub)
     return parser
 
 
@@ -131,13 +164,17 @@ def load_callable(spec: str) -> Any:
     """``package.module:function`` -> the function; the current folder is importable."""
     module_name, sep, attr_name = spec.partition(":")
     if not sep or not module_name or not attr_name:
-        raise errors.ConfigurationError(f"--when takes MODULE:FUNCTION (e.g. mychecks:is_timeout), not {spec!r}")
+        raise errors.ConfigurationError(
+            f"--when takes MODULE:FUNCTION (e.g. mychecks:is_timeout), not {spec!r}"
+        )
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except Exception as e:  # the user's module may fail in any way
-        raise errors.ConfigurationError(f"--when: cannot import {module_name}: {type(e).__name__}: {e}") from e
+        raise errors.ConfigurationError(
+            f"--when: cannot import {module_name}: {type(e).__name__}: {e}"
+        ) from e
     try:
         func = getattr(module, attr_name)
     except AttributeError:
@@ -154,16 +191,28 @@ def _watch(args: argparse.Namespace) -> int:
     if command and command[0] == "--":
         command = command[1:]
     if sum(x is not None and x != [] for x in (args.pid, args.name, command or None)) != 1:
-        raise errors.ConfigurationError("give exactly one target: --pid N, --name NAME, or -- command args...")
+        raise errors.ConfigurationError(
+            "give exactly one target: --pid N, --name NAME, or -- command args..."
+        )
     if args.wait and not args.name:
         raise errors.ConfigurationError("--wait goes with --name")
     predicate = build_predicate(args)
     printer = _Printer(sys.stdout, args.json)
     result = watch(
-        pid=args.pid, name=args.name, launch=command or None, wait=args.wait, when=predicate,
-        dump_dir=args.dump_dir, max_dumps=args.max_dumps or None, skip_first=args.skip_first,
-        cooldown=args.cooldown, dedupe=not args.no_dedupe, timeout=args.timeout, verify=not args.no_verify,
-        debugger=args.debugger, on_event=printer,
+        pid=args.pid,
+        name=args.name,
+        launch=command or None,
+        wait=args.wait,
+        when=predicate,
+        dump_dir=args.dump_dir,
+        max_dumps=args.max_dumps or None,
+        skip_first=args.skip_first,
+        cooldown=args.cooldown,
+        dedupe=not args.no_dedupe,
+        timeout=args.timeout,
+        verify=not args.no_verify,
+        debugger=args.debugger,
+        on_event=printer,
     )
     if any(c.dump is None or (not args.no_verify and not c.dump.verified) for c in result.captures):
         return EXIT_DUMP
@@ -190,10 +239,18 @@ class _Printer:
             line = dict(data, event="armed")
         elif kind == "decision":
             ev, d = data["event"], data["decision"]
-            line = {"event": "exception" if ev.kind != "exit" else "exit", "sequence": ev.sequence,
-                    "kind": ev.kind, "type": ev.exception_type, "address": ev.exception_address,
-                    "thread_id": ev.thread_id, "message": ev.exception.message if ev.exception else None,
-                    "action": d.action, "reason": d.reason, "exit_status": ev.exit_status}
+            line = {
+                "event": "exception" if ev.kind != "exit" else "exit",
+                "sequence": ev.sequence,
+                "kind": ev.kind,
+                "type": ev.exception_type,
+                "address": ev.exception_address,
+                "thread_id": ev.thread_id,
+                "message": ev.exception.message if ev.exception else None,
+                "action": d.action,
+                "reason": d.reason,
+                "exit_status": ev.exit_status,
+            }
         elif kind == "dump-start":
             line = {"event": "dump-start", "path": data["path"]}
         elif kind == "dump-done":
@@ -201,16 +258,25 @@ class _Printer:
             line = {"event": "dump", "capture": c.to_dict(include_raw=False)}
         else:
             r = data["result"]
-            line = {"event": "summary", "exceptions": r.events_seen, "matched": r.matched,
-                    "dumps": [c.dump.path for c in r.captures if c.dump], "ended": r.ended, "log": r.log_path,
-                    "exit_status": r.exit_status, "seconds": round(r.elapsed, 3)}
+            line = {
+                "event": "summary",
+                "exceptions": r.events_seen,
+                "matched": r.matched,
+                "dumps": [c.dump.path for c in r.captures if c.dump],
+                "ended": r.ended,
+                "log": r.log_path,
+                "exit_status": r.exit_status,
+                "seconds": round(r.elapsed, 3),
+            }
         self.out.write(json.dumps(line) + "\n")
 
     def _text(self, kind: str, data: Mapping[str, Any]) -> None:
         if kind == "armed":
             where = "in the debugger" if data["filtered_in_debugger"] else "in Python"
             versions = ", ".join(f"{k} {v}" for k, v in data["versions"].items() if v)
-            self.out.write(f"watching pid {data['pid']} ({versions}); predicate {data['predicate']} runs {where}\n")
+            self.out.write(
+                f"watching pid {data['pid']} ({versions}); predicate {data['predicate']} runs {where}\n"
+            )
         elif kind == "decision":
             ev, d = data["event"], data["decision"]
             if ev.kind == "exit":
@@ -218,8 +284,10 @@ class _Printer:
                 return
             msg = ev.exception.message if ev.exception and ev.exception.message else ""
             msg = (msg[:80] + "...") if len(msg) > 80 else msg
-            self.out.write(f"#{ev.sequence} {ev.kind} {ev.exception_type or '?'} thread {ev.thread_id or 0:#x}"
-                           f"{': ' + msg if msg else ''} -> {d.action} ({d.reason})\n")
+            self.out.write(
+                f"#{ev.sequence} {ev.kind} {ev.exception_type or '?'} thread {ev.thread_id or 0:#x}"
+                f"{': ' + msg if msg else ''} -> {d.action} ({d.reason})\n"
+            )
         elif kind == "dump-start":
             self.out.write(f"   writing {data['path']} ...\n")
             self._start_spinner()
@@ -261,8 +329,14 @@ def _parse(args: argparse.Namespace) -> int:
     from pydbgauto import sos
 
     text = sys.stdin.read() if args.file == "-" else _read(args.file)
-    parsers = {"pe": sos.parse_pe, "clrstack": sos.parse_clrstack, "clrstack-all": sos.parse_clrstack_all,
-               "threads": sos.parse_threads, "events": sos.parse_events, "dump-reply": sos.parse_dump_result}
+    parsers = {
+        "pe": sos.parse_pe,
+        "clrstack": sos.parse_clrstack,
+        "clrstack-all": sos.parse_clrstack_all,
+        "threads": sos.parse_threads,
+        "events": sos.parse_events,
+        "dump-reply": sos.parse_dump_result,
+    }
     result = parsers[args.kind](text)
     if result is None:
         print("null")

@@ -28,9 +28,35 @@ PN_XNUM = 0xFFFF
 ELF_HEADER_SIZE, PHDR_SIZE, SHDR_SIZE = 64, 56, 64
 
 # user_regs_struct order, which NT_PRSTATUS's pr_reg uses on x86-64.
-GP_REGISTERS = ("r15", "r14", "r13", "r12", "rbp", "rbx", "r11", "r10", "r9", "r8", "rax", "rcx", "rdx",
-                "rsi", "rdi", "orig_rax", "rip", "cs", "rflags", "rsp", "ss", "fs_base", "gs_base", "ds", "es",
-                "fs", "gs")
+GP_REGISTERS = (
+    "r15",
+    "r14",
+    "r13",
+    "r12",
+    "rbp",
+    "rbx",
+    "r11",
+    "r10",
+    "r9",
+    "r8",
+    "rax",
+    "rcx",
+    "rdx",
+    "rsi",
+    "rdi",
+    "orig_rax",
+    "rip",
+    "cs",
+    "rflags",
+    "rsp",
+    "ss",
+    "fs_base",
+    "gs_base",
+    "ds",
+    "es",
+    "fs",
+    "gs",
+)
 
 
 @attr.frozen
@@ -50,8 +76,11 @@ class Mapping:
 
     @property
     def flags(self) -> int:
-        return (PF_R if "r" in self.perms else 0) | (PF_W if "w" in self.perms else 0) | (
-            PF_X if "x" in self.perms else 0)
+        return (
+            (PF_R if "r" in self.perms else 0)
+            | (PF_W if "w" in self.perms else 0)
+            | (PF_X if "x" in self.perms else 0)
+        )
 
     @property
     def file_backed(self) -> bool:
@@ -86,10 +115,16 @@ def _prstatus(thread: ThreadState, pid: int, ppid: int, pgrp: int, sid: int) -> 
     return head + times + regs + struct.pack("<i4x", 0)  # pr_fpvalid = 0
 
 
-def _prpsinfo(pid: int, ppid: int, pgrp: int, sid: int, comm: str, cmdline: bytes, uid: int, gid: int) -> bytes:
+def _prpsinfo(
+    pid: int, ppid: int, pgrp: int, sid: int, comm: str, cmdline: bytes, uid: int, gid: int
+) -> bytes:
     fname = comm.encode()[:15].ljust(16, b"\0")
     psargs = cmdline.replace(b"\0", b" ").strip()[:79].ljust(80, b"\0")
-    return struct.pack("<cccc4xQIIiiii", b"t", b"t", b"\0", b"\0", 0, uid, gid, pid, ppid, pgrp, sid) + fname + psargs
+    return (
+        struct.pack("<cccc4xQIIiiii", b"t", b"t", b"\0", b"\0", 0, uid, gid, pid, ppid, pgrp, sid)
+        + fname
+        + psargs
+    )
 
 
 def _nt_file(mappings: Sequence[Mapping]) -> bytes:
@@ -120,7 +155,9 @@ def write_core(path: str, pid: int, threads: Sequence[ThreadState]) -> Dict[str,
     status = os.stat(f"/proc/{pid}")
 
     notes = b"".join(_note(b"CORE", NT_PRSTATUS, _prstatus(t, pid, ppid, pgrp, sid)) for t in threads)
-    notes += _note(b"CORE", NT_PRPSINFO, _prpsinfo(pid, ppid, pgrp, sid, comm, cmdline, status.st_uid, status.st_gid))
+    notes += _note(
+        b"CORE", NT_PRPSINFO, _prpsinfo(pid, ppid, pgrp, sid, comm, cmdline, status.st_uid, status.st_gid)
+    )
     notes += _note(b"CORE", NT_AUXV, auxv)
     notes += _note(b"CORE", NT_FILE, _nt_file(mappings))
 
@@ -149,7 +186,9 @@ def write_core(path: str, pid: int, threads: Sequence[ThreadState]) -> Dict[str,
                         unreadable.append(f"{m.start:x}-{m.end:x} {m.path}".strip())
                         filesz = size  # the unreadable rest stays zero: the reader sees the full range
                         out.seek(offset + size)
-                headers.append(struct.pack("<IIQQQQQQ", PT_LOAD, m.flags, offset, m.start, 0, filesz, size, PAGE))
+                headers.append(
+                    struct.pack("<IIQQQQQQ", PT_LOAD, m.flags, offset, m.start, 0, filesz, size, PAGE)
+                )
                 offset += filesz
             end = offset
             out.seek(0)
@@ -168,8 +207,14 @@ def write_core(path: str, pid: int, threads: Sequence[ThreadState]) -> Dict[str,
         except OSError:
             pass
         raise
-    return {"path": path, "size": end, "bytes_copied": written, "segments": len(mappings),
-            "threads": len(threads), "unreadable": unreadable}
+    return {
+        "path": path,
+        "size": end,
+        "bytes_copied": written,
+        "segments": len(mappings),
+        "threads": len(threads),
+        "unreadable": unreadable,
+    }
 
 
 def _copy(mem, out, start: int, size: int) -> Tuple[int, int]:  # type: ignore[no-untyped-def]
@@ -219,8 +264,20 @@ def _read_pages(mem, start: int, size: int) -> Optional[bytes]:  # type: ignore[
 def _elf_header(phoff: int, phnum: int, shoff: int, shnum: int) -> bytes:
     ident = b"\x7fELF" + bytes([2, 1, 1, 0]) + b"\0" * 8
     return ident + struct.pack(
-        "<HHIQQQIHHHHHH", ET_CORE, EM_X86_64, 1, 0, phoff, shoff, 0, ELF_HEADER_SIZE, PHDR_SIZE, phnum,
-        SHDR_SIZE if shnum else 0, shnum, 0,
+        "<HHIQQQIHHHHHH",
+        ET_CORE,
+        EM_X86_64,
+        1,
+        0,
+        phoff,
+        shoff,
+        0,
+        ELF_HEADER_SIZE,
+        PHDR_SIZE,
+        phnum,
+        SHDR_SIZE if shnum else 0,
+        shnum,
+        0,
     )
 
 

@@ -26,20 +26,27 @@ SOS_HINT = (
 
 def tool_dirs() -> List[str]:
     """Folders where dotnet tools may be installed: the project's own, then the user's."""
-    dirs = [os.environ.get("PYDBGAUTO_TOOLS", ""), os.path.join(_PROJECT_ROOT, ".tools", "dotnet-dump"),
-            os.path.expanduser("~/.dotnet/tools")]
+    dirs = [
+        os.environ.get("PYDBGAUTO_TOOLS", ""),
+        os.path.join(_PROJECT_ROOT, ".tools", "dotnet-dump"),
+        os.path.expanduser("~/.dotnet/tools"),
+    ]
     return [d for d in dirs if d]
 
 
 def find_lldb(explicit: Optional[str] = None) -> str:
-    candidates = [explicit] if explicit else [os.environ.get("PYDBGAUTO_LLDB")] + list(LLDB_NAMES)
+    candidates: List[Optional[str]] = (
+        [explicit] if explicit else [os.environ.get("PYDBGAUTO_LLDB"), *LLDB_NAMES]
+    )
     for name in candidates:
         if not name:
             continue
         path = shutil.which(name) if os.sep not in name else (name if os.access(name, os.X_OK) else None)
         if path:
             return path
-    raise DebuggerNotFoundError(f"lldb was not found (looked for {', '.join(c for c in candidates if c)}): {INSTALL_HINT}")
+    raise DebuggerNotFoundError(
+        f"lldb was not found (looked for {', '.join(c for c in candidates if c)}): {INSTALL_HINT}"
+    )
 
 
 def find_sos_plugin(explicit: Optional[str] = None) -> str:
@@ -54,8 +61,19 @@ def find_sos_plugin(explicit: Optional[str] = None) -> str:
         raise DebuggerNotFoundError(f"PYDBGAUTO_SOS_PLUGIN={env} does not exist: {SOS_HINT}")
     looked = []
     for base in tool_dirs():
-        pattern = os.path.join(base, ".store", "dotnet-dump", "*", "dotnet-dump", "*", "tools", "*", "any",
-                               "linux-x64", "libsosplugin.so")
+        pattern = os.path.join(
+            base,
+            ".store",
+            "dotnet-dump",
+            "*",
+            "dotnet-dump",
+            "*",
+            "tools",
+            "*",
+            "any",
+            "linux-x64",
+            "libsosplugin.so",
+        )
         looked.append(pattern)
         found = sorted(glob.glob(pattern))
         if found:
@@ -64,7 +82,9 @@ def find_sos_plugin(explicit: Optional[str] = None) -> str:
     looked.append(sos_install)
     if os.path.isfile(sos_install):
         return sos_install
-    raise DebuggerNotFoundError(f"the SOS plugin libsosplugin.so was not found (looked in {'; '.join(looked)}): {SOS_HINT}")
+    raise DebuggerNotFoundError(
+        f"the SOS plugin libsosplugin.so was not found (looked in {'; '.join(looked)}): {SOS_HINT}"
+    )
 
 
 def find_dotnet_dump(explicit: Optional[str] = None) -> str:
@@ -81,4 +101,6 @@ def find_dotnet_dump(explicit: Optional[str] = None) -> str:
     on_path = shutil.which("dotnet-dump")
     if on_path:
         return on_path
-    raise DebuggerNotFoundError(f"dotnet-dump was not found (looked at {', '.join(c for c in candidates if c)} and PATH): {SOS_HINT}")
+    raise DebuggerNotFoundError(
+        f"dotnet-dump was not found (looked at {', '.join(c for c in candidates if c)} and PATH): {SOS_HINT}"
+    )

@@ -314,7 +314,9 @@ class StopEvent(_Model):
         if self.stack is None:
             return None
         for frame in self.stack.frames:
-            if frame.kind == "managed" and not (frame.method or frame.call_site).startswith(_DISPATCH_PREFIXES):
+            if frame.kind == "managed" and not (frame.method or frame.call_site).startswith(
+                _DISPATCH_PREFIXES
+            ):
                 return frame
         return None
 
@@ -322,7 +324,8 @@ class StopEvent(_Model):
         if self.kind == "exit":
             return f"#{self.sequence} exit (status {self.exit_status})"
         what = self.exception_type or "unknown exception"
-        text = f"#{self.sequence} {self.kind} {what} at {_hex(self.exception_address)} on thread {_hex(self.thread_id)}"
+        text = f"#{self.sequence} {self.kind} {what} at {_hex(self.exception_address)}"
+        text += f" on thread {_hex(self.thread_id)}"
         if self.exception and self.exception.message:
             text += f": {self.exception.message}"
         site = self.throw_site
@@ -347,7 +350,11 @@ class DumpRecord(_Model):
     seen_thread_id: Optional[int] = None
 
     def __str__(self) -> str:
-        state = "verified" if self.verified else ("NOT verified: " + self.verify_error if self.verify_error else "not verified")
+        state = (
+            "verified"
+            if self.verified
+            else ("NOT verified: " + self.verify_error if self.verify_error else "not verified")
+        )
         return f"{self.path} ({self.size / 1e6:.1f} MB, {self.seconds:.2f} s, {state})"
 
 
@@ -382,8 +389,13 @@ class CaptureRecord(_Model):
     record_path: Optional[str] = None
 
     _nested: ClassVar[Dict[str, Type[_Model]]] = {
-        "event": StopEvent, "decision": DecisionRecord, "exception": ManagedException, "stack": ManagedStack,
-        "threads": ThreadTable, "inner_exceptions": ManagedException, "dump": DumpRecord,
+        "event": StopEvent,
+        "decision": DecisionRecord,
+        "exception": ManagedException,
+        "stack": ManagedStack,
+        "threads": ThreadTable,
+        "inner_exceptions": ManagedException,
+        "dump": DumpRecord,
     }
 
     def __str__(self) -> str:

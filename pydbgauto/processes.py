@@ -30,7 +30,9 @@ def _names_of(pid: int) -> List[str]:
 def find_pids(name: str) -> List[int]:
     """Pids whose process answers to ``name`` (with or without a .exe/.dll suffix), excluding ourselves."""
     if not name or "/" in name or "\0" in name:
-        raise ConfigurationError(f"{name!r} is not a process name: give the program's name, e.g. 'ThrowingApp'")
+        raise ConfigurationError(
+            f"{name!r} is not a process name: give the program's name, e.g. 'ThrowingApp'"
+        )
     wanted = {name, name.rsplit(".", 1)[0] if name.endswith((".exe", ".dll")) else name}
     found = []
     for entry in os.listdir("/proc"):
@@ -52,7 +54,8 @@ def find_one(name: str, *, wait: bool = False, timeout: Optional[float] = None, 
             return pids[0]
         if len(pids) > 1:
             raise ConfigurationError(
-                f"{len(pids)} processes are called {name!r} (pids {', '.join(map(str, pids))}): attach by pid instead"
+                f"{len(pids)} processes are called {name!r} (pids {', '.join(map(str, pids))}): "
+                "attach by pid instead"
             )
         if not wait:
             raise NoSuchProcessError(f"no process called {name!r} is running (use wait=True to wait for it)")

@@ -21,7 +21,7 @@ import secrets
 import sys
 import time
 import weakref
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from pydbgauto import processes
 from pydbgauto.drivers.base import Driver, RawStop, StopKind, Target
@@ -84,7 +84,9 @@ def make_driver(target: Target, debugger: Any, options: Mapping[str, Any]) -> Dr
 class Session:
     """A debugger attached to one .NET process. Use ``Session.launch`` or ``Session.attach``."""
 
-    def __init__(self, driver: Driver, *, kill_on_close: bool = False, command_timeout: Optional[float] = 60.0):
+    def __init__(
+        self, driver: Driver, *, kill_on_close: bool = False, command_timeout: Optional[float] = 60.0
+    ):
         self.driver = driver
         self.kill_on_close = kill_on_close
         self.command_timeout = command_timeout
@@ -144,7 +146,11 @@ class Session:
 
     @classmethod
     def _start(
-        cls, target: Target, debugger: Any, kill_on_close: bool, command_timeout: Optional[float],
+        cls,
+        target: Target,
+        debugger: Any,
+        kill_on_close: bool,
+        command_timeout: Optional[float],
         driver_options: Mapping[str, Any],
     ) -> "Session":
         driver = make_driver(target, debugger, {"command_timeout": command_timeout, **driver_options})
@@ -206,8 +212,7 @@ class Session:
             if set_filter is not None:
                 set_filter(None)
             return False
-        set_filter(spec)
-        return spec is not None
+        return bool(set_filter(spec)) and spec is not None
 
     def take_filtered(self) -> List[StopEvent]:
         """First-chance stops the debugger-side filter resumed without reporting, as events, oldest first."""
@@ -216,33 +221,48 @@ class Session:
 
     def _collect_filtered(self) -> None:
         take = getattr(self.driver, "take_filtered", None)
-        for item in (take() if take is not None else []):
+        for item in take() if take is not None else []:
             self._sequence += 1
-            self._filtered.append(StopEvent(
-                kind="first-chance", sequence=self._sequence, pid=self.pid, thread_id=item.get("thread_id"),
-                exception_address=item.get("exception_address"),
-                exception=ManagedException(address=item.get("exception_address"), type=item.get("type"),
-                                           message=None),
-                description="resumed by the debugger-side filter", time=float(item.get("time") or 0.0),
-            ))
+            self._filtered.append(
+                StopEvent(
+                    kind="first-chance",
+                    sequence=self._sequence,
+                    pid=self.pid,
+                    thread_id=item.get("thread_id"),
+                    exception_address=item.get("exception_address"),
+                    exception=ManagedException(
+                        address=item.get("exception_address"), type=item.get("type"), message=None
+                    ),
+                    description="resumed by the debugger-side filter",
+                    time=float(item.get("time") or 0.0),
+                )
+            )
 
     def execute(self, command: str, timeout: Optional[float] = None, **options: Any) -> str:
         """Run one debugger command while stopped; return its text as printed."""
         self._check_open()
-        return self.driver.execute(command, timeout if timeout is not None else self.command_timeout, **options)
+        return self.driver.execute(
+            command, timeout if timeout is not None else self.command_timeout, **options
+        )
 
     def sos(self, command: str, timeout: Optional[float] = None) -> str:
         """Run an SOS command with the prefix this debugger needs (``!pe`` on cdb, ``pe`` on lldb)."""
         return self.execute(getattr(self.driver, "sos_prefix", "") + command, timeout)
 
     def exception(self, address: Optional[int] = None) -> Optional[ManagedException]:
-        text = self.sos(f"pe {address:x}" if address else "pe")
+        text = self.sos(f"pe 0x{address:x}" if address else "pe")
         return parse_pe(text)
 
     def stack(self, thread_id: Optional[int] = None) -> ManagedStack:
-        if thread_id is not None and self.driver.name == "lldb":
-            return parse_clrstack(self.execute(getattr(self.driver, "sos_prefix", "") + "clrstack",
-                                               thread_id=thread_id))
+        """The managed stack of ``thread_id`` (an OS thread id), or of the current thread.
+
+        Every driver takes ``thread_id=`` in ``execute`` (lldb: selects the thread; cdb/pykd:
+        ``~~[0x<tid>]e``), so the stack is never silently another thread's.
+        """
+        if thread_id is not None:
+            return parse_clrstack(
+                self.execute(getattr(self.driver, "sos_prefix", "") + "clrstack", thread_id=thread_id)
+            )
         return parse_clrstack(self.sos("clrstack"))
 
     def threads(self) -> ThreadTable:
@@ -250,7 +270,7 @@ class Session:
 
     def type_chain(self, address: int) -> Tuple[str, ...]:
         """The exception's type and its base types, most derived first (walks ``dumpmt`` parents)."""
-        header = parse_dumpobj(self.sos(f"dumpobj {address:x}"))
+        header = parse_dumpobj(self.sos(f"dumpobj 0x{address:x}"))
         chain: List[str] = []
         mt: Optional[int] = header.method_table
         while mt and len(chain) < MAX_TYPE_CHAIN:
@@ -258,7 +278,7 @@ class Session:
             if cached is not None:
                 chain.extend(cached)
                 break
-            table = parse_dumpmt(self.sos(f"dumpmt {mt:x}"))
+            table = parse_dumpmt(self.sos(f"dumpmt 0x{mt:x}"))
             chain.append(table.name)
             mt = table.parent
         result = tuple(chain)
@@ -273,13 +293,16 @@ class Session:
         expect: Optional[StopEvent] = None,
         checksum: bool = True,
         timeout: Optional[float] = 600.0,
+        verifier: Optional[Callable[[DumpRecord, Optional[StopEvent]], DumpRecord]] = None,
     ) -> DumpRecord:
         """Write a full dump of the stopped target to ``path``.
 
         Never overwrites: ``path`` must not exist. The dump is written to a temporary name in the same
         folder (mode 0600), fsync'ed and renamed into place. With ``verify`` an independent reader
         (dotnet-dump analyze on Linux) reopens it and must see the exception of ``expect`` (default: the
-        last event) on the same thread.
+        last event) on the same thread. ``verifier(record, expect) -> DumpRecord`` replaces that
+        reader; by default it is the driver's ``verify_dump`` when it has one (cdb: a second
+        ``cdb -z``), else ``pydbgauto.verify.verify_dump`` (dotnet-dump).
         """
         self._check_open()
         final = os.path.abspath(path)
@@ -300,12 +323,19 @@ class Session:
                 os.unlink(temp)
             raise
         seconds = time.monotonic() - started
-        record = DumpRecord(path=final, size=os.path.getsize(final), seconds=seconds,
-                            sha256=_sha256(final) if checksum else None)
+        record = DumpRecord(
+            path=final,
+            size=os.path.getsize(final),
+            seconds=seconds,
+            sha256=_sha256(final) if checksum else None,
+        )
         if verify:
-            from pydbgauto.verify import verify_dump
+            check = verifier or getattr(self.driver, "verify_dump", None)
+            if check is None:
+                from pydbgauto.verify import verify_dump
 
-            record = verify_dump(record, expect if expect is not None else self.last_event)
+                check = verify_dump
+            record = check(record, expect if expect is not None else self.last_event)
         return record
 
     # ----- leaving ------------------------------------------------------------------------------------
@@ -342,13 +372,21 @@ class Session:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise PydbgautoError("this session is closed; start a new one with Session.launch or Session.attach")
+            raise PydbgautoError(
+                "this session is closed; start a new one with Session.launch or Session.attach"
+            )
 
     def _event_from(self, raw: RawStop, parse: bool) -> StopEvent:
         now = time.time()
         if raw.kind is StopKind.EXIT:
-            return StopEvent(kind="exit", sequence=self._sequence, pid=self.pid, exit_status=raw.exit_status,
-                             description=raw.description, time=now)
+            return StopEvent(
+                kind="exit",
+                sequence=self._sequence,
+                pid=self.pid,
+                exit_status=raw.exit_status,
+                description=raw.description,
+                time=now,
+            )
         exception: Optional[ManagedException] = None
         stack: Optional[ManagedStack] = None
         errors: List[str] = []
@@ -361,21 +399,36 @@ class Session:
                 stack = self.stack(raw.thread_id)
             except (SosError, PydbgautoError) as e:
                 errors.append(f"clrstack: {e}")
-        address = raw.exception_address if raw.exception_address is not None else (
-            exception.address if exception else None)
+        address = (
+            raw.exception_address
+            if raw.exception_address is not None
+            else (exception.address if exception else None)
+        )
         return StopEvent(
-            kind=raw.kind.value, sequence=self._sequence, pid=self.pid, thread_id=raw.thread_id,
-            exception_address=address, exception=exception, stack=stack, description=raw.description,
-            time=now, error="; ".join(errors) or None, type_chain=raw.type_chain,
+            kind=raw.kind.value,
+            sequence=self._sequence,
+            pid=self.pid,
+            thread_id=raw.thread_id,
+            exception_address=address,
+            exception=exception,
+            stack=stack,
+            description=raw.description,
+            time=now,
+            error="; ".join(errors) or None,
+            type_chain=raw.type_chain,
         )
 
 
 def check_dump_folder(folder: str) -> None:
     """Refuse a dump folder that does not exist or cannot be written, before any dump is attempted."""
     if not os.path.isdir(folder):
-        raise ConfigurationError(f"the dump folder {folder} does not exist: create it first (mkdir -p {folder})")
+        raise ConfigurationError(
+            f"the dump folder {folder} does not exist: create it first (mkdir -p {folder})"
+        )
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise ConfigurationError(f"the dump folder {folder} is not writable by this user: choose another folder")
+        raise ConfigurationError(
+            f"the dump folder {folder} is not writable by this user: choose another folder"
+        )
 
 
 def _rename_no_overwrite(temp: str, final: str) -> None:

@@ -40,8 +40,14 @@ def reader_env() -> dict:
     return env
 
 
-def analyze(path: str, *, exception_address: Optional[int] = None, thread_id: Optional[int] = None,
-            timeout: float = 300.0, dotnet_dump: Optional[str] = None) -> DumpReading:
+def analyze(
+    path: str,
+    *,
+    exception_address: Optional[int] = None,
+    thread_id: Optional[int] = None,
+    timeout: float = 300.0,
+    dotnet_dump: Optional[str] = None,
+) -> DumpReading:
     """Open ``path`` with dotnet-dump and read the thread list, an exception, and a thread's stack."""
     tool = locate.find_dotnet_dump(dotnet_dump)
     commands: List[str] = ["pe " + (f"{exception_address:#x}" if exception_address else ""), "clrthreads"]
@@ -51,15 +57,24 @@ def analyze(path: str, *, exception_address: Optional[int] = None, thread_id: Op
     for command in commands + ["exit"]:
         argv += ["-c", command.strip()]
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, errors="replace", timeout=timeout,
-                              env=reader_env(), stdin=subprocess.DEVNULL)
+        done = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=timeout,
+            env=reader_env(),
+            stdin=subprocess.DEVNULL,
+        )
     except subprocess.TimeoutExpired as e:
         raise PydbgautoError(f"{READER} did not finish within {timeout} s on {path}") from e
     except OSError as e:
         raise DebuggerNotFoundError(f"cannot run {tool}: {e}: {locate.SOS_HINT}") from e
     text = done.stdout + done.stderr
     if done.returncode != 0 and "ThreadCount:" not in text:
-        raise PydbgautoError(f"{READER} could not open {path} (exit {done.returncode}): {text.strip()[-400:]}")
+        raise PydbgautoError(
+            f"{READER} could not open {path} (exit {done.returncode}): {text.strip()[-400:]}"
+        )
     pe_text, threads_text, stack_text = _split(text)
     return DumpReading(
         threads=_try(parse_threads, threads_text),
@@ -79,7 +94,9 @@ def _split(text: str) -> Tuple[str, str, str]:
         pe_start = 0
     ends = [p for p in (threads_at, stack_at) if p > pe_start]
     pe_text = text[pe_start : min(ends)] if ends else text[pe_start:]
-    threads_text = text[threads_at : stack_at if stack_at > threads_at else len(text)] if threads_at >= 0 else ""
+    threads_text = (
+        text[threads_at : stack_at if stack_at > threads_at else len(text)] if threads_at >= 0 else ""
+    )
     stack_text = text[stack_at:] if stack_at >= 0 else ""
     return pe_text, threads_text, stack_text
 
@@ -99,18 +116,28 @@ def verify_dump(record: DumpRecord, expect: Optional[StopEvent], *, timeout: flo
     try:
         reading = analyze(record.path, exception_address=address, thread_id=thread, timeout=timeout)
     except PydbgautoError as e:
-        return attr.evolve(record, verified=False, reader=READER, verify_seconds=time.monotonic() - started,
-                           verify_error=str(e))
+        return attr.evolve(
+            record,
+            verified=False,
+            reader=READER,
+            verify_seconds=time.monotonic() - started,
+            verify_error=str(e),
+        )
     problems = []
     if reading.threads is None:
         problems.append("the reader printed no thread list")
     if expect is not None and expect.exception is not None:
         seen = reading.exception
         if seen is None:
-            problems.append(f"no exception object at {address:#x}" if address else "no exception on the thread")
+            problems.append(
+                f"no exception object at {address:#x}" if address else "no exception on the thread"
+            )
         elif seen.type != expect.exception.type or (address is not None and seen.address != address):
-            problems.append(f"saw {seen.type} at {seen.address:#x}, expected {expect.exception.type} at {address:#x}"
-                            if address else f"saw {seen.type}, expected {expect.exception.type}")
+            problems.append(
+                f"saw {seen.type} at {seen.address:#x}, expected {expect.exception.type} at {address:#x}"
+                if address
+                else f"saw {seen.type}, expected {expect.exception.type}"
+            )
     if thread is not None:
         if reading.stack is None or reading.stack.os_thread_id != thread:
             problems.append(f"thread {thread:#x} has no managed stack in the dump")

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import shutil
+import threading
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -38,7 +39,7 @@ class WatchResult:
 
     captures: Tuple[CaptureRecord, ...]
     decisions: Tuple[Tuple[StopEvent, DecisionRecord], ...]
-    ended: str  # "max-dumps", "timeout", "exit", "interrupted"
+    ended: str  # "max-dumps", "timeout", "exit", "interrupted", "stopped" (``stop`` was set)
     log_path: str
     elapsed: float
     exit_status: Optional[int] = None
@@ -54,8 +55,11 @@ class WatchResult:
         return sum(1 for _, d in self.decisions if d.reason != "no-match")
 
     def __str__(self) -> str:
-        return (f"{self.events_seen} exceptions seen, {self.matched} matched, {len(self.captures)} dumps written; "
-                f"ended: {self.ended} after {self.elapsed:.1f} s; decision log: {self.log_path}")
+        return (
+            f"{self.events_seen} exceptions seen, {self.matched} matched, "
+            f"{len(self.captures)} dumps written; "
+            f"ended: {self.ended} after {self.elapsed:.1f} s; decision log: {self.log_path}"
+        )
 
 
 EventCallback = Callable[[str, Mapping[str, Any]], None]
@@ -82,29 +86,46 @@ def watch(
     log_path: Optional[str] = None,
     on_event: Optional[EventCallback] = None,
     session_options: Optional[Mapping[str, Any]] = None,
+    stop: Optional[threading.Event] = None,
+    poll_interval: float = 0.5,
 ) -> WatchResult:
     """Watch one process until ``max_dumps`` dumps are written, ``timeout`` seconds pass, or it exits.
 
     Target: exactly one of ``pid``, ``name`` (``wait=True`` waits for it to start) or ``launch`` (argv).
     ``when``: a predicate from pydbgauto's helpers (combined with ``&``, ``|``, ``~``) or any callable
     taking the ``ManagedException`` (or the ``StopEvent``); None matches every exception.
+    ``stop``: set it (from another thread) to end the watch between events (``ended == "stopped"``); the
+    wait then runs in slices of ``poll_interval`` seconds (each slice breaks in and resumes the target).
     """
     targets = sum(x is not None for x in (pid, name, launch))
     if targets != 1:
         raise ConfigurationError("watch needs exactly one target: pid=, name= or launch=[argv]")
-    predicate = preds.as_predicate(when) if when is not None else (preds.first_chance() | preds.second_chance())
+    predicate = (
+        preds.as_predicate(when) if when is not None else (preds.first_chance() | preds.second_chance())
+    )
     dump_dir = os.path.abspath(dump_dir)
     check_dump_folder(dump_dir)
-    policy_args: Dict[str, Any] = dict(dump_dir=dump_dir, max_dumps=max_dumps, skip_first=skip_first,
-                                       cooldown=cooldown, dedupe_stack=dedupe, dedupe_object=dedupe,
-                                       min_free_disk=min_free_disk, verify=verify)
+    policy_args: Dict[str, Any] = dict(
+        dump_dir=dump_dir,
+        max_dumps=max_dumps,
+        skip_first=skip_first,
+        cooldown=cooldown,
+        dedupe_stack=dedupe,
+        dedupe_object=dedupe,
+        min_free_disk=min_free_disk,
+        verify=verify,
+    )
     if name_template is not None:
         policy_args["name_template"] = name_template
     policy = DumpPolicy(**policy_args)
     log_path = os.path.abspath(log_path or os.path.join(dump_dir, LOG_NAME))
     check_dump_folder(os.path.dirname(log_path))
     if timeout is not None and timeout <= 0:
-        raise ConfigurationError(f"timeout must be positive seconds (or None to wait for ever), not {timeout!r}")
+        raise ConfigurationError(
+            f"timeout must be positive seconds (or None to wait for ever), not {timeout!r}"
+        )
+    if poll_interval <= 0:
+        raise ConfigurationError(f"poll_interval must be positive seconds, not {poll_interval!r}")
 
     options = dict(session_options or {})
     if launch is not None:
@@ -116,12 +137,24 @@ def watch(
     else:
         session = Session.attach(name=name, wait=wait, debugger=debugger, **options)
         process = str(name)
-    return _Watch(session, predicate, policy, process, log_path, on_event, in_debugger_filter).run(timeout)
+    return _Watch(
+        session, predicate, policy, process, log_path, on_event, in_debugger_filter, stop, poll_interval
+    ).run(timeout)
 
 
 class _Watch:
-    def __init__(self, session: Session, predicate: preds.Predicate, policy: DumpPolicy, process: str,
-                 log_path: str, on_event: Optional[EventCallback], in_debugger_filter: bool) -> None:
+    def __init__(
+        self,
+        session: Session,
+        predicate: preds.Predicate,
+        policy: DumpPolicy,
+        process: str,
+        log_path: str,
+        on_event: Optional[EventCallback],
+        in_debugger_filter: bool,
+        stop: Optional[threading.Event] = None,
+        poll_interval: float = 0.5,
+    ) -> None:
         self.session = session
         self.predicate = predicate
         self.policy = policy
@@ -133,26 +166,45 @@ class _Watch:
         self.needs = predicate.needs | policy.needs
         self.captures: List[CaptureRecord] = []
         self.decisions: List[Tuple[StopEvent, DecisionRecord]] = []
+        self.stop = stop
+        self.poll_interval = poll_interval
 
     def run(self, timeout: Optional[float]) -> WatchResult:
         started = time.monotonic()
         ended, exit_status, filtered = "interrupted", None, False
-        fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0), 0o600)
+        fd = os.open(
+            self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0), 0o600
+        )
         with self.session, os.fdopen(fd, "a", encoding="utf-8") as self._log:
             self.session.break_on_clr_exceptions()
             if self.in_debugger_filter:
                 filtered = self.session.set_filter(self.predicate)
-            self.on_event("armed", {"pid": self.session.pid, "versions": dict(self.session.versions),
-                                    "filtered_in_debugger": filtered, "predicate": self.predicate.describe()})
+            self.on_event(
+                "armed",
+                {
+                    "pid": self.session.pid,
+                    "versions": dict(self.session.versions),
+                    "filtered_in_debugger": filtered,
+                    "predicate": self.predicate.describe(),
+                },
+            )
             while True:
+                if self.stop is not None and self.stop.is_set():
+                    ended = "stopped"
+                    break
                 remaining = None if timeout is None else timeout - (time.monotonic() - started)
                 if remaining is not None and remaining <= 0:
                     ended = "timeout"
                     break
+                step = remaining
+                if self.stop is not None:
+                    step = self.poll_interval if remaining is None else min(self.poll_interval, remaining)
                 try:
-                    event = self.session.wait_for_event(remaining)
+                    event = self.session.wait_for_event(step)
                 except DebuggerTimeoutError:
                     self._log_filtered()
+                    if step != remaining:  # only a slice ended: look at ``stop`` and the time limit again
+                        continue
                     ended = "timeout"
                     break
                 self._log_filtered()
@@ -165,8 +217,15 @@ class _Watch:
                 if self.state.done:
                     ended = "max-dumps"
                     break
-        result = WatchResult(tuple(self.captures), tuple(self.decisions), ended, self.log_path,
-                             time.monotonic() - started, exit_status, filtered)
+        result = WatchResult(
+            tuple(self.captures),
+            tuple(self.decisions),
+            ended,
+            self.log_path,
+            time.monotonic() - started,
+            exit_status,
+            filtered,
+        )
         self.on_event("done", {"result": result})
         return result
 
@@ -182,25 +241,38 @@ class _Watch:
         chains: Tuple[Tuple[str, ...], ...] = ()
         if "inner" in self.needs and "type_chain" in self.needs:
             chains = tuple(self._chain(e.address) for e in inner)
-        verdict = preds.evaluate(self.predicate, preds.Facts(event=event, inner_exceptions=inner,
-                                                              inner_type_chains=chains))
+        verdict = preds.evaluate(
+            self.predicate, preds.Facts(event=event, inner_exceptions=inner, inner_type_chains=chains)
+        )
         if verdict.error:
             log.warning("the predicate failed on %s: %s", event, verdict.error)
         decision = self._decide(event, verdict.matched, predicate_error=verdict.error)
         if decision.action == "dump":
             self._capture(event, decision, inner)
 
-    def _decide(self, event: StopEvent, matched: bool, predicate_error: Optional[str] = None) -> DecisionRecord:
+    def _decide(
+        self, event: StopEvent, matched: bool, predicate_error: Optional[str] = None
+    ) -> DecisionRecord:
         free = _free_disk(self.policy.dump_dir)
         decision: Decision = self.state.decide(event, matched, time.monotonic(), free)
-        record = DecisionRecord(action=decision.action, reason=decision.reason, detail=decision.detail,
-                                n=decision.n)
+        record = DecisionRecord(
+            action=decision.action, reason=decision.reason, detail=decision.detail, n=decision.n
+        )
         self.decisions.append((event, record))
-        line = {"sequence": event.sequence, "time": event.time, "kind": event.kind, "thread_id": event.thread_id,
-                "exception_type": event.exception_type, "exception_address": event.exception_address,
-                "message": event.exception.message if event.exception else None, "matched": matched,
-                "action": record.action, "reason": record.reason, "detail": record.detail,
-                "filtered_in_debugger": event.description == "resumed by the debugger-side filter"}
+        line = {
+            "sequence": event.sequence,
+            "time": event.time,
+            "kind": event.kind,
+            "thread_id": event.thread_id,
+            "exception_type": event.exception_type,
+            "exception_address": event.exception_address,
+            "message": event.exception.message if event.exception else None,
+            "matched": matched,
+            "action": record.action,
+            "reason": record.reason,
+            "detail": record.detail,
+            "filtered_in_debugger": event.description == "resumed by the debugger-side filter",
+        }
         if predicate_error:
             line["predicate_error"] = predicate_error
         self._log.write(json.dumps(line) + "\n")
@@ -212,15 +284,18 @@ class _Watch:
         for event in self.session.take_filtered():
             self._decide(event, matched=False)
 
-    def _capture(self, event: StopEvent, decision: DecisionRecord, inner: Tuple[ManagedException, ...]) -> None:
+    def _capture(
+        self, event: StopEvent, decision: DecisionRecord, inner: Tuple[ManagedException, ...]
+    ) -> None:
         seen_at = time.monotonic()
         threads = None
         try:
             threads = self.session.threads()
         except PydbgautoError as e:
             log.warning("clrthreads failed: %s", e)
-        path = self.policy.path(self.process, self.session.pid or 0, event.exception_type, time.time(),
-                                decision.n or 0)
+        path = self.policy.path(
+            self.process, self.session.pid or 0, event.exception_type, time.time(), decision.n or 0
+        )
         self.on_event("dump-start", {"event": event, "path": path})
         dump, dump_error = None, None
         try:
@@ -235,9 +310,17 @@ class _Watch:
                 timings["verify"] = dump.verify_seconds
             timings["stop_to_verified"] = time.monotonic() - _monotonic_of(event.time)
         capture = CaptureRecord(
-            event=event, decision=decision, exception=event.exception, stack=event.stack, threads=threads,
-            inner_exceptions=inner, dump=dump, dump_error=dump_error, predicate=self.predicate.describe(),
-            timings=timings, versions=dict(self.session.versions),
+            event=event,
+            decision=decision,
+            exception=event.exception,
+            stack=event.stack,
+            threads=threads,
+            inner_exceptions=inner,
+            dump=dump,
+            dump_error=dump_error,
+            predicate=self.predicate.describe(),
+            timings=timings,
+            versions=dict(self.session.versions),
             record_path=(dump.path if dump else path) + ".json",
         )
         _write_new_json(capture.record_path or path + ".json", capture.to_dict())

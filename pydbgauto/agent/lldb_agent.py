@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 import traceback
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import lldb  # type: ignore[import-not-found]
 
@@ -43,11 +43,16 @@ from pydbgauto.sos.pe import parse_pe  # noqa: E402
 
 # Predicate nodes the agent can decide from the type alone (no SOS command per throw).
 TYPE_ONLY_OPS = {"exception_type", "first_chance", "second_chance", "not", "all", "any"}
+# What the agent can gather for a predicate at a stop (the inner-exception chain it cannot).
+AGENT_CAN_FETCH = frozenset({"stack", "type_chain"})
 
 CLR_NOTIFY_EXCEPTION = 0xE0444143
 JIT_NOTIFICATION2 = 8
 SIGABRT = 6
 PAGE = 4096
+# mprotect runs on the stopped thread only: letting other threads run during an expression would let
+# them pass breakpoints unreported.
+EXPR_TIMEOUT_US = 5_000_000
 # The ExInfo slot that held the exception object on .NET 10.0.12; validated at every use.
 EXINFO_SCAN_BYTES = 0x180
 # Signals the runtime raises and handles itself; they must reach it without stopping the target.
@@ -78,6 +83,7 @@ class Agent:
         self.mechanism: Optional[str] = None
         self.dispatch_md: Optional[int] = None
         self.dispatch_bps: List[int] = []
+        self.dispatch_addresses: set = set()  # code addresses of DispatchEx that have a breakpoint
         self.notify_bp: Optional[int] = None
         self.rethrow_bp: Optional[int] = None
         self.startup_bp: Optional[int] = None
@@ -90,8 +96,14 @@ class Agent:
         self.filter_type_only = False
         self.filtered: List[Dict[str, Any]] = []  # first-chance stops the filter let pass, for the log
         self.runtime: Dict[str, Any] = {}
-        self.stats: Dict[str, Any] = {"stops": 0, "notifications": 0, "rejits": 0, "run_seconds": 0.0,
-                                      "sos_seconds": 0.0, "sos_commands": 0}
+        self.stats: Dict[str, Any] = {
+            "stops": 0,
+            "notifications": 0,
+            "rejits": 0,
+            "run_seconds": 0.0,
+            "sos_seconds": 0.0,
+            "sos_commands": 0,
+        }
 
     # ----- plumbing -------------------------------------------------------------------------------------
 
@@ -108,8 +120,12 @@ class Agent:
         except Exception as e:  # report, never kill lldb
             self._send(
                 token,
-                {"ok": False, "kind": "internal", "error": f"{type(e).__name__}: {e}",
-                 "traceback": traceback.format_exc()},
+                {
+                    "ok": False,
+                    "kind": "internal",
+                    "error": f"{type(e).__name__}: {e}",
+                    "traceback": traceback.format_exc(),
+                },
                 "error",
             )
 
@@ -160,7 +176,12 @@ class Agent:
         self.hc("process handle -p true -s true -n true SIGABRT")
 
     def op_launch(
-        self, argv: List[str], env: Dict[str, str], stdout: str, stderr: str, stdin: Optional[str],
+        self,
+        argv: List[str],
+        env: Dict[str, str],
+        stdout: str,
+        stderr: str,
+        stdin: Optional[str],
         cwd: Optional[str],
     ) -> Dict[str, Any]:
         error = lldb.SBError()
@@ -185,7 +206,8 @@ class Agent:
         state = self.process.GetState()
         if state == lldb.eStateExited:
             raise AgentError(
-                "exited", f"the target exited with status {self.process.GetExitStatus()} before the runtime started"
+                "exited",
+                f"the target exited with status {self.process.GetExitStatus()} before the runtime started",
             )
         if not self._at_breakpoint(self.startup_bp):
             raise AgentError(
@@ -197,13 +219,22 @@ class Agent:
 
     def op_attach(self, pid: int) -> Dict[str, Any]:
         out = self.hc(f"process attach --pid {int(pid)}")
+        if "lost connection" in out:  # lldb-server went away during the attach: try once more
+            time.sleep(0.5)
+            out = self.hc(f"process attach --pid {int(pid)}")
         self.target = self.debugger.GetSelectedTarget()
         self.process = self.target.GetProcess() if self.target.IsValid() else None
-        if self.process is None or not self.process.IsValid() or self.process.GetState() != lldb.eStateStopped:
+        if (
+            self.process is None
+            or not self.process.IsValid()
+            or self.process.GetState() != lldb.eStateStopped
+        ):
             raise AgentError("attach", f"cannot attach to pid {pid}: {out.strip()}")
         self._signals()
         if self._find_module("libcoreclr.so") is None:
-            raise AgentError("not-dotnet", f"pid {pid} has no libcoreclr.so loaded: it does not run .NET (Core)")
+            raise AgentError(
+                "not-dotnet", f"pid {pid} has no libcoreclr.so loaded: it does not run .NET (Core)"
+            )
         return self._describe()
 
     def _find_module(self, name: str) -> Optional["lldb.SBModule"]:
@@ -222,7 +253,10 @@ class Agent:
 
     def _at_breakpoint(self, bp_id: Optional[int]) -> bool:
         for thread in self._require_process():
-            if thread.GetStopReason() == lldb.eStopReasonBreakpoint and thread.GetStopReasonDataAtIndex(0) == bp_id:
+            if (
+                thread.GetStopReason() == lldb.eStopReasonBreakpoint
+                and thread.GetStopReasonDataAtIndex(0) == bp_id
+            ):
                 self.process.SetSelectedThread(thread)  # type: ignore[union-attr]
                 return True
         return False
@@ -248,9 +282,14 @@ class Agent:
             self._take_over_sos_notifications()
             # bpmd sets the first breakpoint itself when code exists; remember every breakpoint it made.
             self.dispatch_bps = [
-                bp.GetID() for bp in self.target.breakpoint_iter() if bp.GetID() not in (self.notify_bp,)
-                and not _is_sos_exception_bp(bp)
+                bp.GetID()
+                for bp in self.target.breakpoint_iter()
+                if bp.GetID() not in (self.notify_bp,) and not _is_sos_exception_bp(bp)
             ]
+            for bp_id in self.dispatch_bps:
+                bp = self.target.FindBreakpointByID(bp_id)
+                for i in range(bp.GetNumLocations()):
+                    self.dispatch_addresses.add(bp.GetLocationAtIndex(i).GetLoadAddress())
         else:
             # The probe left a pending bpmd and SOS's auto-continuing C++-throw callback: remove both,
             # or that callback swallows our stops.
@@ -292,12 +331,17 @@ class Agent:
         Stops that do not match are resumed at once and listed (compactly) with the next report, so
         the caller's decision log still accounts for every throw.
         """
+        self.filter, self.filter_type_only = None, False
         if spec is None:
-            self.filter, self.filter_type_only = None, False
-            return {"type_only": False}
-        self.filter = predicates.from_spec(spec)
+            return {"filtering": False, "type_only": False}
+        predicate = predicates.from_spec(spec)
+        if not predicate.needs <= AGENT_CAN_FETCH:
+            # e.g. inner(...): the inner chain is fetched by the watch loop; deciding here without it
+            # would resume exceptions that match. Leave such predicates to Python.
+            return {"filtering": False, "type_only": False}
+        self.filter = predicate
         self.filter_type_only = _ops(spec) <= TYPE_ONLY_OPS
-        return {"type_only": self.filter_type_only}
+        return {"filtering": True, "type_only": self.filter_type_only}
 
     def _type_chain(self, address: int) -> Optional[Tuple[str, ...]]:
         """The object's type and base types from its MethodTable pointer; dumpmt once per type."""
@@ -335,9 +379,10 @@ class Agent:
         chain = self._type_chain(address)
         if chain is None:
             return True
+        exception: Optional[ManagedException]
+        stack = None
         if self.filter_type_only:
             exception = ManagedException(address=address, type=chain[0], message=None)
-            stack = None
         else:
             self._require_process().SetSelectedThread(thread)
             try:
@@ -345,14 +390,26 @@ class Agent:
                 stack = parse_clrstack(self.hc("clrstack")) if "stack" in self.filter.needs else None
             except Exception:
                 return True  # let Python look at what the agent could not read
-        stop = StopEvent(kind="first-chance", thread_id=event["thread_id"], exception_address=address,
-                         exception=exception, stack=stack, type_chain=chain)
+        stop = StopEvent(
+            kind="first-chance",
+            thread_id=event["thread_id"],
+            exception_address=address,
+            exception=exception,
+            stack=stack,
+            type_chain=chain,
+        )
         verdict = predicates.evaluate(self.filter, predicates.Facts(event=stop))
         if verdict.matched or verdict.error:
             event["type_chain"] = list(chain)
             return True
-        self.filtered.append({"thread_id": event["thread_id"], "exception_address": address, "type": chain[0],
-                              "time": time.time()})
+        self.filtered.append(
+            {
+                "thread_id": event["thread_id"],
+                "exception_address": address,
+                "type": chain[0],
+                "time": time.time(),
+            }
+        )
         return False
 
     # ----- running and stopping ------------------------------------------------------------------------
@@ -368,8 +425,17 @@ class Agent:
             interrupted = self._continue_until_stop(process, deadline)
             state = process.GetState()
             if state == lldb.eStateExited:
-                return {"kind": "exit", "exit_status": process.GetExitStatus(),
-                        "description": process.GetExitDescription() or "", "filtered": self._take_filtered()}
+                status, description = process.GetExitStatus(), process.GetExitDescription() or ""
+                if status == -1 and "lost connection" in description:
+                    # lldb sometimes loses lldb-server as the target exits (about 1 run in 10 here):
+                    # the target is gone, its status is unknown.
+                    status, description = None, "exited; lldb lost the exit status (lost connection)"
+                return {
+                    "kind": "exit",
+                    "exit_status": status,
+                    "description": description,
+                    "filtered": self._take_filtered(),
+                }
             if state != lldb.eStateStopped:
                 raise AgentError("state", f"unexpected process state {lldb.SBDebugger.StateAsCString(state)}")
             self.stats["stops"] += 1
@@ -419,6 +485,11 @@ class Agent:
         events: List[Dict[str, Any]] = []
         for thread in process:
             reason = thread.GetStopReason()
+            _trace(
+                f"stop {self.stats['stops']} thread {thread.GetThreadID()} reason {reason} "
+                f"data {thread.GetStopReasonDataAtIndex(0) if reason else None} "
+                f"pc {thread.GetFrameAtIndex(0).GetPC():#x}"
+            )
             if reason == lldb.eStopReasonBreakpoint:
                 bp_id = thread.GetStopReasonDataAtIndex(0)
                 if bp_id == self.notify_bp:
@@ -432,8 +503,14 @@ class Agent:
                     if self._passes_filter(event, thread):
                         events.append(event)
             elif reason == lldb.eStopReasonSignal and thread.GetStopReasonDataAtIndex(0) == SIGABRT:
-                events.append({"kind": "second-chance", "thread_id": thread.GetThreadID(),
-                               "exception_address": None, "description": "SIGABRT: the runtime is aborting"})
+                events.append(
+                    {
+                        "kind": "second-chance",
+                        "thread_id": thread.GetThreadID(),
+                        "exception_address": None,
+                        "description": "SIGABRT: the runtime is aborting",
+                    }
+                )
         return events
 
     def _take_filtered(self) -> List[Dict[str, Any]]:
@@ -441,6 +518,7 @@ class Agent:
         return filtered
 
     def _report(self, event: Dict[str, Any]) -> Dict[str, Any]:
+        _trace(f"report {event['thread_id']} {event.get('exception_address')} pending {len(self.pending)}")
         event["filtered"] = self._take_filtered()
         process = self._require_process()
         thread = process.GetThreadByID(event["thread_id"])
@@ -466,24 +544,39 @@ class Agent:
 
     def _break_at_code(self, thread: "lldb.SBThread", address: int) -> None:
         assert self.target is not None
+        if address in self.dispatch_addresses:
+            # Several threads can report the same new code. A second breakpoint on a site where threads
+            # are stopped makes lldb lose hits of other threads (seen with 8 threads' first throws).
+            return
+        self.dispatch_addresses.add(address)
         bp = self.target.BreakpointCreateByAddress(address)
+        _trace(f"break at {address:#x} resolved {bp.GetNumResolvedLocations()}")
         if bp.GetNumResolvedLocations() == 0:
             # W^X: a shared read-execute view refuses ptrace writes; make the page writable and retry.
             page = address & ~(PAGE - 1)
             self.process.SetSelectedThread(thread)  # type: ignore[union-attr]
-            self.hc(f"expr -- (int)mprotect((void*){page}, {PAGE}, 7)")
+            self._mprotect(page, 7)
             self.writable_pages.append(page)
             bp.SetEnabled(False)
             bp.SetEnabled(True)
         self.dispatch_bps.append(bp.GetID())
         self.stats["rejits"] += 1
 
+    def _mprotect(self, page: int, prot: int) -> None:
+        """mprotect one page in the target, running only the stopped thread (see EXPR_TIMEOUT_US)."""
+        options = f"-a false -i true -u true -t {EXPR_TIMEOUT_US}"
+        self.hc(f"expr {options} -- (int)mprotect((void*){page}, {PAGE}, {prot})")
+
     def _first_chance_dispatch(self, thread: "lldb.SBThread") -> Dict[str, Any]:
         exinfo = thread.GetFrameAtIndex(0).FindRegister("rsi").GetValueAsUnsigned()
         self._require_process().SetSelectedThread(thread)
         address = self._exception_in_exinfo(exinfo)
-        return {"kind": "first-chance", "thread_id": thread.GetThreadID(), "exception_address": address,
-                "description": "DispatchEx"}
+        return {
+            "kind": "first-chance",
+            "thread_id": thread.GetThreadID(),
+            "exception_address": address,
+            "description": "DispatchEx",
+        }
 
     def _exception_in_exinfo(self, exinfo: int) -> Optional[int]:
         """The exception object held by an ExInfo: the cached slot if SOS accepts it, else a scan."""
@@ -516,8 +609,12 @@ class Agent:
             address = exception.address if exception else None
         except Exception:
             pass
-        return {"kind": "first-chance", "thread_id": thread.GetThreadID(), "exception_address": address,
-                "description": "__cxa_rethrow"}
+        return {
+            "kind": "first-chance",
+            "thread_id": thread.GetThreadID(),
+            "exception_address": address,
+            "description": "__cxa_rethrow",
+        }
 
     # ----- commands while stopped ----------------------------------------------------------------------
 
@@ -534,8 +631,10 @@ class Agent:
 
     def op_threads(self) -> Dict[str, Any]:
         process = self._require_process()
-        return {"threads": [t.GetThreadID() for t in process],
-                "selected": process.GetSelectedThread().GetThreadID()}
+        return {
+            "threads": [t.GetThreadID() for t in process],
+            "selected": process.GetSelectedThread().GetThreadID(),
+        }
 
     def op_dump(self, path: str) -> Dict[str, Any]:
         """Write an ELF core of the stopped target to ``path`` (a new file)."""
@@ -558,7 +657,7 @@ class Agent:
         if self.target is not None:
             self.target.DeleteAllBreakpoints()
         for page in self.writable_pages:  # give the runtime its read-execute pages back
-            self.hc(f"expr -- (int)mprotect((void*){page}, {PAGE}, 5)")
+            self._mprotect(page, 5)
         error = process.Detach()
         if not error.Success():
             raise AgentError("detach", f"detach failed: {error.GetCString()}")
@@ -568,6 +667,16 @@ class Agent:
         process = self._require_process()
         process.Kill()
         return {"exit_status": process.GetExitStatus()}
+
+
+_TRACE = os.environ.get("PYDBGAUTO_AGENT_TRACE")
+
+
+def _trace(line: str) -> None:
+    """Debugging aid: PYDBGAUTO_AGENT_TRACE=<file> logs every thread's stop reason."""
+    if _TRACE:
+        with open(_TRACE, "a") as f:
+            f.write(line + "\n")
 
 
 def _ops(spec: Any) -> set:
@@ -597,7 +706,9 @@ def _legacy_eh_requested(pid: int) -> bool:
             environ = f.read().split(b"\0")
     except OSError:
         return False
-    return any(e in (b"DOTNET_LegacyExceptionHandling=1", b"COMPlus_LegacyExceptionHandling=1") for e in environ)
+    return any(
+        e in (b"DOTNET_LegacyExceptionHandling=1", b"COMPlus_LegacyExceptionHandling=1") for e in environ
+    )
 
 
 def _runtime_version(directory: Optional[str]) -> Optional[str]:
@@ -618,8 +729,35 @@ def _runtime_version(directory: Optional[str]) -> Optional[str]:
     return None
 
 
-_GP_NAMES = ("r15", "r14", "r13", "r12", "rbp", "rbx", "r11", "r10", "r9", "r8", "rax", "rcx", "rdx", "rsi",
-             "rdi", "orig_rax", "rip", "cs", "rflags", "rsp", "ss", "fs_base", "gs_base", "ds", "es", "fs", "gs")
+_GP_NAMES = (
+    "r15",
+    "r14",
+    "r13",
+    "r12",
+    "rbp",
+    "rbx",
+    "r11",
+    "r10",
+    "r9",
+    "r8",
+    "rax",
+    "rcx",
+    "rdx",
+    "rsi",
+    "rdi",
+    "orig_rax",
+    "rip",
+    "cs",
+    "rflags",
+    "rsp",
+    "ss",
+    "fs_base",
+    "gs_base",
+    "ds",
+    "es",
+    "fs",
+    "gs",
+)
 
 
 def _gp_registers(thread: "lldb.SBThread") -> Dict[str, int]:

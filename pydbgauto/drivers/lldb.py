@@ -37,7 +37,9 @@ from pydbgauto.errors import (
 
 log = logging.getLogger(__name__)
 
-AGENT_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "agent", "lldb_agent.py")
+AGENT_PATH = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "agent", "lldb_agent.py"
+)
 # How long a wait may overrun its own limit while the agent interrupts the target and replies.
 INTERRUPT_GRACE = 30.0
 
@@ -86,7 +88,9 @@ class LldbDriver:
     def start(self) -> None:
         self._spawn()
         try:
-            self.info["lldb"] = self._request("init", self.startup_timeout, sos_plugin=self.sos_plugin)["lldb"]
+            self.info["lldb"] = self._request("init", self.startup_timeout, sos_plugin=self.sos_plugin)[
+                "lldb"
+            ]
             if self.target.argv is not None:
                 described = self._launch()
             else:
@@ -100,8 +104,12 @@ class LldbDriver:
     def execute(self, command: str, timeout: Optional[float] = None, thread_id: Optional[int] = None) -> str:
         if "\n" in command or "\r" in command:
             raise DebuggerError("one command at a time: the command text has a line break")
-        reply = self._request("exec", timeout if timeout is not None else self.command_timeout, command=command,
-                              thread_id=thread_id)
+        reply = self._request(
+            "exec",
+            timeout if timeout is not None else self.command_timeout,
+            command=command,
+            thread_id=thread_id,
+        )
         return reply["output"] + reply["error"]
 
     def arm_clr_exceptions(self) -> None:
@@ -120,13 +128,18 @@ class LldbDriver:
         kind = event["kind"]
         self._filtered.extend(event.get("filtered") or [])
         if kind == "timeout":
-            raise DebuggerTimeoutError(f"no debug event within {timeout} s; the target is stopped under the debugger")
+            raise DebuggerTimeoutError(
+                f"no debug event within {timeout} s; the target is stopped under the debugger"
+            )
         if kind == "cancelled":
             raise DebuggerError("the wait was cancelled")
         if kind == "exit":
             self._attached = False
-            return RawStop(StopKind.EXIT, exit_status=event.get("exit_status"),
-                           description=event.get("description") or "")
+            return RawStop(
+                StopKind.EXIT,
+                exit_status=event.get("exit_status"),
+                description=event.get("description") or "",
+            )
         return RawStop(
             StopKind(kind),
             thread_id=event.get("thread_id"),
@@ -137,8 +150,10 @@ class LldbDriver:
 
     def set_filter(self, spec: Optional[Dict[str, Any]]) -> bool:
         """Have the agent evaluate a predicate spec at each first-chance stop (None: report all).
-        Returns True when the spec is decided from the type alone, without SOS per throw."""
-        return bool(self._request("set_filter", self.command_timeout, spec=spec)["type_only"])
+        Returns True when the agent took it (a spec it cannot fully decide is left to the caller)."""
+        reply = self._request("set_filter", self.command_timeout, spec=spec)
+        self.info["filter_type_only"] = reply["type_only"]
+        return bool(reply["filtering"])
 
     def take_filtered(self) -> List[Dict[str, Any]]:
         """The first-chance stops the agent's filter resumed since the last call."""
@@ -153,8 +168,12 @@ class LldbDriver:
 
     def versions(self) -> Mapping[str, str]:
         runtime = self.info.get("runtime") or {}
-        return {"debugger": str(self.info.get("lldb", "")), "sos": self.sos_plugin,
-                "runtime": str(runtime.get("version") or "unknown"), "mechanism": str(self.info.get("mechanism", ""))}
+        return {
+            "debugger": str(self.info.get("lldb", "")),
+            "sos": self.sos_plugin,
+            "runtime": str(runtime.get("version") or "unknown"),
+            "mechanism": str(self.info.get("mechanism", "")),
+        }
 
     def stats(self) -> Dict[str, Any]:
         return self._request("stats", self.command_timeout)
@@ -189,12 +208,23 @@ class LldbDriver:
         reply_r, reply_w = os.pipe()
         cancel_r, cancel_w = os.pipe()
         env = dict(os.environ)
-        env.update({"PYDBGAUTO_REPLY_FD": str(reply_w), "PYDBGAUTO_CANCEL_FD": str(cancel_r)})
+        # The owner tag lets tests (and doctor) tell our lldb processes from anyone else's.
+        env.update(
+            {
+                "PYDBGAUTO_REPLY_FD": str(reply_w),
+                "PYDBGAUTO_CANCEL_FD": str(cancel_r),
+                "PYDBGAUTO_OWNER_PID": str(os.getpid()),
+            }
+        )
         try:
             self._proc = subprocess.Popen(
                 [self.lldb_path, "--no-lldbinit", "--no-use-colors"],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                pass_fds=(reply_w, cancel_r), env=env, start_new_session=True,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                pass_fds=(reply_w, cancel_r),
+                env=env,
+                start_new_session=True,
             )
         except OSError as e:
             raise DebuggerNotFoundError(f"cannot start {self.lldb_path}: {e}: {locate.INSTALL_HINT}") from e
@@ -253,7 +283,9 @@ class LldbDriver:
                 raise DebuggerTimeoutError(
                     f"lldb did not answer '{op}' within {timeout} s; last output: {self.last_output()}"
                 )
-            ready, _, _ = select.select([self._reply_r], [], [], 0.5 if remaining is None else min(0.5, remaining))
+            ready, _, _ = select.select(
+                [self._reply_r], [], [], 0.5 if remaining is None else min(0.5, remaining)
+            )
             if ready:
                 data = os.read(self._reply_r, 1 << 16)
                 if not data:
@@ -305,8 +337,14 @@ class LldbDriver:
         if not os.path.exists(argv[0]):
             raise TargetError(f"cannot launch {argv[0]}: no such file")
         described = self._request(
-            "launch", self.startup_timeout, argv=argv, env=dict(self.target.env), stdout=self.target_stdout,
-            stderr=self.target_stderr, stdin=None, cwd=self.target.cwd,
+            "launch",
+            self.startup_timeout,
+            argv=argv,
+            env=dict(self.target.env),
+            stdout=self.target_stdout,
+            stderr=self.target_stderr,
+            stdin=None,
+            cwd=self.target.cwd,
         )
         self._attached = True
         return described

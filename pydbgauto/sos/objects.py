@@ -50,3 +50,12 @@ def parse_dumpmt(text: str) -> MethodTableHeader:
     parent_text = fields.get("Parent", "")
     parent = parse_hex(parent_text) if re.fullmatch(r"(0x)?[0-9A-Fa-f`]+", parent_text) else None
     return MethodTableHeader(name=fields["Name"], parent=parent or None)
+
+
+_IP2MD = re.compile(r"^\s*MethodDesc:\s+([0-9A-Fa-f`]+)", re.MULTILINE)
+
+
+def parse_ip2md(text: str) -> Optional[int]:
+    """``ip2md``: the MethodDesc an instruction pointer belongs to, or None (not managed code)."""
+    m = _IP2MD.search(text)
+    return parse_hex(m.group(1)) if m else None

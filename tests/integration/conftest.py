@@ -12,8 +12,10 @@ from typing import Iterator, List
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-APPS = {"net8": os.path.join(ROOT, ".build", "app-net8", "ThrowingApp"),
-        "net10": os.path.join(ROOT, ".build", "app-net10", "ThrowingApp")}
+APPS = {
+    "net8": os.path.join(ROOT, ".build", "app-net8", "ThrowingApp"),
+    "net10": os.path.join(ROOT, ".build", "app-net10", "ThrowingApp"),
+}
 
 
 def _missing() -> List[str]:
@@ -57,8 +59,9 @@ class WaitingApp:
     """
 
     def __init__(self, path: str) -> None:
-        self.proc = subprocess.Popen([path, "wait"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                     bufsize=1)
+        self.proc = subprocess.Popen(
+            [path, "wait"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
+        )
         self.lines: List[str] = []
         self._changed = threading.Condition()
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -123,8 +126,18 @@ def tracer_of(pid: int) -> int:
 
 
 def lldb_processes() -> List[int]:
+    """lldb and lldb-server processes started by this test process (the driver tags their environment)."""
+    tag = f"PYDBGAUTO_OWNER_PID={os.getpid()}".encode()
     out = subprocess.run(["pgrep", "-f", "lldb"], capture_output=True, text=True).stdout
-    return sorted(int(p) for p in out.split() if int(p) != os.getpid())
+    mine = []
+    for pid in (int(p) for p in out.split()):
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if tag in f.read().split(b"\0"):
+                    mine.append(pid)
+        except OSError:
+            pass
+    return sorted(mine)
 
 
 @pytest.fixture

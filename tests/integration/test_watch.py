@@ -1,0 +1,278 @@
+"""watch() and `pydbgauto watch` on the real sample app: the right throws dumped, every throw logged."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+import pydbgauto as pda
+from pydbgauto import ConfigurationError
+from pydbgauto.watch import watch
+from tests.integration.conftest import ROOT, WaitingApp, lldb_processes, throw_lines
+
+pytestmark = pytest.mark.lldb
+
+# first-chance throws: 1 IOE, 2 OrderRejected (ArgumentException), 3 Format (inner),
+# 4 Application(inner=Format),
+# 5 Timeout, 6 Timeout rethrown (same object), 7 NullReference (not seen on .NET 8).
+CASES = {
+    "type": (pda.exception_type("System.InvalidOperationException"), ["System.InvalidOperationException"]),
+    "derived": (
+        pda.exception_type("System.ArgumentException", derived=True),
+        ["ThrowingApp.OrderRejectedException"],
+    ),
+    "message": (pda.message_matches(r"card declined"), ["ThrowingApp.OrderRejectedException"]),
+    "hresult": (pda.hresult(0x80131509), ["System.InvalidOperationException"]),  # COR_E_INVALIDOPERATION
+    "inner": (pda.inner(pda.exception_type("System.FormatException")), ["System.ApplicationException"]),
+    "thrown_in": (pda.thrown_in(r"RethrowScenario"), ["System.TimeoutException"]),
+}
+
+
+def send_when_armed(app: WaitingApp, *lines: str):
+    """An on_event callback that drives the app once the watch is armed (not before: unseen throws)."""
+
+    def on_event(kind: str, data: dict) -> None:
+        if kind == "armed":
+            for line in lines:
+                app.send(line)
+
+    return on_event
+
+
+def read_log(path: str) -> list:
+    with open(path) as f:
+        return [json.loads(line) for line in f]
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_predicates_select_exactly_their_throws(app, runtime, tmp_path, case, no_lldb_left):
+    predicate, expected = CASES[case]
+    result = watch(
+        launch=[app, "first-chance"], when=predicate, dump_dir=str(tmp_path), max_dumps=5, timeout=120
+    )
+    assert result.ended == "exit"
+    assert [c.exception.type for c in result.captures] == expected
+    for capture in result.captures:
+        assert capture.dump is not None and capture.dump.verified, capture.dump
+        assert capture.dump.seen_exception_type == capture.exception.type
+        assert os.stat(capture.dump.path).st_mode & 0o777 == 0o600
+        with open(capture.record_path) as f:
+            record = pda.CaptureRecord.from_dict(json.load(f))
+        assert record.exception.address == capture.exception.address
+        assert record.dump.sha256 == capture.dump.sha256
+    # The decision log accounts for every throw the app made, plus its exit.
+    throws = 6 if runtime == "net8" else 7
+    log = read_log(result.log_path)
+    assert len(log) == throws + 1 and log[-1]["kind"] == "exit"
+    assert sum(1 for line in log if line["action"] == "dump") == len(expected)
+    if case == "thrown_in":  # the rethrow of the same object matched again, and was recognised
+        assert [line["reason"] for line in log if line["matched"]] == ["matched", "duplicate-object"]
+
+
+def test_policy_limits_on_a_repeating_throw(runtime, tmp_path, no_lldb_left):
+    app = WaitingApp(os.path.join(ROOT, ".build", f"app-{runtime}", "ThrowingApp"))
+    try:
+        # skip_first=3, then dumps 4 and 5 (no dedupe), then the limit ends the watch
+        result = watch(
+            pid=app.pid,
+            when=pda.exception_type("System.InvalidOperationException"),
+            dump_dir=str(tmp_path),
+            max_dumps=2,
+            skip_first=3,
+            dedupe=False,
+            timeout=120,
+            on_event=send_when_armed(app, "repeat 12"),
+        )
+        reasons = [d.reason for _, d in result.decisions]
+        assert reasons == ["skip-first"] * 3 + ["matched", "matched"]
+        assert result.ended == "max-dumps" and len(result.captures) == 2
+        assert all(c.dump.verified for c in result.captures)
+        # the target goes on, free: it finishes its 12 throws
+        assert len(throw_lines(app.finish())) == 12
+    finally:
+        if app.proc.poll() is None:
+            app.proc.kill()
+
+
+def test_cooldown_dedupe_and_disk_guard(runtime, tmp_path, no_lldb_left):
+    path = os.path.join(ROOT, ".build", f"app-{runtime}", "ThrowingApp")
+    ioe = pda.exception_type("System.InvalidOperationException")
+    for options, expected in [
+        (dict(cooldown=3600, dedupe=False, max_dumps=3), ["matched", "cooldown", "cooldown", "cooldown"]),
+        (dict(max_dumps=3), ["matched", "duplicate-stack", "duplicate-stack", "duplicate-stack"]),
+        (dict(min_free_disk=1 << 60, max_dumps=3), ["disk", "disk", "disk", "disk"]),
+    ]:
+        app = WaitingApp(path)
+        folder = tmp_path / str(len(os.listdir(tmp_path)))
+        folder.mkdir()
+        try:
+            result = watch(
+                pid=app.pid,
+                when=ioe,
+                dump_dir=str(folder),
+                timeout=120,
+                on_event=send_when_armed(app, "repeat 4", "exit"),
+                **options,
+            )
+            assert [d.reason for e, d in result.decisions if e.kind != "exit"] == expected, options
+            assert len(result.captures) == expected.count("matched")
+        finally:
+            if app.proc.poll() is None:
+                app.proc.kill()
+
+
+def test_debugger_side_filter_and_round_trip_agree(app, tmp_path, no_lldb_left):
+    predicate = pda.exception_type("System.ArgumentException", derived=True) | pda.exception_type(
+        "System.TimeoutException"
+    )
+    answers = []
+    for in_debugger in (True, False):
+        folder = tmp_path / str(in_debugger)
+        folder.mkdir()
+        result = watch(
+            launch=[app, "first-chance"],
+            when=predicate,
+            dump_dir=str(folder),
+            max_dumps=5,
+            timeout=120,
+            verify=False,
+            in_debugger_filter=in_debugger,
+        )
+        assert result.filtered_in_debugger is in_debugger
+        answers.append([(e.kind, e.exception_type, d.action, d.reason) for e, d in result.decisions])
+    assert answers[0] == answers[1]
+    # A plain callable cannot run in the debugger: it falls back to the round trip, same answers.
+    result = watch(
+        launch=[app, "first-chance"],
+        when=lambda exc: exc.type == "ThrowingApp.OrderRejectedException",
+        dump_dir=str(tmp_path),
+        max_dumps=5,
+        timeout=120,
+        verify=False,
+    )
+    assert not result.filtered_in_debugger
+    assert [c.exception.type for c in result.captures] == ["ThrowingApp.OrderRejectedException"]
+
+
+def test_second_chance_capture_of_a_crash(app, tmp_path, no_lldb_left):
+    result = watch(launch=[app, "crash"], when=pda.second_chance(), dump_dir=str(tmp_path), timeout=120)
+    assert [c.event.kind for c in result.captures] == ["second-chance"]
+    capture = result.captures[0]
+    assert capture.exception.type == "System.InvalidOperationException" and capture.dump.verified
+    assert capture.threads is not None and capture.threads.thread_count >= 1
+    assert result.ended in ("max-dumps", "exit")
+
+
+# ----- refused before a debugger starts -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(dump_dir="/nonexistent/dumps"), "does not exist"),
+        (dict(name_template="../{n}.core"), "template"),
+        (dict(max_dumps=-1), "max_dumps"),
+        (dict(timeout=0), "timeout"),
+    ],
+)
+def test_bad_input_is_refused_before_any_debugger(kwargs, match, tmp_path):
+    before = set(lldb_processes())
+    kwargs.setdefault("dump_dir", str(tmp_path))
+    started = time.monotonic()
+    with pytest.raises(ConfigurationError, match=match):
+        watch(launch=["/bin/true"], **kwargs)
+    assert time.monotonic() - started < 5 and set(lldb_processes()) == before
+
+
+def test_regex_that_does_not_compile():
+    with pytest.raises(ConfigurationError, match="does not compile"):
+        pda.message_matches("(unclosed")
+
+
+# ----- the CLI ------------------------------------------------------------------------------------------
+
+
+def run_cli(*args: str, cwd: str = ROOT) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "pydbgauto", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=300,
+    )
+
+
+def test_cli_json_lines_and_exit_codes(app, tmp_path, no_lldb_left):
+    done = run_cli(
+        "watch",
+        "--type",
+        "System.InvalidOperationException",
+        "--dump-dir",
+        str(tmp_path),
+        "--json",
+        "--",
+        app,
+        "first-chance",
+    )
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert lines[0]["event"] == "armed"
+    dumps = [line for line in lines if line["event"] == "dump"]
+    assert len(dumps) == 1 and dumps[0]["capture"]["dump"]["verified"]
+    assert lines[-1]["event"] == "summary" and lines[-1]["dumps"] == [dumps[0]["capture"]["dump"]["path"]]
+    # no match before the target exits: exit code 1
+    none = run_cli(
+        "watch",
+        "--type",
+        "System.DivideByZeroException",
+        "--dump-dir",
+        str(tmp_path),
+        "--",
+        app,
+        "first-chance",
+    )
+    assert none.returncode == 1, none.stderr
+    assert "0 dumps written" in none.stdout
+
+
+def test_cli_when_module_function(app, tmp_path, no_lldb_left):
+    (tmp_path / "mychecks.py").write_text(
+        "def is_card(exc):\n    return exc.message is not None and 'card' in exc.message\n"
+    )
+    done = run_cli(
+        "watch",
+        "--when",
+        "mychecks:is_card",
+        "--dump-dir",
+        str(tmp_path),
+        "--no-verify",
+        "--",
+        app,
+        "first-chance",
+        cwd=str(tmp_path),
+    )
+    assert done.returncode == 0, done.stderr
+    assert "OrderRejectedException" in done.stdout and "dump 1:" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "args, code, text",
+    [
+        (["watch", "--when", "nosuchmodule:f", "--", "/bin/true"], 2, "cannot import"),
+        (["watch", "--message", "(", "--", "/bin/true"], 2, "does not compile"),
+        (["watch", "--dump-dir", "/nonexistent", "--", "/bin/true"], 2, "does not exist"),
+        (["watch", "--pid", "999999999"], 3, "no process"),
+        (["watch"], 2, "exactly one target"),
+    ],
+)
+def test_cli_refuses_bad_input_clearly(args, code, text):
+    done = run_cli(*args)
+    assert done.returncode == code, (done.stdout, done.stderr)
+    assert text in done.stderr
