@@ -270,3 +270,22 @@ def test_sos_missing(app, no_lldb_left):
 def test_launch_of_missing_program(no_lldb_left):
     with pytest.raises(Exception, match="no such file"):
         Session.launch(["/nonexistent/App"])
+
+
+def test_threads_throwing_at_once_each_stop_once(waiting_app, runtime, no_lldb_left):
+    """8 threads throw at the same moment: one event each, on its own thread (several threads can stop
+    together; the agent queues them). On .NET 9+ the first throw warms DispatchEx first: the very first
+    throws of a process, racing on several threads, can be missed (docs/linux.md, Limits)."""
+    with Session.attach(pid=waiting_app.pid) as s:
+        s.break_on_clr_exceptions()
+        waiting_app.send("invalid-op")
+        s.wait_for_event(60)
+        waiting_app.send("threads 8")
+        events = [s.wait_for_event(60) for _ in range(8)]
+        with pytest.raises(DebuggerTimeoutError):
+            s.wait_for_event(3)
+    throwers = {int(t[3].split("=")[1]) for t in throw_lines(waiting_app.finish())[1:]}
+    assert len(throwers) == 8
+    assert {e.thread_id for e in events} == throwers
+    assert all(e.exception.type == "System.InvalidOperationException" for e in events)
+    assert all(e.stack.os_thread_id == e.thread_id for e in events)
