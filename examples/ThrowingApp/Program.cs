@@ -173,7 +173,7 @@ public static class Program
         while (sw.Elapsed.TotalSeconds < seconds)
         {
             long due = (long)(sw.Elapsed.TotalSeconds * perSecond);
-            while (thrown < due)
+            while (thrown < due && sw.Elapsed.TotalSeconds < seconds)
             {
                 try { throw new KeyNotFoundException("storm"); } catch (KeyNotFoundException) { }
                 thrown++;
