@@ -182,7 +182,7 @@ class ReplayDriver:
         self.dumps.append(path)
 
     def verify_dump(self, record: DumpRecord, expect: Optional[StopEvent]) -> DumpRecord:
-        """The double cannot reopen a placeholder; it reports what the real stop showed, marked as replayed."""
+        """The double cannot reopen a placeholder: it reports what the real stop showed, as replayed."""
         import attr
 
         return attr.evolve(
