@@ -26,7 +26,6 @@ cannot open (or that holds no .NET runtime) DumpVerificationError.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import html
 import json
 import os
@@ -38,6 +37,7 @@ from typing import Any, ClassVar, Dict, List, Optional, Sequence, Tuple, Type
 
 import attr
 
+from pydbgauto.session import file_sha256
 from pydbgauto import display, locate
 from pydbgauto.errors import (
     ConfigurationError,
@@ -345,7 +345,7 @@ def _compare(
         size = os.path.getsize(path)
         if dump.size and dump.size != size:
             found.append(f"the record is for a dump of {dump.size} bytes; this file has {size}")
-        elif dump.sha256 and _sha256(path) != dump.sha256:
+        elif dump.sha256 and file_sha256(path) != dump.sha256:
             found.append("the file's sha256 is not the one in the record (the dump was changed or replaced)")
     event = capture.event
     want_type = capture.exception.type if capture.exception else event.exception_type
@@ -383,14 +383,6 @@ def _compare(
             f"thread {_hex(tid)} lists no exception; the captured {want} was found by its address"
         )
     return found
-
-
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -327,7 +327,7 @@ class Session:
             path=final,
             size=os.path.getsize(final),
             seconds=seconds,
-            sha256=_sha256(final) if checksum else None,
+            sha256=file_sha256(final) if checksum else None,
         )
         if verify:
             check = verifier or getattr(self.driver, "verify_dump", None)
@@ -461,7 +461,8 @@ def _fsync_dir(folder: str) -> None:
         os.close(fd)
 
 
-def _sha256(path: str) -> str:
+def file_sha256(path: str) -> str:
+    """The sha256 of a file, read in 1 MiB blocks (dumps are large)."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

@@ -13,24 +13,17 @@ import os
 import pytest
 
 import pydbgauto as pda
+from tests.watch_cases import CASES as SHARED_CASES
+from tests.watch_cases import throws_seen
 from pydbgauto.watch import watch
 from tests.doubles.replay_driver import ReplayDriver
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SESSIONS = os.path.join(ROOT, "tests", "transcripts", "sessions")
 
-CASES = {
-    "type": (pda.exception_type("System.InvalidOperationException"), ["System.InvalidOperationException"]),
-    "derived": (
-        pda.exception_type("System.ArgumentException", derived=True),
-        ["ThrowingApp.OrderRejectedException"],
-    ),
-    "message": (pda.message_matches(r"card declined"), ["ThrowingApp.OrderRejectedException"]),
-    "hresult": (pda.hresult(0x80131509), ["System.InvalidOperationException"]),
-    "inner": (pda.inner(pda.exception_type("System.FormatException")), ["System.ApplicationException"]),
-    "thrown_in": (pda.thrown_in(r"RethrowScenario"), ["System.TimeoutException"]),
-    "callable": (lambda exc: "queue" in (exc.message or ""), ["System.InvalidOperationException"]),
-}
+CASES = dict(
+    SHARED_CASES, callable=(lambda exc: "queue" in (exc.message or ""), ["System.InvalidOperationException"])
+)
 
 
 def replay(name: str, tmp_path, **kwargs):
@@ -51,7 +44,7 @@ def test_predicates_select_exactly_their_throws(runtime, tmp_path, case):
     result = replay(f"first-chance-{runtime}", tmp_path, when=predicate, max_dumps=5)
     assert result.ended == "exit"
     assert [c.exception.type for c in result.captures] == expected
-    throws = 6 if runtime == "net8" else 7
+    throws = throws_seen(runtime)
     with open(result.log_path) as f:
         log = [json.loads(line) for line in f]
     assert len(log) == throws + 1 and log[-1]["kind"] == "exit"

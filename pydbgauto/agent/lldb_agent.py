@@ -755,42 +755,11 @@ def _runtime_version(directory: Optional[str]) -> Optional[str]:
     return None
 
 
-_GP_NAMES = (
-    "r15",
-    "r14",
-    "r13",
-    "r12",
-    "rbp",
-    "rbx",
-    "r11",
-    "r10",
-    "r9",
-    "r8",
-    "rax",
-    "rcx",
-    "rdx",
-    "rsi",
-    "rdi",
-    "orig_rax",
-    "rip",
-    "cs",
-    "rflags",
-    "rsp",
-    "ss",
-    "fs_base",
-    "gs_base",
-    "ds",
-    "es",
-    "fs",
-    "gs",
-)
-
-
 def _gp_registers(thread: "lldb.SBThread") -> Dict[str, int]:
     """The general-purpose registers of a thread's innermost frame, as NT_PRSTATUS wants them."""
     frame = thread.GetFrameAtIndex(0)
     values: Dict[str, int] = {}
-    for name in _GP_NAMES:
+    for name in coredump.GP_REGISTERS:
         reg = frame.FindRegister(name)
         values[name] = reg.GetValueAsUnsigned() if reg.IsValid() else 0
     return values

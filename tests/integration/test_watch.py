@@ -11,26 +11,15 @@ import time
 import pytest
 
 import pydbgauto as pda
+from tests.watch_cases import CASES as SHARED_CASES
+from tests.watch_cases import throws_seen
 from pydbgauto import ConfigurationError
 from pydbgauto.watch import watch
 from tests.integration.conftest import ROOT, WaitingApp, lldb_processes, throw_lines
 
 pytestmark = pytest.mark.lldb
 
-# first-chance throws: 1 IOE, 2 OrderRejected (ArgumentException), 3 Format (inner),
-# 4 Application(inner=Format),
-# 5 Timeout, 6 Timeout rethrown (same object), 7 NullReference (not seen on .NET 8).
-CASES = {
-    "type": (pda.exception_type("System.InvalidOperationException"), ["System.InvalidOperationException"]),
-    "derived": (
-        pda.exception_type("System.ArgumentException", derived=True),
-        ["ThrowingApp.OrderRejectedException"],
-    ),
-    "message": (pda.message_matches(r"card declined"), ["ThrowingApp.OrderRejectedException"]),
-    "hresult": (pda.hresult(0x80131509), ["System.InvalidOperationException"]),  # COR_E_INVALIDOPERATION
-    "inner": (pda.inner(pda.exception_type("System.FormatException")), ["System.ApplicationException"]),
-    "thrown_in": (pda.thrown_in(r"RethrowScenario"), ["System.TimeoutException"]),
-}
+CASES = SHARED_CASES
 
 
 def send_when_armed(app: WaitingApp, *lines: str):
@@ -66,7 +55,7 @@ def test_predicates_select_exactly_their_throws(app, runtime, tmp_path, case, no
         assert record.exception.address == capture.exception.address
         assert record.dump.sha256 == capture.dump.sha256
     # The decision log accounts for every throw the app made, plus its exit.
-    throws = 6 if runtime == "net8" else 7
+    throws = throws_seen(runtime)
     log = read_log(result.log_path)
     assert len(log) == throws + 1 and log[-1]["kind"] == "exit"
     assert sum(1 for line in log if line["action"] == "dump") == len(expected)
