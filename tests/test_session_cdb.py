@@ -455,3 +455,33 @@ def test_execute_refuses_dangerous_commands(replay: Replay, command: str) -> Non
 def test_execute_runs_a_plain_command(replay: Replay) -> None:
     s = _stopped(replay)
     assert s.execute("!clrstack").startswith("OS Thread Id: 0x2d00")
+
+
+def test_watch_with_cdb_captures_a_first_chance_exception(replay: Replay, tmp_path: Path) -> None:
+    """The whole job (predicate, policy, dump written and reopened with cdb -z, capture record) through the
+    cdb driver and the replay double."""
+    import pydbgauto as pda
+    from pydbgauto.watch import watch
+
+    dumps = tmp_path / "dumps"
+    dumps.mkdir()
+    replay.scenario("attach-net8.txt")
+    options = replay.options()
+    debugger = options.pop("debugger")
+    result = watch(
+        pid=ATTACH_PID,
+        when=pda.exception_type("System.InvalidOperationException"),
+        dump_dir=str(dumps),
+        debugger=debugger,
+        session_options=options,
+        timeout=30,
+    )
+    assert result.ended == "max-dumps"
+    capture = result.captures[0]
+    assert capture.exception is not None and capture.exception.message == "The order queue timeout expired"
+    assert capture.dump is not None and capture.dump.verified, capture.dump
+    assert os.stat(capture.dump.path).st_mode & 0o777 == 0o600
+    assert capture.record_path and os.path.exists(capture.record_path)
+    assert any(c.startswith(".dump /ma ") for c in replay.commands())
+    assert replay.reopened(), "the dump was reopened with cdb -z"
+    assert "q" not in replay.commands() and "qd" in replay.commands()
