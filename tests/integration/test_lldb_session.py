@@ -289,3 +289,19 @@ def test_threads_throwing_at_once_each_stop_once(waiting_app, runtime, no_lldb_l
     assert {e.thread_id for e in events} == throwers
     assert all(e.exception.type == "System.InvalidOperationException" for e in events)
     assert all(e.stack.os_thread_id == e.thread_id for e in events)
+
+
+def test_attached_crash_stops_at_second_chance_and_dumps_before_death(waiting_app, tmp_path, no_lldb_left):
+    with Session.attach(pid=waiting_app.pid) as s:
+        s.break_on_clr_exceptions()
+        waiting_app.send("crash")
+        first = s.wait_for_event(60)
+        assert first.kind == "first-chance" and first.exception.type == "System.InvalidOperationException"
+        second = s.wait_for_event(60)
+        assert second.kind == "second-chance" and second.thread_id == first.thread_id
+        assert second.exception.message == "Unhandled: the service is going down"
+        record = s.dump(str(tmp_path / "attached-crash.core"))
+        assert record.verified and record.seen_exception_type == "System.InvalidOperationException"
+        assert s.wait_for_event(60).kind == "exit"
+    waiting_app.proc.wait(timeout=30)
+    assert waiting_app.proc.returncode != 0  # it crashed, as it would have without us
