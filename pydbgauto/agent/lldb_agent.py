@@ -38,7 +38,7 @@ from pydbgauto import coredump  # noqa: E402
 from pydbgauto import predicates  # noqa: E402
 from pydbgauto.models import ManagedException, StopEvent  # noqa: E402
 from pydbgauto.sos.clrstack import parse_clrstack  # noqa: E402
-from pydbgauto.sos.objects import parse_dumpmt  # noqa: E402
+from pydbgauto.sos.objects import parse_bpmd, parse_dumpmt  # noqa: E402
 from pydbgauto.sos.pe import parse_pe  # noqa: E402
 
 # Predicate nodes the agent can decide from the type alone (no SOS command per throw).
@@ -283,11 +283,11 @@ class Agent:
         assert self.target is not None
         self.hc("dumpdomain")  # lets bpmd find modules loaded before SOS first looked (docs/linux.md)
         out = self.hc(f"bpmd {CORELIB} {DISPATCH_METHOD}")
-        found = re.search(r"MethodDesc = ([0-9A-Fa-f]+)", out)
+        method_desc = parse_bpmd(out)
         legacy_env = _legacy_eh_requested(process.GetProcessID())
-        if found and not legacy_env:
+        if method_desc is not None and not legacy_env:
             self.mechanism = "dispatchex"
-            self.dispatch_md = int(found.group(1), 16)
+            self.dispatch_md = method_desc
             self._take_over_sos_notifications()
             # bpmd sets the first breakpoint itself when code exists; remember every breakpoint it made.
             self.dispatch_bps = [

@@ -59,3 +59,12 @@ def parse_ip2md(text: str) -> Optional[int]:
     """``ip2md``: the MethodDesc an instruction pointer belongs to, or None (not managed code)."""
     m = _IP2MD.search(text)
     return parse_hex(m.group(1)) if m else None
+
+
+_BPMD = re.compile(r"^MethodDesc = ([0-9A-Fa-f`]+)", re.MULTILINE)
+
+
+def parse_bpmd(text: str) -> Optional[int]:
+    """``bpmd <module> <method>``: the MethodDesc it found, or None (not loaded yet: a pending breakpoint)."""
+    m = _BPMD.search(text)
+    return parse_hex(m.group(1)) if m else None
