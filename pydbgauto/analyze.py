@@ -30,7 +30,6 @@ import html
 import json
 import os
 import re
-import subprocess
 import sys
 import time
 from typing import Any, ClassVar, Dict, List, Optional, Sequence, Tuple, Type
@@ -418,20 +417,9 @@ def _remaining(deadline: Optional[float], path: str, name: str) -> Optional[floa
 def _run(
     argv: List[str], path: str, name: str, deadline: Optional[float], env: Optional[Dict[str, str]] = None
 ) -> Tuple[int, str, str]:
-    try:
-        done = subprocess.run(
-            argv,
-            capture_output=True,
-            text=True,
-            errors="replace",
-            env=env,
-            timeout=_remaining(deadline, path, name),
-            stdin=subprocess.DEVNULL,
-        )
-    except subprocess.TimeoutExpired as e:
-        raise DebuggerTimeoutError(f"{name} did not finish reading {path} in time: raise --timeout") from e
-    except OSError as e:
-        raise DebuggerNotFoundError(f"cannot run {argv[0]}: {e}: {locate.SOS_HINT}") from e
+    from pydbgauto.verify import run_reader
+
+    done = run_reader(argv, name, path, _remaining(deadline, path, name), env)
     return done.returncode, done.stdout, done.stderr
 
 

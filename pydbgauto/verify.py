@@ -15,7 +15,7 @@ from typing import List, Optional, Tuple
 import attr
 
 from pydbgauto import locate
-from pydbgauto.errors import DebuggerNotFoundError, PydbgautoError
+from pydbgauto.errors import DebuggerNotFoundError, DebuggerTimeoutError, PydbgautoError
 from pydbgauto.models import DumpRecord, ManagedException, ManagedStack, StopEvent, ThreadTable
 from pydbgauto.sos import parse_clrstack, parse_pe, parse_threads
 
@@ -40,6 +40,28 @@ def reader_env() -> dict:
     return env
 
 
+def run_reader(
+    argv: List[str], name: str, path: str, timeout: Optional[float], env: Optional[dict] = None
+) -> "subprocess.CompletedProcess[str]":
+    """Run a dump reader (dotnet-dump, lldb, cdb -z) on ``path``; its failures as pydbgauto errors."""
+    try:
+        return subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            env=env,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired as e:
+        raise DebuggerTimeoutError(
+            f"{name} did not finish reading {path} within {timeout:.0f} s: give it more time (timeout)"
+        ) from e
+    except OSError as e:
+        raise DebuggerNotFoundError(f"cannot run {argv[0]}: {e}: {locate.SOS_HINT}") from e
+
+
 def analyze(
     path: str,
     *,
@@ -56,20 +78,7 @@ def analyze(
     argv = [tool, "analyze", path]
     for command in commands + ["exit"]:
         argv += ["-c", command.strip()]
-    try:
-        done = subprocess.run(
-            argv,
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=timeout,
-            env=reader_env(),
-            stdin=subprocess.DEVNULL,
-        )
-    except subprocess.TimeoutExpired as e:
-        raise PydbgautoError(f"{READER} did not finish within {timeout} s on {path}") from e
-    except OSError as e:
-        raise DebuggerNotFoundError(f"cannot run {tool}: {e}: {locate.SOS_HINT}") from e
+    done = run_reader(argv, READER, path, timeout, reader_env())
     text = done.stdout + done.stderr
     if done.returncode != 0 and "ThreadCount:" not in text:
         raise PydbgautoError(

@@ -9,8 +9,6 @@ which only the ``@pytest.mark.cdb`` tests on Windows check.
 
 from __future__ import annotations
 
-import inspect
-import json
 import os
 import signal
 import sys
@@ -21,6 +19,7 @@ from typing import Any, Dict, Iterator, List
 
 import pytest
 
+from tests.doubles.cdb_replay_log import DoubleLog, process_gone
 from pydbgauto.errors import DebuggerTimeoutError, TargetExitedError, UnsafeInputError
 from pydbgauto.session import Session
 
@@ -34,28 +33,8 @@ EXCEPTION_ADDRESS = 0x1D2A4C0F2E8
 ATTACH_PID = 0x1A2C
 ATTACH_THREAD = 0x2D00
 
-# Session changes asked of the lead (see docs/windows.md, "Session and the cdb driver"). Until they
-# are in session.py these tests are expected to fail; they pass on their own once they are.
-_SESSION_STACK = inspect.getsource(Session.stack)
-_SESSION_EXCEPTION = inspect.getsource(Session.exception)
-needs_thread_id = pytest.mark.xfail(
-    '"lldb"' in _SESSION_STACK,
-    reason="needs session.py: Session.stack(thread_id) passes thread_id to every driver",
-    strict=True,
-)
-needs_hex_prefix = pytest.mark.xfail(
-    "0x" not in _SESSION_EXCEPTION,
-    reason="needs session.py: Session.exception(address) sends 'pe 0x<address>'",
-    strict=True,
-)
-needs_verifier = pytest.mark.xfail(
-    "verify_dump" not in inspect.getsource(Session.dump) or "getattr" not in inspect.getsource(Session.dump),
-    reason="needs session.py: Session.dump uses the driver's verify_dump when it has one",
-    strict=True,
-)
 
-
-class Replay:
+class Replay(DoubleLog):
     """Runs Sessions on the double with the given transcripts and reads the double's log."""
 
     def __init__(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -102,27 +81,12 @@ class Replay:
         self.sessions.append(s)
         return s
 
-    def log(self) -> List[Dict[str, Any]]:
-        if not self.log_path.exists():
-            return []
-        return [json.loads(line) for line in self.log_path.read_text().splitlines()]
-
-    def sent(self) -> List[str]:
-        """Lines the live session sent (not those of a 'cdb -z' that reopened a dump)."""
-        return [e["in"] for e in self.log() if "in" in e]
-
     def commands(self) -> List[str]:
         """The commands sent, without the .printf marker lines around each one."""
         return [c for c in self.sent() if not c.startswith(".printf")]
 
     def reopened(self) -> List[str]:
         return [e["z_in"] for e in self.log() if "z_in" in e and not e["z_in"].startswith(".printf")]
-
-    def argvs(self) -> List[List[str]]:
-        return [e["argv"] for e in self.log() if "argv" in e]
-
-    def double_pid(self) -> int:
-        return [e["pid"] for e in self.log() if "pid" in e][0]
 
 
 @pytest.fixture
@@ -133,27 +97,12 @@ def replay(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Replay]:
         s.close()
 
 
-def _gone(pid: int, within: float = 5.0) -> bool:
-    end = time.monotonic() + within
-    while time.monotonic() < end:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        try:
-            os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
-        time.sleep(0.05)
-    return False
-
-
 def _assert_left_with_qd(replay: Replay) -> None:
     sent = replay.sent()
     assert sent[-1] == "qd"
     assert "q" not in sent and "qq" not in sent
     assert not any("q-sent" in str(e) for e in replay.log())
-    assert _gone(replay.double_pid())
+    assert process_gone(replay.double_pid())
 
 
 # -- attach -----------------------------------------------------------------------------------
@@ -217,7 +166,6 @@ def test_sos_commands_use_the_bang_prefix(replay: Replay) -> None:
         assert [t.special for t in table.threads if t.os_id == 0x3B8C] == ["Finalizer"]
 
 
-@needs_thread_id
 def test_stack_of_another_thread_runs_on_that_thread(replay: Replay) -> None:
     with replay.attach("attach-net8.txt") as s:
         s.break_on_clr_exceptions()
@@ -229,7 +177,6 @@ def test_stack_of_another_thread_runs_on_that_thread(replay: Replay) -> None:
         assert ev.stack is not None and ev.stack.os_thread_id == ATTACH_THREAD
 
 
-@needs_hex_prefix
 def test_exception_by_address_sends_0x(replay: Replay) -> None:
     with replay.attach("attach-net8.txt") as s:
         exc = s.exception(EXCEPTION_ADDRESS)
@@ -347,7 +294,6 @@ def test_unsafe_dump_name_is_refused_before_anything_is_sent(
     assert not any(p.name.endswith(".partial") for p in tmp_path.iterdir())
 
 
-@needs_verifier
 def test_dump_is_verified_by_reopening_it_with_cdb_z(replay: Replay, tmp_path: Path) -> None:
     s = _stopped(replay)
     final = tmp_path / "app.dmp"

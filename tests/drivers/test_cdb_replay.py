@@ -9,7 +9,6 @@ with qd, and the injection guards. They say nothing about how a real cdb.exe beh
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -18,6 +17,7 @@ from typing import Any, Iterator
 
 import pytest
 
+from tests.doubles.cdb_replay_log import DoubleLog, process_gone
 from pydbgauto.drivers.base import Driver, StopKind, Target
 from pydbgauto.drivers.cdb import CdbDriver
 from pydbgauto.errors import (
@@ -39,7 +39,7 @@ DOUBLE = ROOT / "tests" / "doubles" / "cdb_replay_double.py"
 TRANSCRIPTS = ROOT / "tests" / "transcripts" / "cdb-replay"
 
 
-class Replay:
+class Replay(DoubleLog):
     """Builds a CdbDriver that runs the double on the given transcripts, and reads its log."""
 
     def __init__(self, tmp_path: Path) -> None:
@@ -62,19 +62,8 @@ class Replay:
         self.drivers.append(d)
         return d
 
-    def log(self) -> list[dict[str, Any]]:
-        if not self.log_path.exists():
-            return []
-        return [json.loads(line) for line in self.log_path.read_text().splitlines()]
-
-    def sent(self) -> list[str]:
-        return [e["in"] for e in self.log() if "in" in e]
-
     def argv(self) -> list[str]:
         return [e["argv"] for e in self.log() if "argv" in e][0]
-
-    def double_pid(self) -> int:
-        return [e["pid"] for e in self.log() if "pid" in e][0]
 
 
 @pytest.fixture
@@ -83,21 +72,6 @@ def replay(tmp_path: Path) -> Iterator[Replay]:
     yield r
     for d in r.drivers:
         d.close()
-
-
-def _gone(pid: int, within: float = 5.0) -> bool:
-    end = time.monotonic() + within
-    while time.monotonic() < end:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        try:
-            done, _ = os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
-        time.sleep(0.05)
-    return False
 
 
 # -- starting, the command line ---------------------------------------------------------------
@@ -293,7 +267,7 @@ def test_no_prompt_at_startup_is_a_timeout_and_cdb_is_ended(replay: Replay, tmp_
         d.start()
     assert d._console is not None
     pid = d._console.transport.pid
-    assert pid is not None and _gone(pid)
+    assert pid is not None and process_gone(pid)
 
 
 # -- errors -----------------------------------------------------------------------------------
@@ -348,7 +322,7 @@ def test_close_sends_qd_never_q(replay: Replay) -> None:
     assert sent[-1] == "qd"
     assert "q" not in sent and "qq" not in sent
     assert not any("q-sent" in str(e) for e in replay.log())
-    assert _gone(replay.double_pid())
+    assert process_gone(replay.double_pid())
 
 
 def test_q_is_refused_in_attach_mode_even_when_dangerous_is_allowed(replay: Replay) -> None:
@@ -370,7 +344,7 @@ def test_hung_cdb_is_ended_after_qd(replay: Replay) -> None:
     d._console.quit_detached(timeout=0.3)
     assert time.monotonic() - t0 < 5
     assert replay.sent().count("qd") == 2  # asked, broke in, asked again, then ended the tree
-    assert _gone(pid)
+    assert process_gone(pid)
 
 
 def test_keyboard_interrupt_during_resume_leaves_with_qd(
