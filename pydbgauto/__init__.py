@@ -111,7 +111,9 @@ __all__ = [
     "watch",
 ]
 
-_LAZY = {"Session": "pydbgauto.session", "watch": "pydbgauto.watch", "WatchResult": "pydbgauto.watch"}
+# The module is `watching`, not `watch`: importing a submodule named like a public function would
+# replace the function on the package (pda.watch would become the module).
+_LAZY = {"Session": "pydbgauto.session", "watch": "pydbgauto.watching", "WatchResult": "pydbgauto.watching"}
 
 
 def __getattr__(name: str) -> Any:

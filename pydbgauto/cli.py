@@ -185,7 +185,7 @@ def load_callable(spec: str) -> Any:
 
 
 def _watch(args: argparse.Namespace) -> int:
-    from pydbgauto.watch import watch
+    from pydbgauto.watching import watch
 
     command = list(args.program)
     if command and command[0] == "--":

@@ -6,6 +6,12 @@ under lldb: memory from ``/proc/<pid>/mem`` (every mapping; the readable ones wi
 superset of what ``coredump_filter`` 0x3f keeps), one NT_PRSTATUS per thread from registers the debugger
 hands in, NT_PRPSINFO, NT_AUXV and NT_FILE (module list for readers such as ClrMD).
 
+Like createdump's cores, it carries the "special diagnostic info" page readers look for
+(``DIAGINFOHEADER`` at 0x7ffffff10000, then an EXCEPTION_RECORD64 naming the captured exception;
+format: dotnet/diagnostics SpecialDiagInfo.cs, dotnet/runtime createdump/specialdiaginfo.h), so
+``dotnet-dump analyze`` does not warn that runtime memory may be missing. Bytes the debugger changed
+(breakpoint ``int3``s) are written with their original values, handed in as ``patches``.
+
 The file is created exclusively with mode 0600 and fsync'ed; renaming it into place is the caller's job.
 All-zero chunks are left as holes, so the file is sparse on disk.
 """
@@ -26,6 +32,11 @@ PF_X, PF_W, PF_R = 1, 2, 4
 NT_PRSTATUS, NT_PRPSINFO, NT_AUXV, NT_FILE = 1, 3, 6, 0x46494C45
 PN_XNUM = 0xFFFF
 ELF_HEADER_SIZE, PHDR_SIZE, SHDR_SIZE = 64, 56, 64
+DIAGINFO_ADDRESS = 0x00007FFFFFF10000  # 64-bit Linux, where readers look for it
+DIAGINFO_SIGNATURE = b"DIAGINFOHEADER"
+DIAGINFO_VERSION = 1
+DIAGINFO_RECORD_OFFSET = 0x40  # the EXCEPTION_RECORD64 follows the header in the same page
+EXCEPTION_MAXIMUM_PARAMETERS = 15
 
 # user_regs_struct order, which NT_PRSTATUS's pr_reg uses on x86-64.
 GP_REGISTERS = (
@@ -102,6 +113,36 @@ def parse_maps(text: str) -> List[Mapping]:
     return mappings
 
 
+@attr.frozen
+class ExceptionRecord:
+    """What the diagnostic page's EXCEPTION_RECORD64 says: code, address and up to 15 parameters."""
+
+    code: int
+    address: int = 0
+    parameters: Tuple[int, ...] = ()
+
+
+def diaginfo_page(record: Optional[ExceptionRecord]) -> bytes:
+    """The special diagnostic info page: header (signature, version, record address) and the record."""
+    page = bytearray(PAGE)
+    record_address = DIAGINFO_ADDRESS + DIAGINFO_RECORD_OFFSET if record is not None else 0
+    struct.pack_into("<16si4xQ", page, 0, DIAGINFO_SIGNATURE, DIAGINFO_VERSION, record_address)
+    if record is not None:
+        params = tuple(p & 0xFFFFFFFFFFFFFFFF for p in record.parameters[:EXCEPTION_MAXIMUM_PARAMETERS])
+        struct.pack_into(
+            "<IIQQI4x15Q",
+            page,
+            DIAGINFO_RECORD_OFFSET,
+            record.code & 0xFFFFFFFF,
+            0,  # flags
+            0,  # no chained record
+            record.address & 0xFFFFFFFFFFFFFFFF,
+            len(params),
+            *(params + (0,) * (EXCEPTION_MAXIMUM_PARAMETERS - len(params))),
+        )
+    return bytes(page)
+
+
 def _note(name: bytes, note_type: int, desc: bytes) -> bytes:
     name_z = name + b"\0"
     pad = lambda b: b + b"\0" * (-len(b) % 4)  # noqa: E731
@@ -143,10 +184,24 @@ def _proc_stat(pid: int) -> Tuple[str, int, int, int]:
     return comm, int(fields[1]), int(fields[2]), int(fields[3])  # comm, ppid, pgrp, session
 
 
-def write_core(path: str, pid: int, threads: Sequence[ThreadState]) -> Dict[str, object]:
-    """Write the core of stopped process ``pid`` to the new file ``path``; return what was written."""
+def write_core(
+    path: str,
+    pid: int,
+    threads: Sequence[ThreadState],
+    *,
+    exception: Optional[ExceptionRecord] = None,
+    patches: Sequence[Tuple[int, bytes]] = (),
+) -> Dict[str, object]:
+    """Write the core of stopped process ``pid`` to the new file ``path``; return what was written.
+
+    ``exception`` goes into the diagnostic info page; ``patches`` are (address, original bytes) to write
+    over what ``/proc/<pid>/mem`` shows (the debugger's breakpoint bytes).
+    """
     with open(f"/proc/{pid}/maps", encoding="utf-8", errors="surrogateescape") as f:
         mappings = parse_maps(f.read())
+    diag_page = diaginfo_page(exception)
+    if any(m.start < DIAGINFO_ADDRESS + PAGE and DIAGINFO_ADDRESS < m.end for m in mappings):
+        diag_page = b""  # the process itself uses that address: leave the page out rather than lie
     comm, ppid, pgrp, sid = _proc_stat(pid)
     with open(f"/proc/{pid}/auxv", "rb") as f:
         auxv = f.read()
@@ -161,7 +216,7 @@ def write_core(path: str, pid: int, threads: Sequence[ThreadState]) -> Dict[str,
     notes += _note(b"CORE", NT_AUXV, auxv)
     notes += _note(b"CORE", NT_FILE, _nt_file(mappings))
 
-    phnum = 1 + len(mappings)
+    phnum = 1 + len(mappings) + (1 if diag_page else 0)
     extended = phnum >= PN_XNUM
     phoff = ELF_HEADER_SIZE
     shoff = phoff + phnum * PHDR_SIZE if extended else 0
@@ -189,7 +244,15 @@ def write_core(path: str, pid: int, threads: Sequence[ThreadState]) -> Dict[str,
                 headers.append(
                     struct.pack("<IIQQQQQQ", PT_LOAD, m.flags, offset, m.start, 0, filesz, size, PAGE)
                 )
+                _patch(out, offset, m.start, filesz, patches)
                 offset += filesz
+            if diag_page:
+                out.seek(offset)
+                out.write(diag_page)
+                headers.append(
+                    struct.pack("<IIQQQQQQ", PT_LOAD, PF_R, offset, DIAGINFO_ADDRESS, 0, PAGE, PAGE, PAGE)
+                )
+                offset += PAGE
             end = offset
             out.seek(0)
             out.write(_elf_header(phoff, PN_XNUM if extended else phnum, shoff, 1 if extended else 0))
@@ -214,7 +277,21 @@ def write_core(path: str, pid: int, threads: Sequence[ThreadState]) -> Dict[str,
         "segments": len(mappings),
         "threads": len(threads),
         "unreadable": unreadable,
+        "diaginfo": bool(diag_page),
+        "patched": len(patches),
     }
+
+
+def _patch(  # type: ignore[no-untyped-def]
+    out, file_offset: int, start: int, size: int, patches: Sequence[Tuple[int, bytes]]
+) -> None:
+    """Write the original bytes of patched addresses inside [start, start+size) at their file place."""
+    here = out.tell()
+    for address, original in patches:
+        if start <= address and address + len(original) <= start + size:
+            out.seek(file_offset + address - start)
+            out.write(original)
+    out.seek(here)
 
 
 def _copy(mem, out, start: int, size: int) -> Tuple[int, int]:  # type: ignore[no-untyped-def]

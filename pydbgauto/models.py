@@ -348,6 +348,10 @@ class DumpRecord(_Model):
     verify_error: Optional[str] = None  # why verification failed (None when verified or not asked)
     seen_exception_type: Optional[str] = None
     seen_thread_id: Optional[int] = None
+    seen_stack: Optional[ManagedStack] = None  # the reader's clrstack of the thread: with file and line
+    reader_warnings: Tuple[str, ...] = ()  # WARNING lines the reader printed for this dump
+
+    _nested: ClassVar[Dict[str, Type[_Model]]] = {"seen_stack": ManagedStack}
 
     def __str__(self) -> str:
         state = (

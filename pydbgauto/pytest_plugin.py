@@ -8,7 +8,7 @@
             ...                                  # drive the app
         assert w.captures == []                  # a failure report shows each exception, stack and dump
 
-The watch is ``pydbgauto.watch.watch`` running on a thread for the length of the ``with`` block. Leaving
+The watch is ``pydbgauto.watching.watch`` running on a thread for the length of the ``with`` block. Leaving
 the block waits for a launched program to finish (``exit_timeout``; past it the program is killed and the
 test fails), or, for ``pid=``, stops watching, detaches and leaves the target running.
 
@@ -94,7 +94,7 @@ class _StoppableDriver:
 
 
 class Watcher:
-    """Runs ``pydbgauto.watch.watch`` on a thread while the ``with`` block drives the target.
+    """Runs ``pydbgauto.watching.watch`` on a thread while the ``with`` block drives the target.
 
     Exactly one target: ``argv`` (launch it under the debugger) or ``pid`` (attach). ``when``, ``max_dumps``
     and the other keyword options are those of ``watch()``. Inside and after the block:
@@ -138,7 +138,7 @@ class Watcher:
         self.poll_interval = poll_interval
         self.arm_timeout = arm_timeout
         self.watch_options = dict(watch_options)
-        self.result: Optional[Any] = None  # pydbgauto.watch.WatchResult
+        self.result: Optional[Any] = None  # pydbgauto.watching.WatchResult
         self.error: Optional[BaseException] = None
         self.target_pid: Optional[int] = pid
         self._captures: List[CaptureRecord] = []
@@ -290,7 +290,7 @@ class Watcher:
                 self._captures.append(data["capture"])
 
     def _run(self) -> None:
-        from pydbgauto.watch import watch
+        from pydbgauto.watching import watch
 
         try:
             target: Dict[str, Any] = {"launch": self.argv} if self.argv is not None else {"pid": self.pid}
@@ -505,7 +505,7 @@ def _test_folder(base: str, nodeid: str) -> str:
 def dotnet_watch(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Any]:
     """A factory: ``with dotnet_watch([app, "arg"], when=...) as w:`` or ``dotnet_watch(pid=..., when=...)``.
 
-    Takes the options of ``Watcher`` (and through it of ``pydbgauto.watch.watch``); the dump folder and
+    Takes the options of ``Watcher`` (and through it of ``pydbgauto.watching.watch``); the dump folder and
     debugger default to the ``--pydbgauto-*`` options. Watchers still running at the end of the test are
     stopped.
     """

@@ -1,7 +1,10 @@
 """Check a dump with a reader that is not ours: ``dotnet-dump analyze`` (Linux).
 
-A dump counts as verified when the reader opens it, lists the expected thread, and shows the expected
-exception object with the same type on it. The reader's text is parsed with pydbgauto's own parsers.
+A dump counts as verified when the reader opens it, lists the expected thread, and a bare ``pe`` on its
+default thread shows the expected exception object with the same type (as a user's ``!pe`` would; an
+exception of an earlier stop is looked up by its address), and the thread has a managed stack. The
+reader's text is parsed with pydbgauto's own parsers; its clrstack (with file and line: the reader hosts
+SOS's managed half) is kept in the record.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ class DumpReading:
     exception: Optional[ManagedException]
     stack: Optional[ManagedStack]
     raw: str = attr.field(repr=False)
+    warnings: Tuple[str, ...] = ()
 
 
 def reader_env() -> dict:
@@ -70,7 +74,10 @@ def analyze(
     timeout: float = 300.0,
     dotnet_dump: Optional[str] = None,
 ) -> DumpReading:
-    """Open ``path`` with dotnet-dump and read the thread list, an exception, and a thread's stack."""
+    """Open ``path`` with dotnet-dump and read the thread list, an exception, and a thread's stack.
+
+    Without ``exception_address`` the ``pe`` is bare: the current exception of the dump's default thread.
+    """
     tool = locate.find_dotnet_dump(dotnet_dump)
     commands: List[str] = ["pe " + (f"{exception_address:#x}" if exception_address else ""), "clrthreads"]
     if thread_id is not None:
@@ -90,6 +97,7 @@ def analyze(
         exception=_try(parse_pe, pe_text),
         stack=_try(parse_clrstack, stack_text) if stack_text else None,
         raw=text,
+        warnings=tuple(line.strip() for line in text.splitlines() if line.strip().startswith("WARNING:")),
     )
 
 
@@ -123,7 +131,12 @@ def verify_dump(record: DumpRecord, expect: Optional[StopEvent], *, timeout: flo
     address = expect.exception_address if expect else None
     thread = expect.thread_id if expect else None
     try:
-        reading = analyze(record.path, exception_address=address, thread_id=thread, timeout=timeout)
+        # A bare pe: at the stop of ``expect`` the dump's default thread is the stopped thread and the
+        # exception its own. An older event's exception is looked up by address instead.
+        reading = analyze(record.path, thread_id=thread, timeout=timeout)
+        seen = reading.exception
+        if address is not None and (seen is None or seen.address != address):
+            reading = analyze(record.path, exception_address=address, thread_id=thread, timeout=timeout)
     except PydbgautoError as e:
         return attr.evolve(
             record,
@@ -139,7 +152,7 @@ def verify_dump(record: DumpRecord, expect: Optional[StopEvent], *, timeout: flo
         seen = reading.exception
         if seen is None:
             problems.append(
-                f"no exception object at {address:#x}" if address else "no exception on the thread"
+                f"no exception object at {address:#x}" if address else "no exception on the dump's thread"
             )
         elif seen.type != expect.exception.type or (address is not None and seen.address != address):
             problems.append(
@@ -158,4 +171,6 @@ def verify_dump(record: DumpRecord, expect: Optional[StopEvent], *, timeout: flo
         verify_error="; ".join(problems) or None,
         seen_exception_type=reading.exception.type if reading.exception else None,
         seen_thread_id=reading.stack.os_thread_id if reading.stack else None,
+        seen_stack=reading.stack,
+        reader_warnings=reading.warnings,
     )

@@ -407,7 +407,7 @@ def test_watch_with_cdb_captures_a_first_chance_exception(replay: Replay, tmp_pa
     """The whole job (predicate, policy, dump written and reopened with cdb -z, capture record) through the
     cdb driver and the replay double."""
     import pydbgauto as pda
-    from pydbgauto.watch import watch
+    from pydbgauto.watching import watch
 
     dumps = tmp_path / "dumps"
     dumps.mkdir()

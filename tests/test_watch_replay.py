@@ -15,7 +15,7 @@ import pytest
 import pydbgauto as pda
 from tests.watch_cases import CASES as SHARED_CASES
 from tests.watch_cases import throws_seen
-from pydbgauto.watch import watch
+from pydbgauto.watching import watch
 from tests.doubles.replay_driver import ReplayDriver
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -7,8 +7,8 @@ on lldb's stdin::
 
 The reply goes to the file descriptor named by ``PYDBGAUTO_REPLY_FD``, framed by markers (see
 ``pydbgauto/drivers/framing.py``), never to lldb's stdout, where SOS's callbacks print at will. The
-agent knows debugger mechanics (breakpoints, registers, CLR notifications, memory); it asks SOS only to
-find and validate the exception object of a stop, and returns all SOS text unparsed.
+agent knows debugger mechanics (breakpoints, registers, memory); it asks SOS only to validate the
+exception object of a stop and, for the in-agent filter, the type chain (docs/linux.md).
 
 Why each mechanism is what it is: docs/linux.md.
 """
@@ -35,10 +35,10 @@ if _PACKAGE_PARENT not in sys.path:
     sys.path.insert(0, _PACKAGE_PARENT)
 
 from pydbgauto import coredump  # noqa: E402
-from pydbgauto import predicates  # noqa: E402
+from pydbgauto import predicates, qcalls  # noqa: E402
 from pydbgauto.models import ManagedException, StopEvent  # noqa: E402
 from pydbgauto.sos.clrstack import parse_clrstack  # noqa: E402
-from pydbgauto.sos.objects import parse_bpmd, parse_dumpmt  # noqa: E402
+from pydbgauto.sos.objects import parse_dumpmt  # noqa: E402
 from pydbgauto.sos.pe import parse_pe  # noqa: E402
 
 # Predicate nodes the agent can decide from the type alone (no SOS command per throw).
@@ -46,19 +46,15 @@ TYPE_ONLY_OPS = {"exception_type", "first_chance", "second_chance", "not", "all"
 # What the agent can gather for a predicate at a stop (the inner-exception chain it cannot).
 AGENT_CAN_FETCH = frozenset({"stack", "type_chain"})
 
-CLR_NOTIFY_EXCEPTION = 0xE0444143
-JIT_NOTIFICATION2 = 8
 SIGABRT = 6
-PAGE = 4096
-# mprotect runs on the stopped thread only: letting other threads run during an expression would let
-# them pass breakpoints unreported.
-EXPR_TIMEOUT_US = 5_000_000
-# The ExInfo slot that held the exception object on .NET 10.0.12; validated at every use.
-EXINFO_SCAN_BYTES = 0x180
+# libcoreclr's QCall that DispatchEx calls for each frame of a first pass; flags bit 0 marks the first
+# frame of a throw or rethrow, by when the runtime has made the object the thread's current exception.
+APPEND_FRAME_QCALL = "AppendExceptionStackFrame"
+RH_EH_FIRST_FRAME = 1
+RH_EH_FIRST_RETHROW_FRAME = 2
 # Signals the runtime raises and handles itself; they must reach it without stopping the target.
 PASS_SIGNALS = "SIGSEGV SIGFPE SIGBUS SIGILL SIGUSR1 SIGUSR2 SIGPIPE SIGCHLD SIGINT SIGTERM SIGHUP SIGWINCH"
-DISPATCH_METHOD = "System.Runtime.EH.DispatchEx"
-CORELIB = "System.Private.CoreLib.dll"
+CLR_EXCEPTION_CODE = 0xE0434352  # what a CLR exception is called in EXCEPTION_RECORDs
 
 
 class AgentError(Exception):
@@ -81,15 +77,11 @@ class Agent:
         self.process: Optional[lldb.SBProcess] = None
         self.launched = False
         self.mechanism: Optional[str] = None
-        self.dispatch_md: Optional[int] = None
-        self.dispatch_bps: List[int] = []
-        self.dispatch_addresses: set = set()  # code addresses of DispatchEx that have a breakpoint
-        self.notify_bp: Optional[int] = None
+        self.append_bp: Optional[int] = None
         self.rethrow_bp: Optional[int] = None
         self.startup_bp: Optional[int] = None
-        self.exinfo_offset: Optional[int] = None
-        self.writable_pages: List[int] = []
         self.pending: List[Dict[str, Any]] = []
+        self.last_event: Optional[Dict[str, Any]] = None  # the last event reported, for the dump
         # MethodTable -> (type name, base types...), filled by dumpmt once per type
         self.type_chains: Dict[int, Tuple[str, ...]] = {}
         self.filter: Optional[predicates.Predicate] = None
@@ -100,8 +92,7 @@ class Agent:
         os.set_blocking(self.wake_pipe[0], False)
         self.stats: Dict[str, Any] = {
             "stops": 0,
-            "notifications": 0,
-            "rejits": 0,
+            "frame_stops": 0,  # AppendExceptionStackFrame for a later frame of a throw already reported
             "run_seconds": 0.0,
             "sos_seconds": 0.0,
             "sos_commands": 0,
@@ -281,31 +272,29 @@ class Agent:
         if self.mechanism:
             return {"mechanism": self.mechanism}
         assert self.target is not None
-        self.hc("dumpdomain")  # lets bpmd find modules loaded before SOS first looked (docs/linux.md)
-        out = self.hc(f"bpmd {CORELIB} {DISPATCH_METHOD}")
-        method_desc = parse_bpmd(out)
-        legacy_env = _legacy_eh_requested(process.GetProcessID())
-        if method_desc is not None and not legacy_env:
-            self.mechanism = "dispatchex"
-            self.dispatch_md = method_desc
-            self._take_over_sos_notifications()
-            # bpmd sets the first breakpoint itself when code exists; remember every breakpoint it made.
-            self.dispatch_bps = [
-                bp.GetID()
-                for bp in self.target.breakpoint_iter()
-                if bp.GetID() not in (self.notify_bp,) and not _is_sos_exception_bp(bp)
-            ]
-            for bp_id in self.dispatch_bps:
-                bp = self.target.FindBreakpointByID(bp_id)
-                for i in range(bp.GetNumLocations()):
-                    self.dispatch_addresses.add(bp.GetLocationAtIndex(i).GetLoadAddress())
+        append_frame = None
+        if not _legacy_eh_requested(process.GetProcessID()):
+            append_frame = self._append_frame_address()
+        if append_frame is not None:
+            # .NET 9+: the runtime's native AppendExceptionStackFrame, first frame of a throw. Native code
+            # in libcoreclr's file-backed text: never re-JIT-ed, so one breakpoint serves cold and warm
+            # processes alike, and no page protection is changed (docs/linux.md).
+            self.mechanism = "append-frame"
+            bp = self.target.BreakpointCreateByAddress(append_frame)
+            if bp.GetNumResolvedLocations() == 0:
+                self.target.BreakpointDelete(bp.GetID())
+                raise AgentError(
+                    "arm", f"lldb could not break at AppendExceptionStackFrame ({append_frame:#x})"
+                )
+            self.append_bp = bp.GetID()
+        elif self._has_new_eh():
+            raise AgentError(
+                "arm",
+                "this runtime dispatches exceptions in managed code (.NET 9+) but its libcoreclr.so has no "
+                "AppendExceptionStackFrame entry pydbgauto can find: this runtime version is not supported "
+                f"yet ({self.runtime.get('version')})",
+            )
         else:
-            # The probe left a pending bpmd and SOS's auto-continuing C++-throw callback: remove both,
-            # or that callback swallows our stops.
-            self.hc("bpmd -clearall")
-            for bp in self.target.breakpoint_iter():
-                if _is_sos_exception_bp(bp):
-                    bp.SetEnabled(False)
             self.mechanism = "cxa-rethrow"
             bp = self.target.BreakpointCreateByName("__cxa_rethrow", "libstdc++.so.6")
             if bp.GetNumLocations() == 0:
@@ -313,23 +302,36 @@ class Agent:
             self.rethrow_bp = bp.GetID()
         return {"mechanism": self.mechanism, "runtime": self.runtime}
 
-    def _take_over_sos_notifications(self) -> None:
-        """Disable SOS's C++-throw callback (it resumes the target from inside lldb's callback) and stop
-        on the runtime's notifications ourselves, so re-JIT-ed code of DispatchEx gets a breakpoint."""
-        assert self.target is not None
-        for bp in self.target.breakpoint_iter():
-            if _is_sos_exception_bp(bp):
-                bp.SetEnabled(False)
-        bp = self.target.BreakpointCreateByName("__cxa_throw", "libstdc++.so.6")
-        self.notify_bp = bp.GetID()
+    def _append_frame_address(self) -> Optional[int]:
+        """The load address of libcoreclr's AppendExceptionStackFrame, found through its QCall table."""
+        module = self._find_module("libcoreclr.so")
+        if module is None:
+            return None
+        try:
+            file_address = qcalls.find_qcall(module.GetFileSpec().fullpath, APPEND_FRAME_QCALL)
+        except (OSError, qcalls.ElfError):
+            return None
+        if file_address is None:
+            return None
+        address = module.ResolveFileAddress(file_address)
+        section = address.GetSection()
+        if not section.IsValid() or not (section.GetPermissions() & lldb.ePermissionsExecutable):
+            return None  # the table pointed somewhere that is not code: do not break there
+        load = address.GetLoadAddress(self.target)
+        return int(load) if load != lldb.LLDB_INVALID_ADDRESS else None
+
+    def _has_new_eh(self) -> bool:
+        """True for runtimes whose exceptions never reach libstdc++ (.NET 9+ with its managed EH)."""
+        version = self.runtime.get("version") or ""
+        major = version.split(".")[0]
+        return major.isdigit() and int(major) >= 9
 
     def op_disarm(self) -> Dict[str, Any]:
         assert self.target is not None
-        for bp_id in self.dispatch_bps + [self.notify_bp, self.rethrow_bp]:
+        for bp_id in (self.append_bp, self.rethrow_bp):
             if bp_id is not None:
                 self.target.BreakpointDelete(bp_id)
-        self.hc("bpmd -clearall")
-        self.dispatch_bps, self.notify_bp, self.rethrow_bp, self.mechanism = [], None, None, None
+        self.append_bp, self.rethrow_bp, self.mechanism = None, None, None
         return {}
 
     # ----- the in-agent filter ------------------------------------------------------------------------
@@ -454,7 +456,7 @@ class Agent:
                 return self._report(events[0])
             if interrupted:
                 return {"kind": interrupted, "filtered": self._take_filtered()}
-            # Only notifications or a stray stop: go on.
+            # Only later frames of a reported throw, filtered throws or a stray stop: go on.
 
     def _continue_until_stop(self, process: "lldb.SBProcess", deadline: Optional[float]) -> Optional[str]:
         """Continue synchronously; a watchdog interrupts at the deadline or on a cancel byte.
@@ -509,11 +511,9 @@ class Agent:
                 )
             if reason == lldb.eStopReasonBreakpoint:
                 bp_id = thread.GetStopReasonDataAtIndex(0)
-                if bp_id == self.notify_bp:
-                    self._on_notification(thread)
-                elif bp_id in self.dispatch_bps:
-                    event = self._first_chance_dispatch(thread)
-                    if self._passes_filter(event, thread):
+                if bp_id == self.append_bp:
+                    event = self._first_chance_append(thread)
+                    if event is not None and self._passes_filter(event, thread):
                         events.append(event)
                 elif bp_id == self.rethrow_bp:
                     event = self._first_chance_legacy(thread)
@@ -537,77 +537,34 @@ class Agent:
     def _report(self, event: Dict[str, Any]) -> Dict[str, Any]:
         _trace(f"report {event['thread_id']} {event.get('exception_address')} pending {len(self.pending)}")
         event["filtered"] = self._take_filtered()
+        self.last_event = event
         process = self._require_process()
         thread = process.GetThreadByID(event["thread_id"])
         if thread.IsValid():
             process.SetSelectedThread(thread)
         return event
 
-    def _on_notification(self, thread: "lldb.SBThread") -> None:
-        """A C++ throw: when it is the runtime's JIT notification for DispatchEx, break on the new code."""
-        self.stats["notifications"] += 1
-        try:
-            pal_exception = thread.GetFrameAtIndex(0).FindRegister("rdi").GetValueAsUnsigned()
-            record = self._u64(pal_exception)
-            code = struct.unpack("<I", self._read(record, 4))[0]
-            if code != CLR_NOTIFY_EXCEPTION:
-                return
-            count = min(struct.unpack("<I", self._read(record + 24, 4))[0], 15)
-            args = struct.unpack(f"<{count}Q", self._read(record + 32, 8 * count))
-        except AgentError:
-            return  # not the runtime's exception object: an ordinary C++ throw
-        if len(args) >= 3 and args[0] == JIT_NOTIFICATION2 and args[1] == self.dispatch_md:
-            self._break_at_code(thread, args[2])
-
-    def _break_at_code(self, thread: "lldb.SBThread", address: int) -> None:
-        assert self.target is not None
-        if address in self.dispatch_addresses:
-            # Several threads can report the same new code. A second breakpoint on a site where threads
-            # are stopped makes lldb lose hits of other threads (seen with 8 threads' first throws).
-            return
-        self.dispatch_addresses.add(address)
-        bp = self.target.BreakpointCreateByAddress(address)
-        _trace(f"break at {address:#x} resolved {bp.GetNumResolvedLocations()}")
-        if bp.GetNumResolvedLocations() == 0:
-            # W^X: a shared read-execute view refuses ptrace writes; make the page writable and retry.
-            page = address & ~(PAGE - 1)
-            self.process.SetSelectedThread(thread)  # type: ignore[union-attr]
-            self._mprotect(page, 7)
-            self.writable_pages.append(page)
-            bp.SetEnabled(False)
-            bp.SetEnabled(True)
-        self.dispatch_bps.append(bp.GetID())
-        self.stats["rejits"] += 1
-
-    def _mprotect(self, page: int, prot: int) -> None:
-        """mprotect one page in the target, running only the stopped thread (see EXPR_TIMEOUT_US)."""
-        options = f"-a false -i true -u true -t {EXPR_TIMEOUT_US}"
-        self.hc(f"expr {options} -- (int)mprotect((void*){page}, {PAGE}, {prot})")
-
-    def _first_chance_dispatch(self, thread: "lldb.SBThread") -> Dict[str, Any]:
-        exinfo = thread.GetFrameAtIndex(0).FindRegister("rsi").GetValueAsUnsigned()
+    def _first_chance_append(self, thread: "lldb.SBThread") -> Optional[Dict[str, Any]]:
+        """AppendExceptionStackFrame(ObjectHandleOnStack exception, ip, sp, flags, ExInfo*): an event on
+        the first frame of a throw; later frames of the same first pass are resumed at once."""
+        frame = thread.GetFrameAtIndex(0)
+        flags = frame.FindRegister("rcx").GetValueAsUnsigned() & 0xFFFFFFFF
+        if not flags & RH_EH_FIRST_FRAME:
+            self.stats["frame_stops"] += 1
+            return None
         self._require_process().SetSelectedThread(thread)
-        address = self._exception_in_exinfo(exinfo)
+        address: Optional[int] = None
+        try:
+            candidate = self._u64(frame.FindRegister("rdi").GetValueAsUnsigned())  # the handle's slot
+            address = candidate if self._is_exception(candidate) else None
+        except AgentError:
+            pass
         return {
             "kind": "first-chance",
             "thread_id": thread.GetThreadID(),
             "exception_address": address,
-            "description": "DispatchEx",
+            "description": "rethrow" if flags & RH_EH_FIRST_RETHROW_FRAME else "throw",
         }
-
-    def _exception_in_exinfo(self, exinfo: int) -> Optional[int]:
-        """The exception object held by an ExInfo: the cached slot if SOS accepts it, else a scan."""
-        if self.exinfo_offset is not None:
-            candidate = self._u64(exinfo + self.exinfo_offset)
-            if self._is_exception(candidate):
-                return candidate
-        data = self._read(exinfo, EXINFO_SCAN_BYTES)
-        for offset in range(0, len(data), 8):
-            candidate = struct.unpack_from("<Q", data, offset)[0]
-            if candidate >= 0x10000 and self._is_exception(candidate):
-                self.exinfo_offset = offset
-                return int(candidate)
-        return None
 
     def _is_exception(self, address: int) -> bool:
         """SOS accepts the object as an exception; a type seen before is known without asking SOS."""
@@ -660,12 +617,45 @@ class Agent:
         threads = [coredump.ThreadState(tid=t.GetThreadID(), registers=_gp_registers(t)) for t in process]
         selected = process.GetSelectedThread().GetThreadID()
         threads.sort(key=lambda t: t.tid != selected)  # the current thread first, as the kernel does
-        info = coredump.write_core(path, process.GetProcessID(), threads)
+        info = coredump.write_core(
+            path,
+            process.GetProcessID(),
+            threads,
+            exception=self._exception_record(selected),
+            patches=self._breakpoint_bytes(),
+        )
         info["seconds"] = time.monotonic() - started
         return info
 
+    def _exception_record(self, thread_id: int) -> Optional[coredump.ExceptionRecord]:
+        """For the dump's diagnostic page: the exception of the last event, if it is this thread's.
+        Parameters: the exception object's address and the OS thread id (documented in docs/linux.md)."""
+        event = self.last_event
+        if event is None or event.get("thread_id") != thread_id or event.get("kind") == "exit":
+            return None
+        thread = self._require_process().GetThreadByID(thread_id)
+        pc = thread.GetFrameAtIndex(0).GetPC() if thread.IsValid() else 0
+        address = event.get("exception_address") or 0
+        return coredump.ExceptionRecord(code=CLR_EXCEPTION_CODE, address=pc, parameters=(address, thread_id))
+
+    def _breakpoint_bytes(self) -> List[Tuple[int, bytes]]:
+        """(address, original byte) of every breakpoint site: lldb's reads show the original bytes,
+        /proc/<pid>/mem shows the int3 the core writer must not keep."""
+        assert self.target is not None
+        patches: List[Tuple[int, bytes]] = []
+        for bp in self.target.breakpoint_iter():
+            for i in range(bp.GetNumLocations()):
+                location = bp.GetLocationAtIndex(i)
+                if location.IsResolved():
+                    address = location.GetLoadAddress()
+                    try:
+                        patches.append((address, self._read(address, 1)))
+                    except AgentError:
+                        pass
+        return patches
+
     def op_stats(self) -> Dict[str, Any]:
-        return dict(self.stats, mechanism=self.mechanism, exinfo_offset=self.exinfo_offset)
+        return dict(self.stats, mechanism=self.mechanism)
 
     # ----- leaving --------------------------------------------------------------------------------------
 
@@ -673,8 +663,6 @@ class Agent:
         process = self._require_process()
         if self.target is not None:
             self.target.DeleteAllBreakpoints()
-        for page in self.writable_pages:  # give the runtime its read-execute pages back
-            self._mprotect(page, 5)
         error = process.Detach()
         if not error.Success():
             raise AgentError("detach", f"detach failed: {error.GetCString()}")
@@ -717,12 +705,6 @@ def _ops(spec: Any) -> set:
         for value in spec:
             found |= _ops(value)
     return found
-
-
-def _is_sos_exception_bp(bp: "lldb.SBBreakpoint") -> bool:
-    names = lldb.SBStringList()
-    bp.GetNames(names)
-    return any(names.GetStringAtIndex(i) == "DoNotDeleteOrDisable" for i in range(names.GetSize()))
 
 
 def _legacy_eh_requested(pid: int) -> bool:

@@ -14,7 +14,7 @@ import pydbgauto as pda
 from tests.watch_cases import CASES as SHARED_CASES
 from tests.watch_cases import throws_seen
 from pydbgauto import ConfigurationError
-from pydbgauto.watch import watch
+from pydbgauto.watching import watch
 from tests.integration.conftest import ROOT, WaitingApp, lldb_processes, throw_lines
 
 pytestmark = pytest.mark.lldb

@@ -23,7 +23,14 @@ import attr
 
 from pydbgauto import predicates as preds
 from pydbgauto.errors import ConfigurationError, DebuggerTimeoutError, PydbgautoError
-from pydbgauto.models import CaptureRecord, DecisionRecord, ManagedException, StopEvent
+from pydbgauto.models import (
+    CaptureRecord,
+    DecisionRecord,
+    DumpRecord,
+    ManagedException,
+    ManagedStack,
+    StopEvent,
+)
 from pydbgauto.policy import GIB, Decision, DumpPolicy, PolicyState
 from pydbgauto.session import Session, check_dump_folder
 
@@ -313,7 +320,7 @@ class _Watch:
             event=event,
             decision=decision,
             exception=event.exception,
-            stack=event.stack,
+            stack=_with_source_lines(event.stack, dump),
             threads=threads,
             inner_exceptions=inner,
             dump=dump,
@@ -347,6 +354,16 @@ class _Watch:
             return self.session.type_chain(address)
         except PydbgautoError:
             return ()
+
+
+def _with_source_lines(stack: Optional[ManagedStack], dump: Optional[DumpRecord]) -> Optional[ManagedStack]:
+    """The reader's stack of the same thread when it has file and line (the live lldb path has none)."""
+    seen = dump.seen_stack if dump is not None else None
+    if seen is None or stack is None or seen.os_thread_id != stack.os_thread_id:
+        return stack
+    if not any(frame.source_file for frame in seen.frames):
+        return stack
+    return seen
 
 
 def _monotonic_of(epoch: float) -> float:

@@ -1,0 +1,113 @@
+"""Find a native runtime function by its QCall name in a stripped ``libcoreclr.so``.
+
+libcoreclr exports only its hosting API, but it keeps a table of the functions managed code may call
+(``QCall``s: ``{"AppendExceptionStackFrame", &AppendExceptionStackFrame}, ...``) so that CoreLib can bind
+them by name. In the shared object that table is a run of ``{const char*, void*}`` pairs, each pointer
+filled at load time by an ``R_X86_64_RELATIVE`` relocation whose addend is the file address it points to.
+So: find the name's bytes in a loaded segment, find the relocation whose addend is that address, and the
+relocation of the next slot holds the function's file address. Nothing is guessed: a name not in the
+table gives None.
+
+Pure functions over the file's bytes (``find_qcall`` only reads the file). x86-64 ELF only.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Dict, List, Optional, Tuple
+
+PT_LOAD, PT_DYNAMIC = 1, 2
+DT_RELA, DT_RELASZ = 7, 8
+R_X86_64_RELATIVE = 8
+ELF_MAGIC = b"\x7fELF"
+
+
+class ElfError(ValueError):
+    """The bytes are not an x86-64 ELF shared object this module can read."""
+
+
+def _segments(data: bytes) -> Tuple[List[Tuple[int, int, int]], Optional[Tuple[int, int]]]:
+    """(file offset, vaddr, file size) of each PT_LOAD, and (offset, size) of PT_DYNAMIC."""
+    if data[:4] != ELF_MAGIC or data[4] != 2 or data[5] != 1:
+        raise ElfError("not a little-endian 64-bit ELF file")
+    phoff = struct.unpack_from("<Q", data, 0x20)[0]
+    phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
+    loads: List[Tuple[int, int, int]] = []
+    dynamic: Optional[Tuple[int, int]] = None
+    for i in range(phnum):
+        p_type, _flags, p_offset, p_vaddr, _paddr, p_filesz = struct.unpack_from(
+            "<IIQQQQ", data, phoff + i * phentsize
+        )
+        if p_type == PT_LOAD:
+            loads.append((p_offset, p_vaddr, p_filesz))
+        elif p_type == PT_DYNAMIC:
+            dynamic = (p_offset, p_filesz)
+    return loads, dynamic
+
+
+def _relative_relocations(data: bytes) -> Dict[int, int]:
+    """slot file address -> addend, for every R_X86_64_RELATIVE relocation of the object."""
+    loads, dynamic = _segments(data)
+    if dynamic is None:
+        raise ElfError("no dynamic section: not a shared object")
+    rela = relasz = None
+    offset, size = dynamic
+    for at in range(offset, offset + size, 16):
+        tag, value = struct.unpack_from("<qQ", data, at)
+        if tag == DT_RELA:
+            rela = value
+        elif tag == DT_RELASZ:
+            relasz = value
+    if rela is None or relasz is None:
+        return {}
+    start = _vaddr_to_offset(loads, rela)
+    if start is None:
+        raise ElfError(f"the relocation table at {rela:#x} is in no loaded segment")
+    relocations: Dict[int, int] = {}
+    for at in range(start, start + relasz, 24):
+        r_offset, r_info, r_addend = struct.unpack_from("<QQq", data, at)
+        if r_info & 0xFFFFFFFF == R_X86_64_RELATIVE:
+            relocations[r_offset] = r_addend
+    return relocations
+
+
+def _vaddr_to_offset(loads: List[Tuple[int, int, int]], vaddr: int) -> Optional[int]:
+    for p_offset, p_vaddr, p_filesz in loads:
+        if p_vaddr <= vaddr < p_vaddr + p_filesz:
+            return p_offset + vaddr - p_vaddr
+    return None
+
+
+def _offset_to_vaddr(loads: List[Tuple[int, int, int]], offset: int) -> Optional[int]:
+    for p_offset, p_vaddr, p_filesz in loads:
+        if p_offset <= offset < p_offset + p_filesz:
+            return p_vaddr + offset - p_offset
+    return None
+
+
+def qcall_address(data: bytes, name: str) -> Optional[int]:
+    """The file address of the QCall ``name`` in the shared object ``data``, or None if absent."""
+    loads, _ = _segments(data)
+    relocations = _relative_relocations(data)
+    slots_by_target: Dict[int, List[int]] = {}
+    for slot, target in relocations.items():
+        slots_by_target.setdefault(target, []).append(slot)
+    needle = name.encode("ascii") + b"\0"
+    found: List[int] = []
+    at = data.find(needle)
+    while at >= 0:
+        whole_name = at == 0 or data[at - 1] == 0  # not the tail of a longer name
+        string_address = _offset_to_vaddr(loads, at) if whole_name else None
+        for slot in slots_by_target.get(string_address, []) if string_address is not None else []:
+            function = relocations.get(slot + 8)
+            if function is not None:
+                found.append(function)
+        at = data.find(needle, at + 1)
+    distinct = sorted(set(found))
+    return distinct[0] if len(distinct) == 1 else None  # two different functions: do not guess
+
+
+def find_qcall(path: str, name: str) -> Optional[int]:
+    """``qcall_address`` of the file at ``path``."""
+    with open(path, "rb") as f:
+        return qcall_address(f.read(), name)
