@@ -185,6 +185,9 @@ def test_bad_arguments(service_path: str, args: List[str]) -> None:
 def test_a_service_that_does_not_answer_is_killed_at_stop(service: Service) -> None:
     # As if a debugger held it stopped: /exit cannot be answered, stop() kills it in bounded time.
     os.kill(service.pid, signal.SIGSTOP)
+    deadline = time.monotonic() + 10  # the signal is delivered asynchronously
+    while process_state(service.pid) not in ("T", "t") and time.monotonic() < deadline:
+        time.sleep(0.02)
     assert process_state(service.pid) in ("T", "t")
     started = time.monotonic()
     assert service.stop(timeout=1.0) == -signal.SIGKILL
