@@ -8,6 +8,7 @@ The sample service (examples/ServiceApp; the client is tests/integration/service
 
     def test_y(runtime, start_service, service_load):
         svc = start_service(runtime)            # as many as needed; all stopped at the end
+        svc.warm_up()                           # thousands of throws first: a warm service
         load = service_load(svc, "/handled", {"n": 10}, count=500, seconds=60)   # a client thread
         ...                                     # e.g. attach a Session to svc.pid meanwhile
         load.join(90)

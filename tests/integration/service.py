@@ -183,6 +183,20 @@ class Service:
     def types(self) -> List[str]:
         return list(self._expect(self.get("/types"), 200, "types").json())
 
+    def warm_up(self, requests: int = 200, n: int = 10, settle: float = 1.0) -> Dict[str, Any]:
+        """Serves ``requests`` requests of each kind (``n`` handled and ``n`` background throws each, one
+        unhandled), so that its throw paths have been called thousands of times and tiered compilation has
+        had the time (``settle`` seconds after) to replace them: a warm service, as after hours of work.
+        Bounded: 3 * ``requests`` requests, each with its own time limit. Returns /stats."""
+        if requests < 1 or n < 1:
+            raise ValueError("warm_up needs at least one request and one throw per request")
+        for _ in range(requests):
+            self.handled(DEFAULT_TYPE, n)
+            self.unhandled(DEFAULT_TYPE)
+            self.background(DEFAULT_TYPE, n)
+        time.sleep(settle)
+        return self.stats()
+
     def wait_idle(self, timeout: float = REQUEST_TIMEOUT, interval: float = 0.05) -> Dict[str, Any]:
         """Polls /stats (bounded by ``timeout``) until no background job is pending; returns the stats."""
         deadline = time.monotonic() + timeout

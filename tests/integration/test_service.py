@@ -206,6 +206,27 @@ def test_a_service_that_never_gets_ready_is_not_left_running(tmp_path: Any) -> N
     assert out.stdout.strip() == ""
 
 
+def test_warm_up_throws_thousands_and_counts_them(service: Service) -> None:
+    stats = service.warm_up(requests=100, n=10, settle=0.1)
+    assert stats["kinds"] == expected_stats(
+        [
+            ("handled", DEFAULT_TYPE, 1000),
+            ("unhandled", DEFAULT_TYPE, 100),
+            ("background", DEFAULT_TYPE, 1000),
+        ]
+    )
+    assert stats["requests"] == 301
+
+
+def test_the_client_never_uses_a_proxy(service: Service, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A proxy in the environment must not take loopback requests anywhere: port 9 (discard) answers nothing.
+    for name in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    for name in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    assert service.stats()["total"] == 0
+
+
 def test_stats_shape(service: Service) -> None:
     stats: Dict[str, Any] = service.stats()
     assert set(stats) == {"pid", "runtime", "requests", "background_pending", "total", "kinds", "types"}
