@@ -16,6 +16,9 @@
 //     /exit                        answers, then stops the service
 // Every throw is counted just before it happens (by kind and by type), so /stats never lags behind a
 // debugger's stop at the throw. Messages are "<kind> <type> #<n>", n counting throws of that type.
+// A debugger sees an unhandled-in-request throw twice: the throw, then the framework's rethrow of the
+// same object (ExceptionDispatchInfo.Throw, when Kestrel awaits the async middleware's task); /stats
+// counts it once.
 using System;
 using System.Collections.Generic;
 using System.Linq;
