@@ -6,6 +6,12 @@ column is blank for runtime frames under ``-f``. Call sites are a method (``-f``
 ``module!`` and `` + <decimal>``), a runtime marker ``[XxxFrame: <addr>] <method>``, or (``-f``)
 a native symbol ``module!func + 60 at file:line``. ``-a/-p/-l`` add indented
 ``PARAMETERS:``/``LOCALS:`` blocks and ``-r`` register lines, which are skipped.
+
+SOS may print a warning between a row's IP and its call site (``SOS Warning: Loading symbols for
+dynamic assemblies is not yet supported``, before every dynamic-method frame of an ASP.NET Core
+stack); the call site then stands alone on the next line. ``clean_lines`` cuts the known warning out,
+which makes the row whole; any other ``SOS Warning:`` found there is skipped the same way here, and
+the line after it taken as the call site. Warnings are never frames (nor kept: ``raw`` holds them).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ _MARKER = re.compile(r"^\[(\w+): (" + PTR + r"|[0-9A-Fa-f]+)\]\s*(.*)$")
 _DISPLACEMENT = re.compile(r"\s\+\s(\d+)$")
 _NATIVE_SOURCE = re.compile(r"\s+at\s+(.+):(\d+)$")
 _VAR_BLOCK = re.compile(r"^\s*(?:PARAMETERS|LOCALS):")
+_SOS_WARNING = "SOS Warning:"
 # Texts by which SOS says it could not (fully) walk this thread's stack. Order matters: the
 # first match names the error; later lines of the same message are folded into it.
 _ERRORS: Tuple[str, ...] = (
@@ -117,16 +124,28 @@ def _section(head: str, body: List[str], raw: str) -> ManagedStack:
     assert m is not None  # _sections only starts a section on a matching line
     frames: List[StackFrame] = []
     in_vars = False
-    for line in body:
+    i = 0
+    while i < len(body):
+        line = body[i]
+        i += 1
         row = _ROW.match(line)
         if row is None:
             if ("PARAMETERS:" in line or "LOCALS:" in line) and _VAR_BLOCK.match(line):
                 in_vars = True
-            continue  # the header, a register line, an error line, a blank
+            continue  # the header, a register line, an error line, a blank, a lone SOS warning
         if in_vars and line.startswith("        "):
             continue  # a parameter/local value that happens to start with a hex-looking name
         in_vars = False
-        frames.append(_frame(row.group(1), row.group(2), row.group(3) or ""))
+        site = row.group(3) or ""
+        if site.startswith(_SOS_WARNING):
+            # A warning clean_lines does not know, spliced between the IP and the call site: the
+            # call site is the next line, unless that is a row of its own (then SOS printed none).
+            following = body[i] if i < len(body) else ""
+            site = ""
+            if following.strip() and _ROW.match(following) is None:
+                site = following.strip()
+                i += 1
+        frames.append(_frame(row.group(1), row.group(2), site))
     return ManagedStack(
         os_thread_id=int(m.group(1), 16),
         debugger_thread_index=int(m.group(2)) if m.group(2) is not None else None,

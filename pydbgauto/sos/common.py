@@ -2,7 +2,8 @@
 
 Every parser first runs :func:`clean_lines` over its input, so the quirks of the two hosts
 (cdb's backticked addresses and CRLF, symbol-loader warnings spliced into the middle of a
-line, prompt echoes, ``...`` elisions) are handled once, here.
+line, SOS's own dynamic-assembly warning spliced into a ``clrstack`` row, prompt echoes,
+``...`` elisions) are handled once, here.
 """
 
 from __future__ import annotations
@@ -23,6 +24,19 @@ PTR = r"[0-9A-Fa-f]{8}(?:`?[0-9A-Fa-f]{8})?"
 _SPLICED_NOISE = re.compile(
     r"\*\*\* (?:WARNING|ERROR): (?:Unable to verify checksum for|Symbol file could not be found)"
     r"[^\n]*(?:\n|$)"
+)
+# SOS's symbol reader warns when a frame's module is dynamic (SymbolReader::LoadSymbols, an ExtWarn
+# ending in its own newline). In clrstack it does so in the middle of the row, after the SP and IP
+# columns and before the call site, which then stands alone on the next line:
+#   00007F20D6D2C070 00007F61955B079D SOS Warning: Loading symbols for dynamic assemblies is not yet
+#   supported
+#   DynamicClass.lambda_method2(System.Runtime.CompilerServices.Closure, System.Object, ...HttpContext)
+# (the warning's own line is cut in two here only to fit)
+# (every ASP.NET Core minimal API or MVC stack has such a frame: its request delegates are compiled
+# expression trees). Cutting the warning out makes the row whole again. The warning says nothing about
+# the target, so it is not kept (the models have no place for warnings; ``raw`` still holds it).
+_SOS_SPLICED_WARNING = re.compile(
+    r"SOS Warning: Loading symbols for dynamic assemblies is not yet supported[^\n]*(?:\n|$)"
 )
 # Whole lines that are never part of a command's own output.
 _NOISE_LINE = re.compile(
@@ -49,11 +63,13 @@ def parse_hex(text: str) -> int:
 
 
 def normalise(text: str) -> str:
-    """CRLF/CR -> LF, and cut out the symbol-loader text cdb spliced into lines."""
+    """CRLF/CR -> LF, and cut out the symbol-loader texts cdb and SOS spliced into lines."""
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     if "*** " in text:
         text = _SPLICED_NOISE.sub("", text)
+    if "SOS Warning: " in text:
+        text = _SOS_SPLICED_WARNING.sub("", text)
     return text
 
 

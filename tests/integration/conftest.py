@@ -1,4 +1,20 @@
-"""Fixtures for tests against the real lldb + SOS and the real sample app (built by scripts/setup)."""
+"""Fixtures for tests against the real lldb + SOS and the real sample apps (built by scripts/setup).
+
+The sample service (examples/ServiceApp; the client is tests/integration/service.py):
+
+    def test_x(service):                        # started on a free 127.0.0.1 port, both runtimes
+        service.handled("System.TimeoutException", n=5)
+        assert service.stats()["kinds"]["handled"] == {"System.TimeoutException": 5}
+
+    def test_y(runtime, start_service, service_load):
+        svc = start_service(runtime)            # as many as needed; all stopped at the end
+        svc.warm_up()                           # thousands of throws first: a warm service
+        load = service_load(svc, "/handled", {"n": 10}, count=500, seconds=60)   # a client thread
+        ...                                     # e.g. attach a Session to svc.pid meanwhile
+        load.join(90)
+
+Every service is stopped (`/exit`, then killed) and every load stopped at teardown, on failure too.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +23,11 @@ import shutil
 import subprocess
 import threading
 import time
-from typing import Iterator, List
+from typing import Any, Callable, Iterator, List, Mapping, Optional
 
 import pytest
+
+from tests.integration.service import SERVICES, Load, Service
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 APPS = {
@@ -162,3 +180,68 @@ def no_lldb_left() -> Iterator[None]:
 def throw_lines(lines: List[str]) -> List[List[str]]:
     """The app's `THROW n Type tid=N what` lines, split."""
     return [line.split(" ", 4) for line in lines if line.startswith("THROW ")]
+
+
+# -- the sample service ----------------------------------------------------------------------------
+
+
+def _built_service(runtime: str) -> str:
+    """The sample service built for ``runtime``; a skip if absent (fails if PYDBGAUTO_REQUIRE_INTEGRATION)."""
+    path = SERVICES[runtime]
+    if not os.access(path, os.X_OK):
+        message = f"sample service {runtime} missing ({path}): run scripts/setup"
+        if os.environ.get("PYDBGAUTO_REQUIRE_INTEGRATION"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture
+def service_path(runtime: str) -> str:
+    """The path of the built sample service for ``runtime``."""
+    return _built_service(runtime)
+
+
+StartService = Callable[..., Service]
+
+
+@pytest.fixture
+def start_service() -> Iterator[StartService]:
+    """``start_service(runtime, port=0, ready_timeout=60, env=None) -> Service``, READY already seen."""
+    started: List[Service] = []
+
+    def start(
+        runtime: str, port: int = 0, ready_timeout: float = 60.0, env: Optional[Mapping[str, str]] = None
+    ) -> Service:
+        svc = Service(_built_service(runtime), port=port, ready_timeout=ready_timeout, env=env)
+        started.append(svc)
+        return svc
+
+    yield start
+    for svc in reversed(started):
+        svc.stop(timeout=10.0)
+
+
+@pytest.fixture
+def service(runtime: str, service_path: str, start_service: StartService) -> Service:
+    """The sample service on ``runtime`` (net8 and net10), on a free loopback port."""
+    return start_service(runtime)
+
+
+StartLoad = Callable[..., Load]
+
+
+@pytest.fixture
+def service_load() -> Iterator[StartLoad]:
+    """``service_load(service, path, params=None, count=1000, seconds=30.0, pause=0.0) -> Load``: a started
+    client thread repeating one GET, bounded in count and time; stopped at teardown."""
+    loads: List[Load] = []
+
+    def start(svc: Service, path: str, params: Optional[Mapping[str, Any]] = None, **bounds: Any) -> Load:
+        load = Load(svc, path, params, **bounds)
+        loads.append(load)
+        return load.start()
+
+    yield start
+    for load in loads:
+        load.stop()

@@ -193,3 +193,80 @@ def test_clrstack_all_one_stack_per_thread() -> None:
 def test_single_parser_refuses_several_threads() -> None:
     with pytest.raises(ParseError, match="parse_clrstack_all"):
         parse_clrstack(ALL)
+
+
+# SOS's dynamic-assembly warning, printed between a row's IP and its call site (as recorded from the
+# sample service, tests/transcripts/lldb/clrstack-*-service-*.txt); the call site is on the next line.
+DYNAMIC_WARNING = "SOS Warning: Loading symbols for dynamic assemblies is not yet supported"
+LAMBDA = "DynamicClass.lambda_method2(System.Runtime.CompilerServices.Closure, System.Object, X.HttpContext)"
+DYNAMIC_CASES: Dict[str, Tuple[str, List[Tuple[int, Optional[str], Optional[int]]]]] = {
+    "plain": (
+        "00007F20D6D2C010 00007F6193ABB4D3 A.Handler(System.String)\n"
+        f"00007F20D6D2C070 00007F61955B079D {DYNAMIC_WARNING}\n{LAMBDA}\n"
+        "00007F20D6D2C0C0 00007F6193AB6FB3 A.Middleware.MoveNext()\n",
+        [(0x7F20D6D2C010, "A.Handler(System.String)", None), (0x7F20D6D2C070, LAMBDA, None)]
+        + [(0x7F20D6D2C0C0, "A.Middleware.MoveNext()", None)],
+    ),
+    "-f, with displacement": (
+        f"00007F1FDA2A0040 00007F608C1C0579 {DYNAMIC_WARNING}\n{LAMBDA} + 825\n"
+        "00007F1FDA2A00C0 00007F608A6C4153 App.dll!A.Middleware.MoveNext() + 131\n",
+        [(0x7F1FDA2A0040, LAMBDA, 825), (0x7F1FDA2A00C0, "A.Middleware.MoveNext()", 131)],
+    ),
+    "-a, parameters after it": (
+        f"00007F1FDA2A0040 00007F608C1C0579 {DYNAMIC_WARNING}\n{LAMBDA}\n"
+        "    PARAMETERS:\n        <no data>\n        <no data>\n\n"
+        "00007F1FDA2A00C0 00007F608A6C4153 A.Middleware.MoveNext()\n",
+        [(0x7F1FDA2A0040, LAMBDA, None), (0x7F1FDA2A00C0, "A.Middleware.MoveNext()", None)],
+    ),
+    "CRLF": (
+        f"00007F20D6D2C070 00007F61955B079D {DYNAMIC_WARNING}\r\n{LAMBDA}\r\n",
+        [(0x7F20D6D2C070, LAMBDA, None)],
+    ),
+    "two dynamic frames in a row": (
+        f"00007F20D6D2C070 00007F61955B079D {DYNAMIC_WARNING}\n{LAMBDA}\n"
+        f"00007F20D6D2C0A0 00007F61955B0800 {DYNAMIC_WARNING}\nDynamicClass.lambda_method3()\n",
+        [(0x7F20D6D2C070, LAMBDA, None), (0x7F20D6D2C0A0, "DynamicClass.lambda_method3()", None)],
+    ),
+    "a warning SOS does not splice": (
+        f"{DYNAMIC_WARNING}\n00007F20D6D2C0C0 00007F6193AB6FB3 A.Middleware.MoveNext()\n",
+        [(0x7F20D6D2C0C0, "A.Middleware.MoveNext()", None)],
+    ),
+    "another SOS warning spliced the same way": (
+        "00007F20D6D2C070 00007F61955B079D SOS Warning: something else went wrong\n"
+        f"{LAMBDA}\n00007F20D6D2C0C0 00007F6193AB6FB3 A.Middleware.MoveNext()\n",
+        [(0x7F20D6D2C070, LAMBDA, None), (0x7F20D6D2C0C0, "A.Middleware.MoveNext()", None)],
+    ),
+    "another SOS warning, no call site after it": (
+        "00007F20D6D2C070 00007F61955B079D SOS Warning: something else went wrong\n"
+        "00007F20D6D2C0C0 00007F6193AB6FB3 A.Middleware.MoveNext()\n",
+        [(0x7F20D6D2C070, None, None), (0x7F20D6D2C0C0, "A.Middleware.MoveNext()", None)],
+    ),
+}
+
+
+@pytest.mark.parametrize("body,expected", list(DYNAMIC_CASES.values()), ids=list(DYNAMIC_CASES))
+def test_sos_warning_is_not_a_frame(
+    body: str, expected: List[Tuple[int, Optional[str], Optional[int]]]
+) -> None:
+    stack = parse_clrstack(HEAD + body)
+    assert [(f.sp, f.method, f.offset) for f in stack.frames] == expected
+    assert not any("SOS Warning" in f.call_site for f in stack.frames)
+    assert stack.error is None
+    assert "SOS Warning" in stack.raw  # the text as printed stays in raw
+
+
+def test_sos_warning_row_keeps_its_ip_and_kind() -> None:
+    stack = parse_clrstack(HEAD + f"00007F20D6D2C070 00007F61955B079D {DYNAMIC_WARNING}\n{LAMBDA}\n")
+    (frame,) = stack.frames
+    assert (frame.ip, frame.kind, frame.call_site, frame.module) == (0x7F61955B079D, "managed", LAMBDA, None)
+
+
+def test_sos_warning_in_clrstack_all() -> None:
+    text = (
+        "OS Thread Id: 0x7042\n        Child SP               IP Call Site\n"
+        f"00007F20D6D2C070 00007F61955B079D {DYNAMIC_WARNING}\n{LAMBDA}\n"
+        "OS Thread Id: 0x7043\n        Child SP               IP Call Site\n"
+        "00007F20D6D2C0C0 00007F6193AB6FB3 A.Middleware.MoveNext()\n"
+    )
+    stacks = parse_clrstack_all(text)
+    assert [[f.method for f in s.frames] for s in stacks] == [[LAMBDA], ["A.Middleware.MoveNext()"]]

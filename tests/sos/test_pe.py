@@ -226,3 +226,29 @@ def test_dml_markup_is_dropped() -> None:
     text = _pe(obj='Exception object: <link cmd="!DumpObj /d 00007f5ec808ce00">00007f5ec808ce00</link>')
     exc = parse_pe(text)
     assert exc is not None and exc.address == 0x7F5EC808CE00
+
+
+def test_sos_dynamic_assembly_warning_is_cut_out_of_a_stack_row() -> None:
+    # The same splice as in clrstack (see test_clrstack.py), should SOS print it in pe's stack rows.
+    text = (
+        "Exception object: 00007f2074937dc0\nException type:   A.E\nMessage:          m\n"
+        "InnerException:   <none>\nStackTrace (generated):\n    SP               IP               Function\n"
+        "    00007F1FB37FD070 00007F608C1C079C SOS Warning: Loading symbols for dynamic assemblies is not yet"
+        " supported\nUNKNOWN!DynamicClass.lambda_method2(X.HttpContext)+0xbc\n\n"
+        "StackTraceString: <none>\nHResult: 80131500\n"
+    )
+    exc = parse_pe(text)
+    assert exc is not None
+    assert [(f.module, f.method, f.offset) for f in exc.frames] == [
+        ("UNKNOWN", "DynamicClass.lambda_method2(X.HttpContext)", 0xBC)
+    ]
+
+
+def test_other_sos_warning_text_in_a_message_is_kept() -> None:
+    text = (
+        "Exception object: 00007f2074937dc0\nException type:   A.E\n"
+        "Message:          SOS Warning: not ours\nInnerException:   <none>\nStackTrace (generated): <none>\n"
+        "StackTraceString: <none>\nHResult: 80131500\n"
+    )
+    exc = parse_pe(text)
+    assert exc is not None and exc.message == "SOS Warning: not ours"
