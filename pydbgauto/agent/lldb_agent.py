@@ -35,7 +35,7 @@ if _PACKAGE_PARENT not in sys.path:
     sys.path.insert(0, _PACKAGE_PARENT)
 
 from pydbgauto import coredump  # noqa: E402
-from pydbgauto import predicates, qcalls  # noqa: E402
+from pydbgauto import guardian, predicates, qcalls  # noqa: E402
 from pydbgauto.models import ManagedException, StopEvent  # noqa: E402
 from pydbgauto.sos.clrstack import parse_clrstack  # noqa: E402
 from pydbgauto.sos.objects import parse_dumpmt  # noqa: E402
@@ -53,7 +53,10 @@ APPEND_FRAME_QCALL = "AppendExceptionStackFrame"
 RH_EH_FIRST_FRAME = 1
 RH_EH_FIRST_RETHROW_FRAME = 2
 # Signals the runtime raises and handles itself; they must reach it without stopping the target.
-PASS_SIGNALS = "SIGSEGV SIGFPE SIGBUS SIGILL SIGUSR1 SIGUSR2 SIGPIPE SIGCHLD SIGINT SIGTERM SIGHUP SIGWINCH"
+# SIGCONT: the stop guard's release (pydbgauto/guardian.py).
+PASS_SIGNALS = (
+    "SIGSEGV SIGFPE SIGBUS SIGILL SIGUSR1 SIGUSR2 SIGPIPE SIGCHLD SIGINT SIGTERM SIGHUP SIGWINCH" " SIGCONT"
+)
 CLR_EXCEPTION_CODE = 0xE0434352  # what a CLR exception is called in EXCEPTION_RECORDs
 
 
@@ -89,6 +92,7 @@ class Agent:
         self.filtered: List[Dict[str, Any]] = []  # first-chance stops the filter let pass, for the log
         self.runtime: Dict[str, Any] = {}
         self.wake_pipe = os.pipe()
+        self.journal = guardian.Journal.from_environment()  # the guardian: survive lldb's death
         os.set_blocking(self.wake_pipe[0], False)
         self.stats: Dict[str, Any] = {
             "stops": 0,
@@ -235,6 +239,7 @@ class Agent:
             raise AgentError(
                 "not-dotnet", f"pid {pid} has no libcoreclr.so loaded: it does not run .NET (Core)"
             )
+        self.journal.attached(self.process.GetProcessID(), self._breakpoint_bytes())
         return self._describe()
 
     def _find_module(self, name: str) -> Optional["lldb.SBModule"]:
@@ -300,6 +305,7 @@ class Agent:
             if bp.GetNumLocations() == 0:
                 raise AgentError("arm", "no __cxa_rethrow in libstdc++.so.6: cannot stop at .NET 8 throws")
             self.rethrow_bp = bp.GetID()
+        self.journal.sites(self._breakpoint_bytes())
         return {"mechanism": self.mechanism, "runtime": self.runtime}
 
     def _append_frame_address(self) -> Optional[int]:
@@ -332,6 +338,7 @@ class Agent:
             if bp_id is not None:
                 self.target.BreakpointDelete(bp_id)
         self.append_bp, self.rethrow_bp, self.mechanism = None, None, None
+        self.journal.sites(self._breakpoint_bytes())
         return {}
 
     # ----- the in-agent filter ------------------------------------------------------------------------
@@ -488,7 +495,9 @@ class Agent:
         thread = threading.Thread(target=watchdog, daemon=True)
         thread.start()
         started = time.monotonic()
+        self.journal.release()
         error = process.Continue()
+        self.journal.hold()
         self.stats["run_seconds"] += time.monotonic() - started
         if thread.is_alive():
             os.write(wake_w, b"w")
@@ -640,18 +649,25 @@ class Agent:
 
     def _breakpoint_bytes(self) -> List[Tuple[int, bytes]]:
         """(address, original byte) of every breakpoint site: lldb's reads show the original bytes,
-        /proc/<pid>/mem shows the int3 the core writer must not keep."""
+        /proc/<pid>/mem shows the int3 the core writer must not keep (nor the guardian leave behind)."""
         assert self.target is not None
-        patches: List[Tuple[int, bytes]] = []
+        addresses: List[int] = []
         for bp in self.target.breakpoint_iter():
             for i in range(bp.GetNumLocations()):
                 location = bp.GetLocationAtIndex(i)
                 if location.IsResolved():
-                    address = location.GetLoadAddress()
-                    try:
-                        patches.append((address, self._read(address, 1)))
-                    except AgentError:
-                        pass
+                    addresses.append(location.GetLoadAddress())
+        # lldb's own (internal) breakpoints, e.g. the shared-library event one in ld.so's _dl_debug_state.
+        listing = lldb.SBCommandReturnObject()
+        self.ci.HandleCommand("breakpoint list --internal", listing)
+        internal = listing.GetOutput() or ""
+        addresses += [int(a, 16) for a in re.findall(r"address = (0x[0-9a-fA-F]+), resolved", internal)]
+        patches: List[Tuple[int, bytes]] = []
+        for address in sorted(set(addresses)):
+            try:
+                patches.append((address, self._read(address, 1)))
+            except AgentError:
+                pass
         return patches
 
     def op_stats(self) -> Dict[str, Any]:
@@ -663,9 +679,11 @@ class Agent:
         process = self._require_process()
         if self.target is not None:
             self.target.DeleteAllBreakpoints()
+        self.journal.detaching()
         error = process.Detach()
         if not error.Success():
             raise AgentError("detach", f"detach failed: {error.GetCString()}")
+        self.journal.detached()
         return {}
 
     def op_kill(self) -> Dict[str, Any]:

@@ -20,7 +20,7 @@ import threading
 import time
 from typing import Any, Deque, Dict, List, Mapping, Optional
 
-from pydbgauto import locate
+from pydbgauto import guardian, locate
 from pydbgauto.drivers.base import RawStop, StopKind, Target
 from pydbgauto.drivers.framing import ReplyBuffer, new_token
 from pydbgauto.errors import (
@@ -67,6 +67,7 @@ class LldbDriver:
         self.startup_timeout = startup_timeout
         self._output_dir = output_dir
         self._proc: Optional[subprocess.Popen[bytes]] = None
+        self._guardian: Optional[subprocess.Popen[bytes]] = None  # outlives lldb: pydbgauto/guardian.py
         self._reply_r: Optional[int] = None
         self._cancel_w: Optional[int] = None
         self._buffer = ReplyBuffer()
@@ -207,6 +208,7 @@ class LldbDriver:
     def _spawn(self) -> None:
         reply_r, reply_w = os.pipe()
         cancel_r, cancel_w = os.pipe()
+        journal_w, self._guardian = guardian.start()  # restores the target's code if lldb dies
         env = dict(os.environ)
         # The owner tag lets tests (and doctor) tell our lldb processes from anyone else's.
         env.update(
@@ -214,6 +216,7 @@ class LldbDriver:
                 "PYDBGAUTO_REPLY_FD": str(reply_w),
                 "PYDBGAUTO_CANCEL_FD": str(cancel_r),
                 "PYDBGAUTO_OWNER_PID": str(os.getpid()),
+                guardian.GUARDIAN_FD_ENV: str(journal_w),
             }
         )
         try:
@@ -222,7 +225,7 @@ class LldbDriver:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
-                pass_fds=(reply_w, cancel_r),
+                pass_fds=(reply_w, cancel_r, journal_w),
                 env=env,
                 start_new_session=True,
             )
@@ -231,6 +234,7 @@ class LldbDriver:
         finally:
             os.close(reply_w)
             os.close(cancel_r)
+            os.close(journal_w)
         self._reply_r, self._cancel_w = reply_r, cancel_w
         threading.Thread(target=self._drain, daemon=True).start()
         self._send_line(f"command script import {AGENT_PATH}")
@@ -385,6 +389,8 @@ class LldbDriver:
                         pass
             self._reply_r = self._cancel_w = None
             self._proc = None
+            guardian.reap(self._guardian)
+            self._guardian = None
 
 
 def _kill_group(pgid: int) -> None:

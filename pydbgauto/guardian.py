@@ -1,0 +1,399 @@
+"""The guardian: the attached target survives the debugger's death (docs/linux.md, "What survives what").
+
+When lldb-server (the ptracer) dies without a clean detach (SIGKILL, the OOM killer, a crash, a hang that
+pydbgauto ends), the kernel detaches the target but leaves lldb's breakpoint bytes (``int3``) in its code;
+the next thread to reach one dies of SIGTRAP (the runtime aborts). Two parts prevent that:
+
+- **The stop guard** (in the agent, inside lldb): while the target is stopped under lldb, a SIGSTOP is kept
+  pending for it (``Journal.hold``). If the tracer dies then, the woken threads take that SIGSTOP before
+  they run a single instruction: the process enters group-stop instead of re-executing an ``int3``. Before
+  lldb resumes or detaches the target, a SIGCONT removes the pending SIGSTOP (``Journal.release``); lldb
+  passes that SIGCONT on without stopping (``process handle -p true -s false SIGCONT``).
+- **The guardian process** (this file run as a script, Python stdlib only, in its own session so that it
+  outlives Python and lldb): it reads a journal from the agent on its stdin (the target's pid, the address and
+  original bytes of every breakpoint site lldb holds, whether the target may be held, a clean detach) and
+  watches lldb-server through a pidfd. When the tracer is gone without a clean detach, it writes the
+  original bytes back through ``/proc/PID/mem`` (only where the byte is still lldb's ``int3``) and sends the
+  target SIGCONT, which ends the group-stop. After a clean detach it exits at once and touches nothing.
+
+Journal lines (JSON): ``{"op": "attached", "pid": N, "sites": [[address, "hex"], ...]}``,
+``{"op": "sites", "sites": [...]}``, ``{"op": "hold"}``, ``{"op": "release"}``, ``{"op": "detaching"}``,
+``{"op": "detached"}``. End of file without ``detached`` means the debugger went away.
+
+The guardian reports what it did as one JSON line (to ``PYDBGAUTO_GUARDIAN_REPORT`` when set) and one line
+on stderr when it had to act.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from typing import Any, Dict, IO, List, Optional, Sequence, Tuple
+
+GUARDIAN_FD_ENV = "PYDBGAUTO_GUARDIAN_FD"
+REPORT_ENV = "PYDBGAUTO_GUARDIAN_REPORT"
+INT3 = 0xCC
+# After lldb's end of journal, how long lldb-server may go on tracing before the guardian ends it.
+TRACER_GRACE = 5.0
+# After "detaching", how long the guardian waits for "detached" before it checks the target anyway.
+DETACH_GRACE = 10.0
+
+
+# ----- the agent's side (inside lldb) ------------------------------------------------------------------
+
+
+class Journal:
+    """What the agent tells the guardian, and the stop guard. Every method is a no-op without a guardian
+    (no ``PYDBGAUTO_GUARDIAN_FD``) and never raises: the guardian must not be able to break a session."""
+
+    def __init__(self, fd: Optional[int]) -> None:
+        self.fd = fd
+        self.target: Optional[int] = None  # a pidfd of the target: signals never reach a reused pid
+        self.held = False
+        if fd is not None:
+            try:
+                os.set_inheritable(fd, False)  # lldb-server must not hold the journal open
+            except OSError:
+                self.fd = None
+
+    @classmethod
+    def from_environment(cls) -> "Journal":
+        value = os.environ.get(GUARDIAN_FD_ENV)
+        return cls(int(value) if value and value.isdigit() else None)
+
+    def _write(self, record: Dict[str, Any]) -> None:
+        if self.fd is None:
+            return
+        try:
+            os.write(self.fd, (json.dumps(record) + "\n").encode("ascii"))
+        except OSError:  # the guardian is gone: go on without it
+            self.fd = None
+
+    def _signal(self, signo: int) -> None:
+        if self.target is None:
+            return
+        try:
+            signal.pidfd_send_signal(self.target, signo)
+        except OSError:
+            pass
+
+    def attached(self, pid: int, sites: Sequence[Tuple[int, bytes]]) -> None:
+        """The target is attached and stopped; ``sites``: (address, original bytes) lldb has patched."""
+        if self.fd is None:
+            return
+        try:
+            self.target = os.pidfd_open(pid)
+        except OSError:
+            self.target = None
+        self._write({"op": "attached", "pid": pid, "sites": _encode(sites)})
+        self.hold()
+
+    def sites(self, sites: Sequence[Tuple[int, bytes]]) -> None:
+        """Every breakpoint site lldb holds now (after breakpoints were created or deleted)."""
+        self._write({"op": "sites", "sites": _encode(sites)})
+
+    def hold(self) -> None:
+        """The target has stopped under lldb: keep a SIGSTOP pending, so that if the tracer dies no
+        thread runs (and none re-executes an int3) until the guardian has restored the code."""
+        if self.target is None:
+            return
+        self._write({"op": "hold"})  # first: the guardian may then believe a hold that is not there
+        self._signal(signal.SIGSTOP)
+        self.held = True
+
+    def release(self) -> None:
+        """Before lldb resumes or detaches: SIGCONT drops the pending SIGSTOP (and is itself passed on)."""
+        if not self.held:
+            return
+        self._signal(signal.SIGCONT)
+        self.held = False
+        self._write({"op": "release"})
+
+    def detaching(self) -> None:
+        self.release()
+        self._write({"op": "detaching"})
+
+    def detached(self) -> None:
+        self._write({"op": "detached"})
+        if self.target is not None:
+            os.close(self.target)
+            self.target = None
+
+
+def _encode(sites: Sequence[Tuple[int, bytes]]) -> List[List[Any]]:
+    return [[int(address), bytes(original).hex()] for address, original in sites]
+
+
+# ----- the driver's side (Python) ----------------------------------------------------------------------
+
+
+def start(report: Optional[str] = None) -> Tuple[int, "subprocess.Popen[bytes]"]:
+    """Start a guardian; returns (the journal's write end, to pass to lldb, then close; the process).
+
+    The guardian gets its own session (a terminal's Ctrl-C, a dying Python or lldb do not end it) and
+    reads the journal on stdin; the caller keeps no copy of the write end once lldb has it.
+    """
+    read_end, write_end = os.pipe()
+    env = dict(os.environ, PYDBGAUTO_OWNER_PID=str(os.getpid()))  # as lldb's: tests find their own
+    if report:
+        env[REPORT_ENV] = report
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-I", os.path.abspath(__file__)],
+            stdin=read_end,
+            stdout=subprocess.DEVNULL,
+            close_fds=True,
+            start_new_session=True,
+            env=env,
+        )
+    except BaseException:
+        os.close(write_end)
+        raise
+    finally:
+        os.close(read_end)
+    return write_end, proc
+
+
+def reap(proc: "Optional[subprocess.Popen[bytes]]", timeout: float = 5.0) -> None:
+    """Collect an ended guardian (it ends by itself once lldb is gone); never kill it: it may be working."""
+    if proc is None:
+        return
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+# ----- the guardian process ----------------------------------------------------------------------------
+
+
+def _tracer_of(pid: int) -> Optional[int]:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("TracerPid:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return 0
+
+
+def _pidfd(pid: int) -> Optional[int]:
+    try:
+        return os.pidfd_open(pid)
+    except OSError:
+        return None
+
+
+def _ended(fd: Optional[int]) -> bool:
+    if fd is None:
+        return True
+    ready, _, _ = select.select([fd], [], [], 0)
+    return bool(ready)
+
+
+def _threads(pid: int) -> Dict[int, Tuple[str, Optional[int]]]:
+    """Each thread's state letter and, when it is stopped outside a system call, its pc."""
+    found: Dict[int, Tuple[str, Optional[int]]] = {}
+    try:
+        tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        return found
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                raw = f.read()
+            state = raw[raw.rindex(")") + 2]
+            pc = None
+            with open(f"/proc/{pid}/task/{tid}/syscall") as f:
+                fields = f.read().split()
+            if fields and fields[0] == "-1" and len(fields) == 3:
+                pc = int(fields[2], 16)
+        except (OSError, ValueError):
+            continue
+        found[tid] = (state, pc)
+    return found
+
+
+class Guardian:
+    def __init__(self, journal: IO[bytes], report: Optional[str]) -> None:
+        self.journal = journal
+        self.report_path = report
+        self.pid: Optional[int] = None
+        self.target_fd: Optional[int] = None
+        self.tracer: Optional[int] = None
+        self.tracer_fd: Optional[int] = None
+        self.sites: Dict[int, bytes] = {}
+        self.held = False
+        self.detaching = False
+        self.eof = False
+        self.pending = b""
+
+    def _feed(self, data: bytes) -> bool:
+        """Take journal lines; True on a clean detach."""
+        self.pending += data
+        while b"\n" in self.pending:
+            line, self.pending = self.pending.split(b"\n", 1)
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            op = record.get("op")
+            if op == "attached":
+                self.pid = int(record["pid"])
+                self.target_fd = _pidfd(self.pid)
+                self.tracer = _tracer_of(self.pid) or None
+                self.tracer_fd = _pidfd(self.tracer) if self.tracer else None
+                self._set_sites(record.get("sites") or [])
+            elif op == "sites":
+                self._set_sites(record.get("sites") or [])
+            elif op == "hold":
+                self.held = True
+            elif op == "release":
+                self.held = False
+            elif op == "detaching":
+                self.detaching = True
+            elif op == "detached":
+                return True
+        return False
+
+    def _set_sites(self, sites: List[List[Any]]) -> None:
+        self.sites = {int(address): bytes.fromhex(original) for address, original in sites}
+
+    def run(self) -> int:
+        eof_at: Optional[float] = None
+        tracer_gone_at: Optional[float] = None
+        while True:
+            now = time.monotonic()
+            timeout: Optional[float] = None
+            if tracer_gone_at is not None:
+                timeout = max(0.0, DETACH_GRACE - (now - tracer_gone_at))
+            elif eof_at is not None:
+                timeout = max(0.0, TRACER_GRACE - (now - eof_at))
+            fds = [] if self.eof else [self.journal.fileno()]
+            if tracer_gone_at is None and self.tracer_fd is not None:
+                fds.append(self.tracer_fd)
+            if self.target_fd is not None:
+                fds.append(self.target_fd)
+            ready, _, _ = select.select(fds, [], [], timeout)
+            if self.journal.fileno() in ready:
+                data = os.read(self.journal.fileno(), 1 << 16)
+                if not data:
+                    self.eof = True
+                    eof_at = time.monotonic()
+                elif self._feed(data):
+                    return 0  # a clean detach: nothing to do
+            if self.pid is None:
+                if self.eof:
+                    return 0  # lldb ended before it attached anything
+                continue
+            if _ended(self.target_fd):
+                return 0  # the target is gone: nothing left to protect
+            if tracer_gone_at is None and _ended(self.tracer_fd):
+                tracer_gone_at = time.monotonic()
+            if tracer_gone_at is not None:
+                if self.detaching and not self.eof and time.monotonic() - tracer_gone_at < DETACH_GRACE:
+                    continue  # a clean detach ends lldb-server before the agent says "detached"
+                return self.recover("debugger-ended" if self.eof else "tracer-ended")
+            if eof_at is not None and time.monotonic() - eof_at >= TRACER_GRACE:
+                # lldb is gone but its lldb-server still traces the target: end it, then restore.
+                if self.tracer_fd is not None and _tracer_of(self.pid) == self.tracer:
+                    try:
+                        signal.pidfd_send_signal(self.tracer_fd, signal.SIGKILL)
+                    except OSError:
+                        pass
+                    select.select([self.tracer_fd], [], [], 5.0)
+                return self.recover("tracer-outlived-debugger")
+
+    def recover(self, cause: str) -> int:
+        detected = time.monotonic()
+        assert self.pid is not None
+        pid = self.pid
+        report: Dict[str, Any] = {"pid": pid, "cause": cause, "detected_at": detected, "held": self.held}
+        # The kernel detaches tracees before it reports the tracer's end; wait (bounded) to be sure.
+        deadline = detected + 2.0
+        tracer = _tracer_of(pid)
+        while tracer not in (0, None) and tracer == self.tracer and time.monotonic() < deadline:
+            time.sleep(0.001)
+            tracer = _tracer_of(pid)
+        if tracer:
+            report.update(action="none", reason=f"the target is traced by pid {tracer}")
+            return self._report(report, 1)
+        restored: List[str] = []
+        unexpected: List[str] = []
+        try:
+            with open(f"/proc/{pid}/mem", "r+b", buffering=0) as mem:
+                for address, original in sorted(self.sites.items()):
+                    current = os.pread(mem.fileno(), len(original), address)
+                    if current == original:
+                        continue  # lldb restored it (a detach on its way out)
+                    if current[:1] == bytes([INT3]) and current[1:] == original[1:]:
+                        os.pwrite(mem.fileno(), original, address)
+                        restored.append(f"{address:#x}")
+                    else:
+                        unexpected.append(f"{address:#x}={current.hex()}")
+        except OSError as e:
+            report["error"] = f"/proc/{pid}/mem: {e}"
+        report["restored_at"] = time.monotonic()
+        report["restored"] = restored
+        report["unexpected"] = unexpected
+        threads = _threads(pid)
+        report["stopped_threads"] = sum(1 for state, _ in threads.values() if state in "Tt")
+        report["threads"] = len(threads)
+        report["threads_at_sites"] = {
+            str(tid): f"{pc:#x}" for tid, (_, pc) in threads.items() if pc is not None and pc in self.sites
+        }
+        report["threads_after_sites"] = {
+            str(tid): f"{pc:#x}"
+            for tid, (_, pc) in threads.items()
+            if pc is not None and pc - 1 in self.sites
+        }
+        if self.held or report["stopped_threads"]:
+            # The pending SIGSTOP has stopped (or will stop) the group; SIGCONT ends the stop, or drops
+            # a SIGSTOP not yet taken, either way.
+            try:
+                if self.target_fd is not None:
+                    signal.pidfd_send_signal(self.target_fd, signal.SIGCONT)
+                report["continued"] = True
+            except OSError as e:
+                report["continued"] = f"failed: {e}"
+        report["done_at"] = time.monotonic()
+        acted = bool(restored or report.get("continued"))
+        report["action"] = "restored" if acted else "none"
+        return self._report(report, 0)
+
+    def _report(self, report: Dict[str, Any], status: int) -> int:
+        text = json.dumps(report)
+        if self.report_path:
+            try:
+                fd = os.open(self.report_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
+                with os.fdopen(fd, "a") as f:
+                    f.write(text + "\n")
+            except OSError:
+                pass
+        if report.get("action") != "none" or status:
+            try:
+                sys.stderr.write(
+                    f"pydbgauto guardian: the debugger of pid {report['pid']} ended without detaching "
+                    f"({report['cause']}); restored {len(report.get('restored') or [])} breakpoint byte(s)"
+                    f"{', continued the target' if report.get('continued') is True else ''}\n"
+                )
+                sys.stderr.flush()
+            except (OSError, ValueError):
+                pass
+        return status
+
+
+def main() -> int:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    return Guardian(sys.stdin.buffer, os.environ.get(REPORT_ENV)).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
