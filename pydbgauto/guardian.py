@@ -38,10 +38,14 @@ from typing import Any, Dict, IO, List, Optional, Sequence, Tuple
 GUARDIAN_FD_ENV = "PYDBGAUTO_GUARDIAN_FD"
 REPORT_ENV = "PYDBGAUTO_GUARDIAN_REPORT"
 INT3 = 0xCC
-# After lldb's end of journal, how long lldb-server may go on tracing before the guardian ends it.
-TRACER_GRACE = 5.0
+# After the end of lldb, how long the guardian waits for the lldb-server it ended to go.
+TRACER_END_WAIT = 5.0
 # After "detaching", how long the guardian waits for "detached" before it checks the target anyway.
 DETACH_GRACE = 10.0
+# When the target was held: how long the guardian waits for its group-stop to complete (for the report).
+GROUP_STOP_WAIT = 0.1
+# After restoring, how long the guardian stays to undo a hold an agent sent as its lldb-server died.
+LATE_HOLD_WATCH = 10.0
 
 
 # ----- the agent's side (inside lldb) ------------------------------------------------------------------
@@ -266,15 +270,20 @@ class Guardian:
         self.sites = {int(address): bytes.fromhex(original) for address, original in sites}
 
     def run(self) -> int:
-        eof_at: Optional[float] = None
+        status = self._watch()
+        if status is None:
+            return 0
+        self._late_holds()
+        return status
+
+    def _watch(self) -> Optional[int]:
+        """Until a clean detach or the target's end (None) or the debugger's death (recovered: status)."""
         tracer_gone_at: Optional[float] = None
         while True:
             now = time.monotonic()
             timeout: Optional[float] = None
             if tracer_gone_at is not None:
                 timeout = max(0.0, DETACH_GRACE - (now - tracer_gone_at))
-            elif eof_at is not None:
-                timeout = max(0.0, TRACER_GRACE - (now - eof_at))
             fds = [] if self.eof else [self.journal.fileno()]
             if tracer_gone_at is None and self.tracer_fd is not None:
                 fds.append(self.tracer_fd)
@@ -285,30 +294,55 @@ class Guardian:
                 data = os.read(self.journal.fileno(), 1 << 16)
                 if not data:
                     self.eof = True
-                    eof_at = time.monotonic()
                 elif self._feed(data):
-                    return 0  # a clean detach: nothing to do
+                    return None  # a clean detach: nothing to do
             if self.pid is None:
                 if self.eof:
-                    return 0  # lldb ended before it attached anything
+                    return None  # lldb ended before it attached anything
                 continue
             if _ended(self.target_fd):
-                return 0  # the target is gone: nothing left to protect
+                return None  # the target is gone: nothing left to protect
             if tracer_gone_at is None and _ended(self.tracer_fd):
                 tracer_gone_at = time.monotonic()
             if tracer_gone_at is not None:
                 if self.detaching and not self.eof and time.monotonic() - tracer_gone_at < DETACH_GRACE:
                     continue  # a clean detach ends lldb-server before the agent says "detached"
                 return self.recover("debugger-ended" if self.eof else "tracer-ended")
-            if eof_at is not None and time.monotonic() - eof_at >= TRACER_GRACE:
-                # lldb is gone but its lldb-server still traces the target: end it, then restore.
+            if self.eof:
+                # lldb is gone (whatever it managed to do is done) but its lldb-server still traces the
+                # target, armed, for as long as it takes to notice (50-150 ms): end it now, then restore.
                 if self.tracer_fd is not None and _tracer_of(self.pid) == self.tracer:
                     try:
                         signal.pidfd_send_signal(self.tracer_fd, signal.SIGKILL)
                     except OSError:
                         pass
-                    select.select([self.tracer_fd], [], [], 5.0)
-                return self.recover("tracer-outlived-debugger")
+                    select.select([self.tracer_fd], [], [], TRACER_END_WAIT)
+                return self.recover("debugger-ended")
+
+    def _late_holds(self) -> None:
+        """An agent whose lldb-server died during a resume may still send its hold (a SIGSTOP) after
+        the recovery; it writes "hold" first, so: stay until lldb is gone and continue the target again."""
+        deadline = time.monotonic() + LATE_HOLD_WATCH
+        while not self.eof and time.monotonic() < deadline:
+            ready, _, _ = select.select([self.journal.fileno()], [], [], deadline - time.monotonic())
+            if not ready:
+                break
+            data = os.read(self.journal.fileno(), 1 << 16)
+            if not data:
+                self.eof = True
+            elif b'"hold"' in data:
+                time.sleep(0.01)  # the SIGSTOP follows the journal line
+                self._continue()
+        if self.pid is not None and any(state == "T" for state, _ in _threads(self.pid).values()):
+            if _tracer_of(self.pid) == 0:
+                self._continue()
+
+    def _continue(self) -> None:
+        try:
+            if self.target_fd is not None:
+                signal.pidfd_send_signal(self.target_fd, signal.SIGCONT)
+        except OSError:
+            pass
 
     def recover(self, cause: str) -> int:
         detected = time.monotonic()
@@ -343,6 +377,12 @@ class Guardian:
         report["restored"] = restored
         report["unexpected"] = unexpected
         threads = _threads(pid)
+        if self.held:  # for the report: let the group-stop complete (bounded) before looking at threads
+            deadline = time.monotonic() + GROUP_STOP_WAIT
+            while any(state not in "Tt" for state, _ in threads.values()) and time.monotonic() < deadline:
+                time.sleep(0.001)
+                threads = _threads(pid)
+            report["group_stop_at"] = time.monotonic()
         report["stopped_threads"] = sum(1 for state, _ in threads.values() if state in "Tt")
         report["threads"] = len(threads)
         report["threads_at_sites"] = {

@@ -497,7 +497,8 @@ class Agent:
         started = time.monotonic()
         self.journal.release()
         error = process.Continue()
-        self.journal.hold()
+        if process.GetState() == lldb.eStateStopped:  # not if lldb-server died meanwhile
+            self.journal.hold()
         self.stats["run_seconds"] += time.monotonic() - started
         if thread.is_alive():
             os.write(wake_w, b"w")

@@ -1,0 +1,321 @@
+"""The target survives the debugger's death (issue 12 item 1; pydbgauto/guardian.py, docs/linux.md).
+
+lldb or lldb-server is killed (SIGKILL) at each phase of a session (attached and armed, running armed,
+stopped at an exception, writing a dump), on both runtimes. Then the target must throw more exceptions
+and live, be untraced, not be stopped, and its code must be its files' bytes again (no int3 left anywhere
+in an executable ELF mapping). The guardian's report gives the window: from the kill to the bytes restored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+import pytest
+
+from pydbgauto import Session
+from pydbgauto.guardian import REPORT_ENV
+
+from .conftest import ROOT, WaitingApp, process_state, throw_lines, tracer_of
+
+pytestmark = [pytest.mark.lldb]
+
+PHASES = ["armed", "running", "stopped", "dumping"]
+VICTIMS = ["lldb-server", "lldb"]
+
+
+# ----- what the target looks like --------------------------------------------------------------------
+
+
+def executable_elf_mappings(pid: int) -> List[Tuple[int, int, int, str]]:
+    """(start, end, file offset, path) of each executable, private, file-backed ELF mapping."""
+    found = []
+    with open(f"/proc/{pid}/maps") as f:
+        for line in f:
+            fields = line.split(maxsplit=5)
+            if len(fields) < 6 or fields[1] != "r-xp" or not fields[5].startswith("/"):
+                continue
+            path = fields[5].strip()
+            if path.endswith("(deleted)"):
+                continue
+            try:
+                with open(path, "rb") as image:
+                    if image.read(4) != b"\x7fELF":
+                        continue
+            except OSError:
+                continue
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            found.append((start, end, int(fields[2], 16), path))
+    return found
+
+
+def code_differences(pid: int) -> List[str]:
+    """Every byte of the target's executable ELF mappings that differs from its file (where lldb's int3
+    bytes would show), read through /proc/PID/mem."""
+    differences = []
+    with open(f"/proc/{pid}/mem", "rb", buffering=0) as mem:
+        for start, end, offset, path in executable_elf_mappings(pid):
+            with open(path, "rb") as image:
+                image.seek(offset)
+                expected = image.read(end - start)
+            actual = os.pread(mem.fileno(), len(expected), start)
+            if actual != expected:
+                for i in (i for i in range(len(expected)) if actual[i] != expected[i]):
+                    differences.append(f"{path}+{offset + i:#x} ({start + i:#x}): {actual[i]:#04x}")
+                    if len(differences) > 20:
+                        return differences
+    return differences
+
+
+def int3_sites(session: Session) -> List[int]:
+    """The breakpoint sites lldb holds (ours and its own internal ones), as lldb lists them."""
+    import re
+
+    text = session.execute("breakpoint list") + session.execute("breakpoint list --internal")
+    return sorted({int(a, 16) for a in re.findall(r"address = (0x[0-9a-fA-F]+), resolved", text)})
+
+
+def mem_bytes(pid: int, addresses: List[int]) -> Dict[int, int]:
+    with open(f"/proc/{pid}/mem", "rb", buffering=0) as mem:
+        return {a: os.pread(mem.fileno(), 1, a)[0] for a in addresses}
+
+
+def owned_processes(owner: int) -> List[int]:
+    """lldb, lldb-server and guardian processes started on behalf of process ``owner`` (env tag)."""
+    tag = f"PYDBGAUTO_OWNER_PID={owner}".encode()
+    mine = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == owner:
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as f:
+                if tag in f.read().split(b"\0"):
+                    mine.append(int(name))
+        except OSError:
+            pass
+    return sorted(mine)
+
+
+def wait_gone(pids: List[int], timeout: float) -> List[int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        left = [p for p in pids if process_state(p) not in ("gone", "Z")]
+        if not left:
+            return []
+        time.sleep(0.05)
+    return [p for p in pids if process_state(p) not in ("gone", "Z")]
+
+
+def read_reports(path: str, count: int = 1, timeout: float = 20.0) -> List[Dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if os.path.exists(path):
+            with open(path) as f:
+                lines = [json.loads(line) for line in f if line.strip()]
+            if len(lines) >= count:
+                return lines
+        time.sleep(0.02)
+    return []
+
+
+def assert_target_healthy(app: WaitingApp, sites: List[int]) -> None:
+    """Untraced, running, code as in its files, and it throws and catches 51 more exceptions."""
+    deadline = time.monotonic() + 5
+    while (tracer_of(app.pid) or app.state() in "Tt") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert tracer_of(app.pid) == 0
+    assert app.state() not in ("T", "t", "Z", "gone"), app.state()
+    assert code_differences(app.pid) == []
+    assert all(b != 0xCC for b in mem_bytes(app.pid, sites).values())
+    before = len(throw_lines(app.lines))
+    app.send("invalid-op")
+    app.send("repeat 50")
+    assert app.wait_for_line("OK repeat 50", 60), (app.proc.poll(), app.lines[-3:])
+    assert app.proc.poll() is None
+    assert len(throw_lines(app.lines)) == before + 51
+    assert app.finish()[-1].startswith("DONE")
+    assert app.proc.returncode == 0
+
+
+@pytest.fixture
+def guardian_report(tmp_path, monkeypatch) -> str:
+    path = str(tmp_path / "guardian.jsonl")
+    monkeypatch.setenv(REPORT_ENV, path)
+    return path
+
+
+@pytest.fixture
+def nothing_left() -> Iterator[None]:
+    """No lldb, lldb-server or guardian of this test process is left (they are ended if they are)."""
+    before = set(owned_processes(os.getpid()))
+    yield
+    left = wait_gone(sorted(set(owned_processes(os.getpid())) - before), 15)
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, "a debugger or guardian process was left behind"
+
+
+# ----- the phases ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("victim", VICTIMS)
+@pytest.mark.parametrize("phase", PHASES)
+def test_target_survives_the_debuggers_death(
+    waiting_app, runtime, phase, victim, tmp_path, guardian_report, nothing_left
+):
+    s = Session.attach(pid=waiting_app.pid)
+    waiter: Optional[threading.Thread] = None
+    outcome: Dict[str, Any] = {}
+    try:
+        s.break_on_clr_exceptions()
+        sites = int3_sites(s)
+        assert len(sites) >= 2  # ours, and lldb's own in ld.so
+        assert all(b == 0xCC for b in mem_bytes(waiting_app.pid, sites).values())
+        lldb_pid = s.driver._proc.pid  # type: ignore[attr-defined]
+        server = tracer_of(waiting_app.pid)
+        assert server and server != lldb_pid
+        if phase == "running":
+
+            def wait() -> None:
+                try:
+                    outcome["event"] = s.wait_for_event(60, parse=False)
+                except Exception as e:  # noqa: BLE001 - what the session says is recorded, not judged
+                    outcome["error"] = e
+
+            waiter = threading.Thread(target=wait)
+            waiter.start()
+            deadline = time.monotonic() + 10
+            while waiting_app.state() not in ("S", "R") and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(0.3)
+            assert waiting_app.state() in ("S", "R")  # running, armed, under lldb
+        elif phase in ("stopped", "dumping"):
+            waiting_app.send("invalid-op")
+            outcome["event"] = s.wait_for_event(60, parse=False)
+            assert outcome["event"].kind == "first-chance"
+        if phase == "dumping":
+
+            def dump() -> None:
+                try:
+                    outcome["dump"] = s.dump(str(tmp_path / "core"), verify=False, checksum=False)
+                except Exception as e:  # noqa: BLE001
+                    outcome["error"] = e
+
+            waiter = threading.Thread(target=dump)
+            waiter.start()
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                partial = [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
+                if partial and partial[0].stat().st_size > (4 << 20):
+                    break
+                time.sleep(0.002)
+            assert partial and waiter.is_alive(), "no dump under way to interrupt"
+        killed_at = time.monotonic()
+        os.kill(server if victim == "lldb-server" else lldb_pid, signal.SIGKILL)
+        reports = read_reports(guardian_report)
+        assert reports, "the guardian did not report"
+        report = reports[0]
+    finally:
+        if waiter is not None:
+            waiter.join(60)
+        s.close()
+    assert report["pid"] == waiting_app.pid
+    assert report["action"] == "restored"
+    assert sorted(int(a, 16) for a in report["restored"]) == sites, report
+    assert report["unexpected"] == []
+    window = report["restored_at"] - killed_at
+    print(f"{runtime} {phase} {victim}: bytes restored {window * 1000:.1f} ms after the kill; {report}")
+    assert window < 2.0
+    if phase in ("armed", "stopped", "dumping"):
+        # Stopped under lldb: the stop guard's SIGSTOP holds every thread until the guardian continues it.
+        assert report["held"] and report["continued"] is True
+    if phase == "stopped" and victim == "lldb-server":
+        # The thread stopped at the breakpoint is parked at its address (lldb backed its pc up), in the
+        # group-stop, no signal frame pushed: once the byte is back it runs the original instruction.
+        assert report["stopped_threads"] == report["threads"], report
+        assert report["threads_at_sites"].get(str(outcome["event"].thread_id)) in [f"{a:#x}" for a in sites]
+        assert report["threads_after_sites"] == {}
+    assert_target_healthy(waiting_app, sites)
+
+
+# ----- what must not happen ----------------------------------------------------------------------------
+
+
+def test_clean_session_guardian_does_nothing(waiting_app, runtime, guardian_report, nothing_left):
+    before = code_differences(waiting_app.pid)
+    with Session.attach(pid=waiting_app.pid) as s:
+        guardian = s.driver._guardian  # type: ignore[attr-defined]
+        assert guardian is not None and guardian.poll() is None
+        s.break_on_clr_exceptions()
+        sites = int3_sites(s)
+        waiting_app.send("repeat 3")
+        for _ in range(3):
+            assert s.wait_for_event(60, parse=False).kind == "first-chance"
+    assert guardian.returncode == 0  # ended (and reaped) with the session
+    assert not os.path.exists(guardian_report)  # it had nothing to do and did nothing
+    assert before == []
+    assert_target_healthy(waiting_app, sites)
+
+
+PYTHON_CHILD = textwrap.dedent(
+    """
+    import sys, time
+    sys.path.insert(0, {root!r})
+    from pydbgauto import Session
+    s = Session.attach(pid={pid})
+    s.break_on_clr_exceptions()
+    print("ARMED", flush=True)
+    if {stop!r}:
+        ev = s.wait_for_event(60, parse=False)
+        print("STOPPED", ev.kind, flush=True)
+    time.sleep(120)
+    """
+)
+
+
+@pytest.mark.parametrize("stopped", [False, True], ids=["armed", "stopped"])
+def test_python_killed_lldb_detaches_and_guardian_does_not_restore_again(
+    waiting_app, runtime, stopped, guardian_report
+):
+    """Python is SIGKILLed: lldb sees the end of its stdin, detaches (removing its breakpoints) and quits.
+    The guardian must not write any byte; a target held at a stop is continued."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", PYTHON_CHILD.format(root=ROOT, pid=waiting_app.pid, stop=stopped)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=ROOT),
+    )
+    helpers: List[int] = []
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().startswith("ARMED")
+        if stopped:
+            waiting_app.send("invalid-op")
+            assert child.stdout.readline().startswith("STOPPED first-chance")
+        helpers = owned_processes(child.pid)
+        assert len(helpers) >= 3  # lldb, lldb-server, the guardian
+        assert tracer_of(waiting_app.pid) in helpers
+        child.kill()
+        child.wait(10)
+        reports = read_reports(guardian_report)
+        assert reports, "the guardian did not report"
+        report = reports[0]
+        assert wait_gone(helpers, 15) == []
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(10)
+        for pid in wait_gone(helpers, 5):
+            os.kill(pid, signal.SIGKILL)
+    assert report["restored"] == [], report  # lldb's detach had put every byte back
+    assert report["unexpected"] == []
+    if stopped:
+        assert report["continued"] is True  # the stop guard's SIGSTOP, left by lldb's own detach
+    assert_target_healthy(waiting_app, [])
