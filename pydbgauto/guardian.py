@@ -58,7 +58,9 @@ class Journal:
     def __init__(self, fd: Optional[int]) -> None:
         self.fd = fd
         self.target: Optional[int] = None  # a pidfd of the target: signals never reach a reused pid
+        self.pid: Optional[int] = None
         self.held = False
+        self.release_via: Optional[int] = None  # a thread that lldb will not single-step
         if fd is not None:
             try:
                 os.set_inheritable(fd, False)  # lldb-server must not hold the journal open
@@ -86,35 +88,49 @@ class Journal:
         except OSError:
             pass
 
-    def attached(self, pid: int, sites: Sequence[Tuple[int, bytes]]) -> None:
-        """The target is attached and stopped; ``sites``: (address, original bytes) lldb has patched."""
+    def attached(
+        self, pid: int, sites: Sequence[Tuple[int, bytes]], threads: Sequence[Tuple[int, bool]]
+    ) -> None:
+        """The target is attached and stopped; ``sites``: (address, original bytes) lldb has patched;
+        ``threads``: see ``hold``."""
         if self.fd is None:
             return
         try:
             self.target = os.pidfd_open(pid)
+            self.pid = pid
         except OSError:
             self.target = None
         self._write({"op": "attached", "pid": pid, "sites": _encode(sites)})
-        self.hold()
+        self.hold(threads)
 
     def sites(self, sites: Sequence[Tuple[int, bytes]]) -> None:
         """Every breakpoint site lldb holds now (after breakpoints were created or deleted)."""
         self._write({"op": "sites", "sites": _encode(sites)})
 
-    def hold(self) -> None:
-        """The target has stopped under lldb: keep a SIGSTOP pending, so that if the tracer dies no
-        thread runs (and none re-executes an int3) until the guardian has restored the code."""
-        if self.target is None:
+    def hold(self, threads: Sequence[Tuple[int, bool]]) -> None:
+        """The target has stopped under lldb: keep a SIGSTOP pending for every thread, so that if the
+        tracer dies each thread stops as it wakes (none re-executes an int3) until the guardian has
+        restored the code. ``threads``: (tid, stopped by a breakpoint or a step)."""
+        if self.target is None or self.pid is None:
             return
         self._write({"op": "hold"})  # first: the guardian may then believe a hold that is not there
-        self._signal(signal.SIGSTOP)
+        for tid, _ in threads:
+            _tgkill(self.pid, tid, signal.SIGSTOP)
+        quiet = [tid for tid, trapped in threads if not trapped]
+        self.release_via = quiet[0] if quiet else None
         self.held = True
 
     def release(self) -> None:
-        """Before lldb resumes or detaches: SIGCONT drops the pending SIGSTOP (and is itself passed on)."""
+        """Before lldb resumes or detaches: a SIGCONT drops every pending SIGSTOP. It is sent to a thread
+        that is not at a breakpoint: lldb single-steps those over their int3 first, and a signal taken
+        in that step would run its handler and bring the thread back to the breakpoint (a second event).
+        lldb passes the SIGCONT on to that thread without stopping."""
         if not self.held:
             return
-        self._signal(signal.SIGCONT)
+        if self.release_via is not None and self.pid is not None:
+            _tgkill(self.pid, self.release_via, signal.SIGCONT)
+        else:
+            self._signal(signal.SIGCONT)
         self.held = False
         self._write({"op": "release"})
 
@@ -127,6 +143,19 @@ class Journal:
         if self.target is not None:
             os.close(self.target)
             self.target = None
+
+
+_LIBC: Any = None
+
+
+def _tgkill(pid: int, tid: int, signo: int) -> None:
+    """A signal to one thread of ``pid`` (x86-64 tgkill; both ids must match, so no stray thread)."""
+    global _LIBC
+    import ctypes
+
+    if _LIBC is None:
+        _LIBC = ctypes.CDLL(None, use_errno=True)
+    _LIBC.syscall(234, ctypes.c_long(pid), ctypes.c_long(tid), ctypes.c_long(signo))
 
 
 def _encode(sites: Sequence[Tuple[int, bytes]]) -> List[List[Any]]:

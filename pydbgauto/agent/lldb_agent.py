@@ -239,7 +239,9 @@ class Agent:
             raise AgentError(
                 "not-dotnet", f"pid {pid} has no libcoreclr.so loaded: it does not run .NET (Core)"
             )
-        self.journal.attached(self.process.GetProcessID(), self._breakpoint_bytes())
+        self.journal.attached(
+            self.process.GetProcessID(), self._breakpoint_bytes(), _thread_stops(self.process)
+        )
         return self._describe()
 
     def _find_module(self, name: str) -> Optional["lldb.SBModule"]:
@@ -498,7 +500,7 @@ class Agent:
         self.journal.release()
         error = process.Continue()
         if process.GetState() == lldb.eStateStopped:  # not if lldb-server died meanwhile
-            self.journal.hold()
+            self.journal.hold(_thread_stops(process))
         self.stats["run_seconds"] += time.monotonic() - started
         if thread.is_alive():
             os.write(wake_w, b"w")
@@ -754,6 +756,12 @@ def _runtime_version(directory: Optional[str]) -> Optional[str]:
     except OSError:
         pass
     return None
+
+
+def _thread_stops(process: "lldb.SBProcess") -> List[Tuple[int, bool]]:
+    """(tid, stopped by a breakpoint or a step) of each thread, for the guardian's stop guard."""
+    trapped = (lldb.eStopReasonBreakpoint, lldb.eStopReasonTrace, lldb.eStopReasonPlanComplete)
+    return [(t.GetThreadID(), t.GetStopReason() in trapped) for t in process]
 
 
 def _gp_registers(thread: "lldb.SBThread") -> Dict[str, int]:
