@@ -158,6 +158,38 @@ def _tgkill(pid: int, tid: int, signo: int) -> None:
     _LIBC.syscall(234, ctypes.c_long(pid), ctypes.c_long(tid), ctypes.c_long(signo))
 
 
+PTRACE_GETREGS, PTRACE_SETREGS, PTRACE_DETACH = 12, 13, 17
+PTRACE_SEIZE, PTRACE_INTERRUPT = 0x4206, 0x4207
+RIP_INDEX = 16  # in struct user_regs_struct (x86-64)
+
+
+def _set_pc(tid: int, expected: int, pc: int) -> bool:
+    """Seize one group-stopped thread, set its pc from ``expected`` to ``pc``, and let it go (still
+    group-stopped). False if anything is not as expected."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.ptrace.restype = ctypes.c_long
+    libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+    regs = (ctypes.c_ulonglong * 27)()
+    if libc.ptrace(PTRACE_SEIZE, tid, None, None) != 0:
+        return False
+    done = False
+    try:
+        if libc.ptrace(PTRACE_INTERRUPT, tid, None, None) != 0:
+            return False
+        os.waitpid(tid, 0x40000000)  # __WALL
+        if libc.ptrace(PTRACE_GETREGS, tid, None, ctypes.byref(regs)) != 0 or regs[RIP_INDEX] != expected:
+            return False
+        regs[RIP_INDEX] = pc
+        done = libc.ptrace(PTRACE_SETREGS, tid, None, ctypes.byref(regs)) == 0
+        return done
+    except OSError:
+        return False
+    finally:
+        libc.ptrace(PTRACE_DETACH, tid, None, None)
+
+
 def _encode(sites: Sequence[Tuple[int, bytes]]) -> List[List[Any]]:
     return [[int(address), bytes(original).hex()] for address, original in sites]
 
@@ -339,14 +371,33 @@ class Guardian:
                 return self.recover("debugger-ended" if self.eof else "tracer-ended")
             if self.eof:
                 # lldb is gone (whatever it managed to do is done) but its lldb-server still traces the
-                # target, armed, for as long as it takes to notice (50-150 ms): end it now, then restore.
+                # target, armed, for as long as it takes to notice (50-150 ms): take over, then restore.
                 if self.tracer_fd is not None and _tracer_of(self.pid) == self.tracer:
-                    try:
-                        signal.pidfd_send_signal(self.tracer_fd, signal.SIGKILL)
-                    except OSError:
-                        pass
-                    select.select([self.tracer_fd], [], [], TRACER_END_WAIT)
+                    self._end_tracer()
                 return self.recover("debugger-ended")
+
+    def _end_tracer(self) -> None:
+        """End a tracer whose lldb is gone without letting any thread run into an int3: freeze it, stop
+        every thread under it, give each a pending SIGSTOP (the agent's hold), then kill it. Threads it
+        stopped at a breakpoint without backing their pc up are fixed by ``recover``."""
+        assert self.pid is not None and self.tracer_fd is not None
+        try:
+            signal.pidfd_send_signal(self.tracer_fd, signal.SIGSTOP)  # it can resume nothing now
+            tids = list(_threads(self.pid))
+            for tid in tids:  # a running thread takes it as a stop lldb-server will never see
+                _tgkill(self.pid, tid, signal.SIGSTOP)
+            deadline = time.monotonic() + 0.2
+            while time.monotonic() < deadline:
+                if all(state in "tT" for state, _ in _threads(self.pid).values()):
+                    break
+                time.sleep(0.001)
+            for tid in _threads(self.pid):  # now pending: taken as each thread wakes
+                _tgkill(self.pid, tid, signal.SIGSTOP)
+            self.held = True
+            signal.pidfd_send_signal(self.tracer_fd, signal.SIGKILL)
+        except OSError:
+            pass
+        select.select([self.tracer_fd], [], [], TRACER_END_WAIT)
 
     def _late_holds(self) -> None:
         """An agent whose lldb-server died during a resume may still send its hold (a SIGSTOP) after
@@ -422,6 +473,14 @@ class Guardian:
             for tid, (_, pc) in threads.items()
             if pc is not None and pc - 1 in self.sites
         }
+        # A thread stopped just past an int3 (it trapped, and lldb-server never backed its pc up) would
+        # resume in the middle of the restored instruction: put it back at the breakpoint's address.
+        # While the int3 was there no other path leads a thread to that pc.
+        fixed = []
+        for tid, text in report["threads_after_sites"].items():
+            if threads[int(tid)][0] == "T" and _set_pc(int(tid), int(text, 16), int(text, 16) - 1):
+                fixed.append(tid)
+        report["pc_fixed"] = fixed
         if self.held or report["stopped_threads"]:
             # The pending SIGSTOP has stopped (or will stop) the group; SIGCONT ends the stop, or drops
             # a SIGSTOP not yet taken, either way.
