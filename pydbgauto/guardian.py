@@ -42,8 +42,8 @@ INT3 = 0xCC
 TRACER_END_WAIT = 5.0
 # After "detaching", how long the guardian waits for "detached" before it checks the target anyway.
 DETACH_GRACE = 10.0
-# When the target was held: how long the guardian waits for its group-stop to complete (for the report).
-GROUP_STOP_WAIT = 0.1
+# When the target was held: how long the guardian waits for its group-stop to complete.
+GROUP_STOP_WAIT = 1.0
 # After restoring, how long the guardian stays to undo a hold an agent sent as its lldb-server died.
 LATE_HOLD_WATCH = 10.0
 
@@ -160,34 +160,41 @@ def _tgkill(pid: int, tid: int, signo: int) -> None:
 
 PTRACE_GETREGS, PTRACE_SETREGS, PTRACE_DETACH = 12, 13, 17
 PTRACE_SEIZE, PTRACE_INTERRUPT = 0x4206, 0x4207
-RIP_INDEX = 16  # in struct user_regs_struct (x86-64)
+RIP_INDEX, EFLAGS_INDEX = 16, 18  # in struct user_regs_struct (x86-64)
+TRAP_FLAG = 0x100
 
 
-def _set_pc(tid: int, expected: int, pc: int) -> bool:
-    """Seize one group-stopped thread, set its pc from ``expected`` to ``pc``, and let it go (still
-    group-stopped). False if anything is not as expected."""
+def _sanitize_thread(tid: int, restored: Sequence[int]) -> Dict[str, bool]:
+    """Seize one group-stopped thread and let it go again, still group-stopped. Our own detach ends any
+    single-step lldb-server left armed (the kernel does not when a tracer dies: the thread would trap
+    after one instruction, untraced, and the runtime abort); and a pc just past a site whose int3 we
+    restored (the thread trapped there and lldb-server never backed it up) is put back on the site.
+    Returns what was found and done."""
     import ctypes
 
     libc = ctypes.CDLL(None, use_errno=True)
     libc.ptrace.restype = ctypes.c_long
     libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
     regs = (ctypes.c_ulonglong * 27)()
+    found = {"seized": False, "single_step": False, "pc_fixed": False}
     if libc.ptrace(PTRACE_SEIZE, tid, None, None) != 0:
-        return False
-    done = False
+        return found
+    found["seized"] = True
     try:
         if libc.ptrace(PTRACE_INTERRUPT, tid, None, None) != 0:
-            return False
+            return found
         os.waitpid(tid, 0x40000000)  # __WALL
-        if libc.ptrace(PTRACE_GETREGS, tid, None, ctypes.byref(regs)) != 0 or regs[RIP_INDEX] != expected:
-            return False
-        regs[RIP_INDEX] = pc
-        done = libc.ptrace(PTRACE_SETREGS, tid, None, ctypes.byref(regs)) == 0
-        return done
+        if libc.ptrace(PTRACE_GETREGS, tid, None, ctypes.byref(regs)) != 0:
+            return found
+        found["single_step"] = bool(regs[EFLAGS_INDEX] & TRAP_FLAG)
+        if regs[RIP_INDEX] - 1 in restored:
+            regs[RIP_INDEX] -= 1
+            found["pc_fixed"] = libc.ptrace(PTRACE_SETREGS, tid, None, ctypes.byref(regs)) == 0
+        return found
     except OSError:
-        return False
+        return found
     finally:
-        libc.ptrace(PTRACE_DETACH, tid, None, None)
+        libc.ptrace(PTRACE_DETACH, tid, None, None)  # ptrace_disable: the single-step ends here
 
 
 def _encode(sites: Sequence[Tuple[int, bytes]]) -> List[List[Any]]:
@@ -457,7 +464,7 @@ class Guardian:
         report["restored"] = restored
         report["unexpected"] = unexpected
         threads = _threads(pid)
-        if self.held:  # for the report: let the group-stop complete (bounded) before looking at threads
+        if self.held:  # let the group-stop complete (bounded) before looking at the threads
             deadline = time.monotonic() + GROUP_STOP_WAIT
             while any(state not in "Tt" for state, _ in threads.values()) and time.monotonic() < deadline:
                 time.sleep(0.001)
@@ -473,14 +480,16 @@ class Guardian:
             for tid, (_, pc) in threads.items()
             if pc is not None and pc - 1 in self.sites
         }
-        # A thread stopped just past an int3 (it trapped, and lldb-server never backed its pc up) would
-        # resume in the middle of the restored instruction: put it back at the breakpoint's address.
-        # While the int3 was there no other path leads a thread to that pc.
-        fixed = []
-        for tid, text in report["threads_after_sites"].items():
-            if threads[int(tid)][0] == "T" and _set_pc(int(tid), int(text, 16), int(text, 16) - 1):
-                fixed.append(tid)
-        report["pc_fixed"] = fixed
+        # Every group-stopped thread is seized and let go: that ends a single-step lldb-server left armed
+        # (its step over a breakpoint), and puts a pc left just past a restored int3 back on the site.
+        sanitized = {"seized": [], "single_step": [], "pc_fixed": []}  # type: Dict[str, List[str]]
+        if report["stopped_threads"]:
+            restored_sites = [int(a, 16) for a in restored]
+            for tid in [tid for tid, (state, _) in threads.items() if state == "T"]:
+                for key, value in _sanitize_thread(tid, restored_sites).items():
+                    if value:
+                        sanitized[key].append(str(tid))
+        report.update(sanitized)
         if self.held or report["stopped_threads"]:
             # The pending SIGSTOP has stopped (or will stop) the group; SIGCONT ends the stop, or drops
             # a SIGSTOP not yet taken, either way.

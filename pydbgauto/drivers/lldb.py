@@ -376,10 +376,10 @@ class LldbDriver:
                 try:
                     proc.wait(timeout=10)
                 except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)  # lldb and its lldb-server share the session
+                    proc.kill()  # lldb alone: the guardian ends lldb-server without freeing an int3
                     proc.wait(timeout=10)
-            else:
-                _kill_group(proc.pid)
+            guardian.reap(self._guardian)  # it ends once lldb and lldb-server are gone
+            _kill_group(proc.pid)  # lldb and its lldb-server share the session: nothing may stay
         finally:
             for fd in (self._reply_r, self._cancel_w):
                 if fd is not None:
