@@ -55,7 +55,7 @@ RH_EH_FIRST_RETHROW_FRAME = 2
 # Signals the runtime raises and handles itself; they must reach it without stopping the target.
 # SIGCONT: the stop guard's release (pydbgauto/guardian.py).
 PASS_SIGNALS = (
-    "SIGSEGV SIGFPE SIGBUS SIGILL SIGUSR1 SIGUSR2 SIGPIPE SIGCHLD SIGINT SIGTERM SIGHUP SIGWINCH" " SIGCONT"
+    "SIGSEGV SIGFPE SIGBUS SIGILL SIGUSR1 SIGUSR2 SIGPIPE SIGCHLD SIGINT SIGTERM SIGHUP SIGWINCH SIGCONT"
 )
 CLR_EXCEPTION_CODE = 0xE0434352  # what a CLR exception is called in EXCEPTION_RECORDs
 
