@@ -136,6 +136,7 @@ class Agent:
 
     def hc(self, command: str) -> str:
         started = time.monotonic()
+        _trace(f"hc {command}")
         ro = lldb.SBCommandReturnObject()
         self.ci.HandleCommand(command, ro)
         self.stats["sos_seconds"] += time.monotonic() - started
