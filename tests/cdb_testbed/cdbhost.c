@@ -34,6 +34,7 @@
  * not handled as the engine does by default, makes coreclr fault for good: mark it handled. */
 #define WINE_CLR_NOTIFICATION_FILTER "sxe -h 04242420"
 #define QD_HANDBACK_TRIES 8
+#define QD_BREAK_IN_MS 200 /* how long the target runs after gn before the host breaks in again */
 
 static IDebugClient5 *g_client;
 static IDebugControl4 *g_control;
@@ -222,6 +223,14 @@ static int stopped_at_first_chance_exception(void)
            info.ExceptionRecord.ExceptionCode != STATUS_WX86_BREAKPOINT;
 }
 
+static DWORD WINAPI break_in_soon(LPVOID unused)
+{
+    (void)unused;
+    Sleep(QD_BREAK_IN_MS);
+    g_control->lpVtbl->SetInterrupt(g_control, DEBUG_INTERRUPT_ACTIVE);
+    return 0;
+}
+
 /* qd: detach and quit, leaving the target running.
  *
  * Windows hands a pending first-chance exception back to the program on detach; Wine's server
@@ -233,12 +242,14 @@ static void quit_detached(void)
     int i;
     if (!g_opt.dump && execution_status() == DEBUG_STATUS_BREAK) {
         for (i = 0; i < QD_HANDBACK_TRIES && stopped_at_first_chance_exception(); ++i) {
-            HRESULT hr;
+            /* The break-in must be asked for while the engine waits (as Ctrl+C is); asked for
+             * between two waits it is not acted on. */
+            HANDLE timer = CreateThread(NULL, 0, break_in_soon, NULL, 0, NULL);
             g_control->lpVtbl->SetExecutionStatus(g_control, DEBUG_STATUS_GO_NOT_HANDLED);
-            hr = g_control->lpVtbl->WaitForEvent(g_control, DEBUG_WAIT_DEFAULT, 200);
-            if (hr == S_FALSE) {
-                g_control->lpVtbl->SetInterrupt(g_control, DEBUG_INTERRUPT_ACTIVE);
-                g_control->lpVtbl->WaitForEvent(g_control, DEBUG_WAIT_DEFAULT, 10000);
+            g_control->lpVtbl->WaitForEvent(g_control, DEBUG_WAIT_DEFAULT, 10000);
+            if (timer) {
+                WaitForSingleObject(timer, INFINITE);
+                CloseHandle(timer);
             }
             if (execution_status() == DEBUG_STATUS_NO_DEBUGGEE)
                 break;
