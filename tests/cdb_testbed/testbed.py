@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -104,7 +105,9 @@ def wine_processes(prefix: str) -> List[int]:
 def end_wine(tb: Testbed, timeout: float = 20.0) -> List[int]:
     """End every Wine process of the test bed's prefix; return those still there after ``timeout``."""
     env = tb.env()
-    subprocess.run([WINESERVER, "-k"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    subprocess.run(
+        [WINESERVER, "-k"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False
+    )
     deadline = time.monotonic() + timeout
     left = wine_processes(tb.prefix)
     while left and time.monotonic() < deadline:
@@ -121,24 +124,24 @@ def _zombie(pid: int) -> bool:
         return True
 
 
-class WineApp:
-    """The win-x64 sample app under Wine, in ``wait`` mode or any other; its stdout is drained by a thread.
+class SampleApp:
+    """The sample app (any scenario; ``wait`` takes one scenario per line sent), its stdout drained by a
+    thread. ``pid`` is the pid it prints on its first line: under Wine its *Windows* pid, the one the
+    debugger attaches to."""
 
-    ``pid`` is its *Windows* pid (what the debugger attaches to), read from its first line.
-    """
-
-    def __init__(self, tb: Testbed, args: Sequence[str], runtime: str = "net10") -> None:
+    def __init__(self, argv: Sequence[str], env: Optional[Dict[str, str]] = None) -> None:
         self.proc = subprocess.Popen(
-            [WINE64, tb.app(runtime), *args],
+            list(argv),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
             bufsize=1,
-            env=tb.env(),
+            env=env,
         )
         self.lines: List[str] = []
         self._changed = threading.Condition()
+        self._done = False
         threading.Thread(target=self._read, daemon=True).start()
         first = self.wait_for_line("PID ", 120)
         assert first, f"the sample app printed no PID line: {self.lines}"
@@ -151,6 +154,7 @@ class WineApp:
                 self.lines.append(line.rstrip("\r\n"))
                 self._changed.notify_all()
         with self._changed:
+            self._done = True
             self._changed.notify_all()
 
     def wait_for_line(self, prefix: str, timeout: float) -> Optional[str]:
@@ -161,14 +165,119 @@ class WineApp:
                     if line.startswith(prefix):
                         return line
                 left = deadline - time.monotonic()
-                if left <= 0 or (self.proc.poll() is not None and not self._more()):
+                if left <= 0 or self._done:
                     return None
                 self._changed.wait(min(left, 0.2))
-
-    def _more(self) -> bool:
-        return self.proc.stdout is not None and not self.proc.stdout.closed
 
     def send(self, line: str) -> None:
         assert self.proc.stdin is not None
         self.proc.stdin.write(line + "\n")
         self.proc.stdin.flush()
+
+    def end(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+@attr.s(auto_attribs=True)
+class Bed:
+    """What a real-debugger test needs, from a real cdb.exe (Windows) or from the test bed (Wine)."""
+
+    origin: str  # "cdb.exe" or "test bed"
+    cdb: str
+    apps: Dict[str, str]
+    symbol_path: Optional[str] = None
+    sos_path: Optional[str] = None
+    env: Optional[Dict[str, str]] = None
+    testbed: Optional[Testbed] = None
+
+    def app(self, runtime: str = "net10") -> str:
+        if runtime not in self.apps:
+            import pytest
+
+            pytest.skip(f"the sample app for {runtime} is not built")
+        return self.apps[runtime]
+
+    def argv(self, runtime: str, *args: str) -> List[str]:
+        """The command line that starts the sample app (under Wine for the test bed)."""
+        prefix = [WINE64] if self.testbed else []
+        return [*prefix, self.app(runtime), *args]
+
+    def start_app(self, *args: str, runtime: str = "net10") -> SampleApp:
+        return SampleApp(self.argv(runtime, *args), self.env)
+
+    def driver_options(self, runtime: str = "net10") -> Dict[str, object]:
+        options: Dict[str, object] = {"cdb_path": self.cdb}
+        if self.testbed:
+            options.update(
+                symbol_path=self.testbed.symbol_path(runtime), sos_path=self.sos_path, env=self.env
+            )
+        return options
+
+
+def windows_bed() -> "Bed | str":
+    """A real cdb.exe on Windows and the sample app built for Windows, or why not."""
+    from pydbgauto.drivers.cdb_locate import find_cdb
+    from pydbgauto.errors import DebuggerNotFoundError
+
+    try:
+        cdb = find_cdb()
+    except DebuggerNotFoundError as e:
+        return str(e)
+    given = os.environ.get("PYDBGAUTO_SAMPLE_APP")
+    apps: Dict[str, str] = {}
+    if given and os.path.isfile(given):
+        apps = {"net10": given, "net8": given}
+    for runtime, tfm in (("net8", "net8.0"), ("net10", "net10.0")):
+        for config in ("Debug", "Release"):
+            exe = ROOT / "examples" / "ThrowingApp" / "bin" / config / tfm / "ThrowingApp.exe"
+            if exe.is_file() and runtime not in apps:
+                apps[runtime] = str(exe)
+    if not apps:
+        return "sample app not built: dotnet build examples/ThrowingApp -f net8.0"
+    if "net10" not in apps:
+        apps["net10"] = apps["net8"]  # the scenarios are the same on either runtime
+    return Bed(origin="cdb.exe", cdb=cdb, apps=apps)
+
+
+def find_bed() -> "Bed | str":
+    """A real cdb.exe on Windows; elsewhere the test bed under Wine. A string says why there is none."""
+    if sys.platform == "win32":
+        return windows_bed()
+    tb = find()
+    if isinstance(tb, str):
+        return tb
+    return Bed(
+        origin="test bed",
+        cdb=tb.cdb,
+        apps=dict(tb.apps),
+        symbol_path=tb.symbol_path(),
+        sos_path=tb.sos,
+        env=tb.env(),
+        testbed=tb,
+    )
+
+
+def bed_or_skip() -> Bed:
+    """:func:`find_bed`, or skip (fail in CI, where the set-up must have built it unless opted out)."""
+    import pytest
+
+    bed = find_bed()
+    if isinstance(bed, str):
+        if (
+            os.environ.get("PYDBGAUTO_REQUIRE_INTEGRATION")
+            and sys.platform != "win32"
+            and not os.environ.get("PYDBGAUTO_NO_WINE")
+        ):
+            pytest.fail(bed)
+        pytest.skip(bed)
+    return bed
+
+
+def clean_up(bed: Bed) -> None:
+    """After a test: end every Wine process of the test bed (wineserver included) and check none is left."""
+    if bed.testbed is None:
+        return
+    left = end_wine(bed.testbed)
+    assert not left, f"Wine processes left behind: {left}"
