@@ -44,7 +44,8 @@ def bed() -> Iterator[Bed]:
 
 
 def _driver(bed: Bed, target: Target, runtime: str = "net10") -> CdbDriver:
-    return CdbDriver(target, command_timeout=120, startup_timeout=300, **bed.driver_options(runtime))  # type: ignore[arg-type]
+    options = bed.driver_options(runtime)
+    return CdbDriver(target, command_timeout=120, startup_timeout=300, **options)  # type: ignore[arg-type]
 
 
 def _launch(bed: Bed, *args: str, runtime: str = "net10") -> CdbDriver:
