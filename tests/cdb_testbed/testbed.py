@@ -78,7 +78,7 @@ def find() -> "Testbed | str":
         missing.append(str(sos))
     apps = {r: str(base / f"app-{r}-win" / "ThrowingApp.exe") for r in ("net10", "net8")}
     missing += [p for p in apps.values() if not os.path.isfile(p)]
-    prefix = base / "prefix"
+    prefix = Path(os.environ.get("PYDBGAUTO_WINE_PREFIX") or base / "prefix")  # as tests/cdb_testbed/cdb
     if not (prefix / "system.reg").is_file():
         missing.append(f"the Wine prefix {prefix}")
     if missing:
