@@ -480,3 +480,38 @@ def test_recorded_engine_attach_event_threads_and_verified_dump(replay: Replay, 
     assert (record.seen_thread_id, record.seen_exception_type) == (tid, expected.type)
     s.close()
     _assert_left_with_qd(replay)
+
+
+def test_recorded_engine_launch_crash_to_the_end(replay: Replay, tmp_path: Path) -> None:
+    """Session.launch through the module-load walk, .load <sos>, and an unhandled exception to the process's
+    exit, on what the real engine printed (the recording's title line lists the events it saw)."""
+    text = _recorded("replay-launch-net10.txt")
+    recorded_kinds = text.splitlines()[3].split(": ", 1)[1].split()
+    replay.monkeypatch.setenv("CDB_REPLAY_SCENARIO", str(ENGINE / "replay-launch-net10.txt"))
+    sos = tmp_path / "sos.dll"
+    sos.write_bytes(b"MZ")
+    s = Session.launch([r"Z:\app\ThrowingApp.exe", "crash"], **replay.options(sos_path=str(sos)))
+    replay.sessions.append(s)
+    commands = replay.commands()
+    assert commands.index("sxe ld") < commands.index("sxn ld") < commands.index(f".load {sos}")
+    s.break_on_clr_exceptions()
+    events = []
+    with pytest.raises(TargetExitedError):
+        while len(events) < 20:
+            events.append(s.wait_for_event(timeout=10))
+    assert [e.kind for e in events] == recorded_kinds
+    assert (
+        recorded_kinds[0] == "first-chance"
+        and "second-chance" in recorded_kinds
+        and recorded_kinds[-1] == "exit"
+    )
+    exceptions = [e for e in events if e.kind != "exit"]
+    assert {e.exception_type for e in exceptions} == {"System.InvalidOperationException"}
+    assert len({e.exception_address for e in exceptions}) == 1  # one object, every time
+    assert (
+        exceptions[0].throw_site is not None
+        and exceptions[0].throw_site.method == "ThrowingApp.Program.Crash()"
+    )
+    assert events[-1].exit_status == 0x80131506  # Wine's exit code for an unhandled exception
+    s.close()
+    assert replay.sent()[-1] == "qd"
