@@ -7,6 +7,7 @@ Parse saved SOS text with ``parse_pe`` / ``parse_clrstack`` (no debugger needed)
 from typing import Any
 
 from pydbgauto.errors import (
+    AgentLoadError,
     ConfigurationError,
     DebuggerDiedError,
     DebuggerError,
@@ -62,6 +63,7 @@ from pydbgauto.sos import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "AgentLoadError",
     "CaptureRecord",
     "ConfigurationError",
     "DebugEvent",
