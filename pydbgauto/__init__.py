@@ -26,6 +26,7 @@ from pydbgauto.errors import (
 )
 from pydbgauto.models import (
     CaptureRecord,
+    SnapshotRecord,
     DebugEvent,
     DecisionRecord,
     DumpRecord,
@@ -87,6 +88,7 @@ __all__ = [
     "Predicate",
     "PydbgautoError",
     "Session",
+    "SnapshotRecord",
     "SosError",
     "StackFrame",
     "StopEvent",
@@ -97,6 +99,7 @@ __all__ = [
     "WatchResult",
     "analyze",
     "as_predicate",
+    "dump_now",
     "exception_type",
     "first_chance",
     "hresult",
@@ -114,6 +117,7 @@ __all__ = [
 ]
 
 _LAZY = {"Session": "pydbgauto.session", "watch": "pydbgauto.watch", "WatchResult": "pydbgauto.watch"}
+_LAZY["dump_now"] = "pydbgauto.snapshot"
 
 
 def __getattr__(name: str) -> Any:

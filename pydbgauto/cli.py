@@ -121,6 +121,9 @@ def _parser() -> argparse.ArgumentParser:
 
     register_analyze(sub)
     register_doctor(sub)
+    from pydbgauto.snapshot import register as register_dump
+
+    register_dump(sub)
     return parser
 
 

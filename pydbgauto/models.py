@@ -289,7 +289,7 @@ class StopEvent(_Model):
     predicate asked for them.
     """
 
-    kind: str  # "first-chance", "second-chance", "exit"
+    kind: str  # "first-chance", "second-chance", "exit", "break" (Session.break_in)
     sequence: int = 0
     pid: Optional[int] = None
     thread_id: Optional[int] = None
@@ -323,6 +323,8 @@ class StopEvent(_Model):
     def __str__(self) -> str:
         if self.kind == "exit":
             return f"#{self.sequence} exit (status {self.exit_status})"
+        if self.kind == "break" and self.exception is None:
+            return f"#{self.sequence} break-in, every thread stopped; current thread {_hex(self.thread_id)}"
         what = self.exception_type or "unknown exception"
         text = f"#{self.sequence} {self.kind} {what} at {_hex(self.exception_address)}"
         text += f" on thread {_hex(self.thread_id)}"
@@ -402,3 +404,51 @@ class CaptureRecord(_Model):
         what = self.exception.type if self.exception else "unknown exception"
         where = str(self.dump) if self.dump else f"no dump ({self.dump_error or self.decision.reason})"
         return f"capture {self.decision.n or '-'}: {what} -> {where}"
+
+
+@attr.frozen
+class ThreadExceptionRecord(_Model):
+    """An exception a thread holds at a snapshot: clrthreads' Exception column, read with ``pe``."""
+
+    thread_id: int  # OS thread id
+    exception: Optional[ManagedException] = None
+    error: Optional[str] = None  # why pe could not read it
+
+    _nested: ClassVar[Dict[str, Type[_Model]]] = {"exception": ManagedException}
+
+    def __str__(self) -> str:
+        what = str(self.exception).replace("\n", "\n  ") if self.exception else f"unreadable ({self.error})"
+        return f"thread {_hex(self.thread_id)}: {what}"
+
+
+@attr.frozen
+class SnapshotRecord(_Model):
+    """A dump taken on demand (a hang dump): the stop, every thread's managed stack, the exceptions
+    threads hold, and the dump; saved as JSON beside the dump (``pydbgauto dump``, ``pda.dump_now``)."""
+
+    event: StopEvent
+    threads: Optional[ThreadTable] = None
+    stacks: Tuple[ManagedStack, ...] = ()  # clrstack -all: one per thread with managed frames
+    exceptions: Tuple[ThreadExceptionRecord, ...] = ()
+    dump: Optional[DumpRecord] = None
+    dump_error: Optional[str] = None
+    errors: Tuple[str, ...] = ()  # what could not be read (clrthreads, clrstack -all)
+    timings: Dict[str, float] = attr.field(factory=dict)
+    versions: Dict[str, str] = attr.field(factory=dict)
+    record_path: Optional[str] = None
+
+    _nested: ClassVar[Dict[str, Type[_Model]]] = {
+        "event": StopEvent,
+        "threads": ThreadTable,
+        "stacks": ManagedStack,
+        "exceptions": ThreadExceptionRecord,
+        "dump": DumpRecord,
+    }
+
+    def __str__(self) -> str:
+        where = str(self.dump) if self.dump else f"no dump ({self.dump_error})"
+        threads = len(self.threads.threads) if self.threads else 0
+        return (
+            f"snapshot of pid {self.event.pid}: {threads} managed threads, {len(self.stacks)} stacks, "
+            f"{len(self.exceptions)} current exceptions -> {where}"
+        )

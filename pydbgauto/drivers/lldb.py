@@ -96,6 +96,12 @@ class LldbDriver:
         self.target_stdout: Optional[str] = None
         self._filtered: List[Dict[str, Any]] = []  # first-chance stops the agent's filter let pass
         self._load_failure: Optional[List[str]] = None  # lldb's words when the agent did not load
+        # break_in from another thread while resume runs (see break_in)
+        self._break_cond = threading.Condition()
+        self._resuming = False
+        self._break_requested = False
+        self._break_result: Optional[RawStop] = None
+        self._stale_cancel = False  # a cancel byte may wait unread in the agent's pipe
         self._python_dir: Optional[str] = None  # holds the python3 link lldb's Python starts from
         self._lldb_python: Optional[str] = None
         self.target_stderr: Optional[str] = None
@@ -140,20 +146,97 @@ class LldbDriver:
         self._request("disarm", self.command_timeout)
 
     def resume(self, timeout: Optional[float]) -> RawStop:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._break_cond:
+                self._resuming = True
+                self._break_result = None
+            try:
+                event = self._resume_once(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            except BaseException:
+                self._break_done(None)
+                raise
+            if event["kind"] == "cancelled" and self._stale_cancel and not self._break_requested:
+                # a cancel byte of an earlier break_in that the agent had not read: not a stop for anyone
+                self._stale_cancel = False
+                continue
+            break
+        stop = self._stop_from(event, timeout)
+        if isinstance(stop, Exception):
+            self._break_done(None)
+            raise stop
+        self._break_done(stop)
+        return stop
+
+    def break_in(self, timeout: Optional[float] = INTERRUPT_GRACE) -> RawStop:
+        """Stop the target now, every thread; a stop of kind BREAK (or the event that won the race).
+
+        While ``resume`` runs in another thread, this sends the agent's watchdog its cancel byte (it
+        interrupts the target as for a time limit); that ``resume`` then returns the same stop as this
+        call. Otherwise the target is already stopped (lldb runs it only inside ``resume``, and an attach
+        stops it): the stop describes the current state, the selected thread.
+        """
+        with self._break_cond:
+            if self._resuming:
+                if self._cancel_w is None or not self._alive():
+                    raise DebuggerDiedError(f"lldb is not running; its last words: {self.last_output()}")
+                if not self._break_requested:
+                    self._break_requested = True
+                    os.write(self._cancel_w, b"b")
+                deadline = None if timeout is None else time.monotonic() + timeout
+                while self._resuming:
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        raise DebuggerTimeoutError(
+                            f"the target did not stop within {timeout} s of breaking in"
+                        )
+                    self._break_cond.wait(remaining)
+                result = self._break_result
+                if result is None:
+                    raise DebuggerError("the wait that was broken into failed; see the error it raised")
+                return result
+        return RawStop(
+            StopKind.BREAK, thread_id=self._selected_thread(), description="stopped under the debugger"
+        )
+
+    def _resume_once(self, timeout: Optional[float]) -> Dict[str, Any]:
         limit = None if timeout is None else timeout + INTERRUPT_GRACE
         try:
-            event = self._request("resume", limit, timeout=timeout)
+            return self._request("resume", limit, timeout=timeout)  # type: ignore[no-any-return]
         except KeyboardInterrupt:
             self._cancel_wait()
             raise
+
+    def _break_done(self, stop: Optional[RawStop]) -> None:
+        with self._break_cond:
+            if self._break_requested and stop is not None and stop.kind is not StopKind.BREAK:
+                self._stale_cancel = True  # the target stopped by itself first: the byte may be unread
+            self._break_requested = False
+            self._resuming = False
+            self._break_result = stop
+            self._break_cond.notify_all()
+
+    def _selected_thread(self) -> Optional[int]:
+        try:
+            selected = self._request("threads", self.command_timeout).get("selected")
+        except (DebuggerError, TargetError):
+            return None
+        return int(selected) if selected else None
+
+    def _stop_from(self, event: Dict[str, Any], timeout: Optional[float]) -> Any:
+        """The RawStop of a reply to ``resume``, or the error to raise for it."""
         kind = event["kind"]
         self._filtered.extend(event.get("filtered") or [])
+        if self._break_requested and kind in ("cancelled", "timeout"):
+            return RawStop(
+                StopKind.BREAK, thread_id=self._selected_thread(), description="broken into (break_in)"
+            )
         if kind == "timeout":
-            raise DebuggerTimeoutError(
+            return DebuggerTimeoutError(
                 f"no debug event within {timeout} s; the target is stopped under the debugger"
             )
         if kind == "cancelled":
-            raise DebuggerError("the wait was cancelled")
+            return DebuggerError("the wait was cancelled")
         if kind == "exit":
             self._attached = False
             return RawStop(
