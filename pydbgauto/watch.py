@@ -54,6 +54,16 @@ class WatchResult:
     def matched(self) -> int:
         return sum(1 for _, d in self.decisions if d.reason != "no-match")
 
+    def _repr_html_(self) -> str:
+        from pydbgauto.display import watch_result_html
+
+        return watch_result_html(self)
+
+    def _repr_markdown_(self) -> str:
+        from pydbgauto.display import watch_result_markdown
+
+        return watch_result_markdown(self)
+
     def __str__(self) -> str:
         return (
             f"{self.events_seen} exceptions seen, {self.matched} matched, "
@@ -88,6 +98,7 @@ def watch(
     session_options: Optional[Mapping[str, Any]] = None,
     stop: Optional[threading.Event] = None,
     poll_interval: float = 0.5,
+    live: Optional[bool] = None,
 ) -> WatchResult:
     """Watch one process until ``max_dumps`` dumps are written, ``timeout`` seconds pass, or it exits.
 
@@ -96,6 +107,8 @@ def watch(
     taking the ``ManagedException`` (or the ``StopEvent``); None matches every exception.
     ``stop``: set it (from another thread) to end the watch between events (``ended == "stopped"``); the
     wait then runs in slices of ``poll_interval`` seconds (each slice breaks in and resumes the target).
+    ``live``: a live view (counts, last exception, dumps) updated as the watch goes; None shows it when
+    running in a Jupyter kernel (``pydbgauto.progress``).
     """
     targets = sum(x is not None for x in (pid, name, launch))
     if targets != 1:
@@ -127,6 +140,10 @@ def watch(
     if poll_interval <= 0:
         raise ConfigurationError(f"poll_interval must be positive seconds, not {poll_interval!r}")
 
+    from pydbgauto import progress
+
+    if live or (live is None and progress.in_notebook()):
+        on_event = progress.NotebookProgress().wrap(on_event)
     options = dict(session_options or {})
     if launch is not None:
         session = Session.launch(list(launch), debugger=debugger, **options)
