@@ -157,6 +157,8 @@ class TerminalProgress:
         try:
             columns = os.get_terminal_size(self.stream.fileno()).columns
         except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+            columns = 0
+        if columns <= 0:  # not a terminal, or one that tells no size (a fresh pty)
             columns = shutil.get_terminal_size((100, 20)).columns
         width = max(20, columns - 1)
         self.stream.write("\r\x1b[K" + self.progress.line()[:width])
