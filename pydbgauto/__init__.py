@@ -26,6 +26,7 @@ from pydbgauto.errors import (
 )
 from pydbgauto.models import (
     CaptureRecord,
+    ObjectField,
     SnapshotRecord,
     DebugEvent,
     DecisionRecord,
@@ -45,12 +46,14 @@ from pydbgauto.predicates import (
     Predicate,
     as_predicate,
     exception_type,
+    field,
     first_chance,
     hresult,
     inner,
     message_matches,
     second_chance,
     thrown_in,
+    uses_fields,
 )
 from pydbgauto.sos import (
     parse_clrstack,
@@ -84,6 +87,7 @@ __all__ = [
     "ManagedThread",
     "NoSuchProcessError",
     "NotDotnetError",
+    "ObjectField",
     "ParseError",
     "Predicate",
     "PydbgautoError",
@@ -101,6 +105,7 @@ __all__ = [
     "as_predicate",
     "dump_now",
     "exception_type",
+    "field",
     "first_chance",
     "hresult",
     "inner",
@@ -113,6 +118,7 @@ __all__ = [
     "parse_threads",
     "second_chance",
     "thrown_in",
+    "uses_fields",
     "watch",
 ]
 

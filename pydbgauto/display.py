@@ -278,7 +278,22 @@ def _exception_body_html(exc: ManagedException) -> str:
         )
     if exc.has_nested and not exc.nested:
         parts.append('<div class="pdg-note">there are nested exceptions on this thread (pe -nested)</div>')
+    if exc.fields is not None:
+        rows = [
+            f'<tr><td class="pdg-mono">{_e(f.name)}</td><td>{_e(f.object_type or f.type)}</td>'
+            f'<td class="pdg-mono">{_e(_field_value_text(f))}</td></tr>'
+            for f in exc.fields
+        ]
+        parts.append(
+            _details_html("fields", _table(("field", "type", "value"), rows, "pdg-fields"), open_=False)
+        )
     return "".join(parts)
+
+
+def _field_value_text(f: Any) -> str:
+    if f.address is not None and not isinstance(f.value, str):
+        return _hex(f.address)
+    return "null" if f.value is None else repr(f.value) if isinstance(f.value, str) else str(f.value)
 
 
 def exception_html(exc: ManagedException) -> str:
@@ -315,6 +330,16 @@ def _exception_md_lines(exc: ManagedException, depth: int = 0) -> List[str]:
         lines += _exception_md_lines(nested, depth + 1)
     if exc.has_nested and not exc.nested:
         lines += ["There are nested exceptions on this thread (pe -nested).", ""]
+    if exc.fields is not None:
+        rows = [
+            [
+                markdown_escape(f.name),
+                markdown_escape(f.object_type or f.type),
+                markdown_escape(_field_value_text(f)),
+            ]
+            for f in exc.fields
+        ]
+        lines += ["Fields:", "", _md_table(("field", "type", "value"), rows), ""]
     return lines
 
 

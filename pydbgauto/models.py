@@ -36,6 +36,8 @@ class _Model:
             if field.name == "raw" and not include_raw:
                 continue
             value = getattr(self, field.name)
+            if value is None and field.metadata.get("omit_if_none"):
+                continue  # an optional part that was not fetched: the record stays as it was without it
             if isinstance(value, tuple):
                 value = [v.to_dict(include_raw) if isinstance(v, _Model) else v for v in value]
             elif isinstance(value, _Model):
@@ -87,8 +89,35 @@ class ExceptionFrame(_Model):
 
 
 @attr.frozen
+class ObjectField(_Model):
+    """One instance field of an object, as ``dumpobj`` lists it, with its value decoded.
+
+    ``value``: a ``str`` for a string field (read with a second ``dumpobj``), an ``int``/``bool``/``float``
+    for a primitive, ``None`` for a null reference, else (an object, a struct) the address or the text
+    SOS printed. ``address``/``object_type``: a non-null reference field's object and its actual type.
+    ``type`` is the declared type as SOS prints it (long names are cut at the left with "...").
+    """
+
+    name: str
+    type: str
+    value: Any = None
+    address: Optional[int] = None
+    object_type: Optional[str] = None
+    value_type: bool = False
+
+    def __str__(self) -> str:
+        if self.address is not None and not isinstance(self.value, str):
+            return f"{self.name} = {self.object_type or self.type} at {_hex(self.address)}"
+        return f"{self.name} = {self.value!r}"
+
+
+@attr.frozen
 class ManagedException(_Model):
-    """The output of ``!pe`` / ``pe`` / ``printexception`` for one exception object."""
+    """The output of ``!pe`` / ``pe`` / ``printexception`` for one exception object.
+
+    ``fields``: the object's own instance fields (``dumpobj``), when a predicate needed them (None: not
+    read; see ``pydbgauto.fields``).
+    """
 
     address: int
     type: Optional[str]  # "<Unknown>" is kept as printed; None only if the line was missing
@@ -101,8 +130,16 @@ class ManagedException(_Model):
     has_nested: bool = False  # the "There are nested exceptions" note, or -nested blocks present
     nested: Tuple["ManagedException", ...] = ()  # the blocks after "Nested exception ---" (-nested)
     raw: str = attr.field(default="", repr=False, eq=False)
+    fields: Optional[Tuple[ObjectField, ...]] = attr.field(default=None, metadata={"omit_if_none": True})
 
     _nested: ClassVar[Dict[str, Type[_Model]]] = {}
+
+    def field(self, name: str, default: Any = None) -> Any:
+        """The value of the instance field ``name`` (``fields`` must have been read), else ``default``."""
+        for item in self.fields or ():
+            if item.name == name:
+                return item.value
+        return default
 
     def __str__(self) -> str:
         head = f"{self.type or '<unknown type>'} at {_hex(self.address)}"
@@ -121,7 +158,7 @@ class ManagedException(_Model):
         return "\n".join(lines)
 
 
-ManagedException._nested = {"frames": ExceptionFrame, "nested": ManagedException}
+ManagedException._nested = {"frames": ExceptionFrame, "nested": ManagedException, "fields": ObjectField}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import attr
 
+from pydbgauto import fields
 from pydbgauto import predicates as preds
 from pydbgauto.errors import ConfigurationError, DebuggerTimeoutError, PydbgautoError
 from pydbgauto.models import CaptureRecord, DecisionRecord, ManagedException, StopEvent
@@ -250,6 +251,8 @@ class _Watch:
 
     def _handle(self, event: StopEvent) -> None:
         inner = self._inner_exceptions(event) if "inner" in self.needs else ()
+        if "fields" in self.needs:
+            event, inner = fields.with_fields(self.session, event, inner)
         if "type_chain" in self.needs and not event.type_chain and event.exception_address:
             try:
                 event = attr.evolve(event, type_chain=self.session.type_chain(event.exception_address))
@@ -345,6 +348,9 @@ class _Watch:
         self.on_event("dump-done", {"capture": capture})
 
     def _inner_exceptions(self, event: StopEvent) -> Tuple[ManagedException, ...]:
+        every = fields.aggregate_inner_exceptions(self.session, event.exception) if event.exception else None
+        if every is not None:  # an AggregateException: all of them, not only the first
+            return every
         found: List[ManagedException] = []
         current = event.exception
         while current is not None and current.inner_address and len(found) < MAX_INNER:
