@@ -159,6 +159,7 @@ class LldbDriver:
             if event["kind"] == "cancelled" and self._stale_cancel and not self._break_requested:
                 # a cancel byte of an earlier break_in that the agent had not read: not a stop for anyone
                 self._stale_cancel = False
+                self._filtered.extend(event.get("filtered") or [])
                 continue
             break
         stop = self._stop_from(event, timeout)
