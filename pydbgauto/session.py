@@ -344,8 +344,9 @@ class Session:
         Never overwrites: ``path`` must not exist. The dump is written to a temporary name in the same
         folder (mode 0600), fsync'ed and renamed into place. With ``verify`` an independent reader
         (dotnet-dump analyze on Linux) reopens it and must see the exception of ``expect`` (default: the
-        last event) on the same thread. ``verifier(record, expect) -> DumpRecord`` replaces that
-        reader; by default it is the driver's ``verify_dump`` when it has one (cdb: a second
+        last event) on the same thread; at a stop with no exception (a ``break_in``, a fresh attach) it
+        must list the runtime's managed threads instead. ``verifier(record, expect) -> DumpRecord``
+        replaces that reader; by default it is the driver's ``verify_dump`` when it has one (cdb: a second
         ``cdb -z``), else ``pydbgauto.verify.verify_dump`` (dotnet-dump).
         """
         self._check_open()

@@ -134,3 +134,22 @@ def test_dump_command_refuses_bad_input_before_any_debugger(args, message, no_ll
     assert done.returncode in (2, 3), (done.returncode, done.stderr)
     assert message in done.stderr
     assert time.monotonic() - started < 10
+
+
+def test_dump_command_on_a_process_that_is_not_dotnet_says_so(tmp_path, no_lldb_left):
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        done = subprocess.run(
+            [os.path.join(ROOT, "scripts", "pydbgauto"), "dump", "--pid", str(sleeper.pid)]
+            + ["--dump-dir", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 3, done.stderr
+        assert "does not run .NET" in done.stderr
+        assert os.listdir(tmp_path) == []
+        assert sleeper.poll() is None and tracer_of(sleeper.pid) == 0  # left running, untraced
+    finally:
+        sleeper.kill()
+        sleeper.wait()
