@@ -177,7 +177,14 @@ class NotebookProgress:
     ``min_update`` seconds for ordinary exceptions; at once for dumps and the end)."""
 
     def __init__(self, *, min_update: float = 0.25) -> None:
-        from IPython.display import HTML, display  # only called under IPython
+        try:
+            from IPython.display import HTML, display  # only called under IPython
+        except ImportError:
+            from pydbgauto.errors import ConfigurationError
+
+            raise ConfigurationError(
+                "a live notebook view (live=True) needs IPython: run in Jupyter"
+            ) from None
 
         self._html = HTML
         self.progress = Progress()
