@@ -37,7 +37,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
-        return int(args.run(args))
+        return int(_run_closing_progress(args))
     except KeyboardInterrupt:
         print("pydbgauto: interrupted; the target was left running", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -121,6 +121,9 @@ def _parser() -> argparse.ArgumentParser:
 
     register_analyze(sub)
     register_doctor(sub)
+    from pydbgauto.snapshot import register as register_dump
+
+    register_dump(sub)
     return parser
 
 
@@ -212,11 +215,39 @@ def _watch(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         verify=not args.no_verify,
         debugger=args.debugger,
-        on_event=printer,
+        on_event=_with_progress(args, printer),
+        live=False,
     )
     if any(c.dump is None or (not args.no_verify and not c.dump.verified) for c in result.captures):
         return EXIT_DUMP
     return EXIT_OK if result.captures else EXIT_NO_MATCH
+
+
+_PROGRESS: List[Any] = []  # the terminal progress lines shown by this command, closed when it ends
+
+
+def _with_progress(args: argparse.Namespace, printer: "_Printer") -> Any:
+    """``printer``, with a one-line progress display on stderr when stderr is a terminal (not --json)."""
+    if args.json or not sys.stderr.isatty():
+        return printer
+    from pydbgauto.progress import TerminalProgress
+
+    live = TerminalProgress(sys.stderr)
+    _PROGRESS.append(live)
+    return live.wrap(printer)
+
+
+def _close_progress() -> None:
+    while _PROGRESS:
+        _PROGRESS.pop().close()
+
+
+def _run_closing_progress(args: argparse.Namespace) -> Any:
+    """Run the subcommand; a progress line goes away before anything else is printed about its end."""
+    try:
+        return args.run(args)
+    finally:
+        _close_progress()
 
 
 class _Printer:

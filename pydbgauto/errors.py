@@ -13,6 +13,7 @@ libraries and processes below it are translated where they are met::
     │   └── TargetExitedError     the target ended during the session
     ├── DebuggerError             the debugger failed or said something unexpected
     │   ├── DebuggerDiedError     the debugger process ended
+    │   ├── AgentLoadError        pydbgauto's agent could not load inside the debugger (lldb's Python)
     │   └── DebuggerTimeoutError  a command or wait ran past its time limit
     ├── ParseError                text that is not what a parser takes
     ├── SosError                  SOS itself reported a failure
@@ -67,6 +68,10 @@ class DebuggerError(PydbgautoError):
 
 class DebuggerDiedError(DebuggerError):
     """The debugger process ended unexpectedly."""
+
+
+class AgentLoadError(DebuggerError):
+    """pydbgauto's agent could not be imported into the debugger (lldb's embedded Python)."""
 
 
 class DebuggerTimeoutError(DebuggerError, TimeoutError):

@@ -19,6 +19,7 @@ import logging
 import os
 import secrets
 import sys
+import threading
 import time
 import weakref
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -27,6 +28,7 @@ from pydbgauto import processes
 from pydbgauto.drivers.base import Driver, RawStop, StopKind, Target
 from pydbgauto.errors import (
     ConfigurationError,
+    DebuggerError,
     DumpError,
     PydbgautoError,
     SosError,
@@ -96,6 +98,8 @@ class Session:
         self.last_event: Optional[StopEvent] = None
         self._type_cache: Dict[int, Tuple[str, ...]] = {}
         self._filtered: List[StopEvent] = []
+        self._event_cond = threading.Condition()  # break_in from another thread waits on it
+        self._waiting = False  # wait_for_event is running
 
     # ----- construction -------------------------------------------------------------------------------
 
@@ -187,14 +191,54 @@ class Session:
         self._check_open()
         if self._exited:
             raise TargetExitedError("the target has exited; there are no more events")
+        with self._event_cond:
+            self._waiting = True
         try:
-            raw = self.driver.resume(timeout)
+            try:
+                raw = self.driver.resume(timeout)
+            finally:
+                self._collect_filtered()  # they happened before this event: number them first
+            self._sequence += 1
+            event = self._event_from(raw, parse)
+            if raw.kind is StopKind.EXIT:
+                self._exited = True
+            self.last_event = event
         finally:
-            self._collect_filtered()  # they happened before this event: number them first
+            with self._event_cond:
+                self._waiting = False
+                self._event_cond.notify_all()
+        return event
+
+    @property
+    def waiting(self) -> bool:
+        """True while ``wait_for_event`` runs (in another thread): the target runs."""
+        return self._waiting
+
+    def break_in(self, timeout: Optional[float] = 30.0) -> StopEvent:
+        """Stop the target now (every thread) and return the stop, a StopEvent of kind ``"break"``.
+
+        Called from another thread while ``wait_for_event`` runs, it interrupts that wait, which returns
+        the same event (if an exception stop wins the race, both get that event instead). Otherwise the
+        target is already stopped (after an attach, or at an event): the event describes that state.
+        ``dump()`` works at such a stop; ``wait_for_event`` lets the target run on.
+        """
+        self._check_open()
+        if self._exited:
+            raise TargetExitedError("the target has exited; there is nothing to break into")
+        break_in = getattr(self.driver, "break_in", None)
+        if break_in is None:
+            raise DebuggerError(f"the {self.driver.name} driver cannot break in")
+        with self._event_cond:
+            waiting, before = self._waiting, self._sequence
+        raw = break_in(timeout)
+        if waiting:
+            with self._event_cond:
+                self._event_cond.wait_for(lambda: not self._waiting, timeout)
+                if self.last_event is None or self.last_event.sequence <= before:
+                    raise DebuggerError("the wait that was broken into ended without an event")
+                return self.last_event
         self._sequence += 1
-        event = self._event_from(raw, parse)
-        if raw.kind is StopKind.EXIT:
-            self._exited = True
+        event = self._event_from(raw, True)
         self.last_event = event
         return event
 
@@ -300,8 +344,9 @@ class Session:
         Never overwrites: ``path`` must not exist. The dump is written to a temporary name in the same
         folder (mode 0600), fsync'ed and renamed into place. With ``verify`` an independent reader
         (dotnet-dump analyze on Linux) reopens it and must see the exception of ``expect`` (default: the
-        last event) on the same thread. ``verifier(record, expect) -> DumpRecord`` replaces that
-        reader; by default it is the driver's ``verify_dump`` when it has one (cdb: a second
+        last event) on the same thread; at a stop with no exception (a ``break_in``, a fresh attach) it
+        must list the runtime's managed threads instead. ``verifier(record, expect) -> DumpRecord``
+        replaces that reader; by default it is the driver's ``verify_dump`` when it has one (cdb: a second
         ``cdb -z``), else ``pydbgauto.verify.verify_dump`` (dotnet-dump).
         """
         self._check_open()
@@ -392,7 +437,8 @@ class Session:
         errors: List[str] = []
         if parse:
             try:
-                exception = self.exception(raw.exception_address)
+                if raw.kind is not StopKind.BREAK:  # a break-in has no exception of its own
+                    exception = self.exception(raw.exception_address)
             except (SosError, PydbgautoError) as e:
                 errors.append(f"pe: {e}")
             try:

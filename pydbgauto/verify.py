@@ -129,7 +129,10 @@ def verify_dump(record: DumpRecord, expect: Optional[StopEvent], *, timeout: flo
     """Reopen the dump; a record with ``verified`` and what the reader saw (never raises for a mismatch)."""
     started = time.monotonic()
     address = expect.exception_address if expect else None
-    thread = expect.thread_id if expect else None
+    # At a stop with no exception (a break-in, a fresh attach) the selected thread may run no managed
+    # code: the dump must then show the runtime's thread list with at least one managed thread.
+    at_break = expect is None or expect.kind == "break"
+    thread = expect.thread_id if expect is not None and not at_break else None
     try:
         # A bare pe: at the stop of ``expect`` the dump's default thread is the stopped thread and the
         # exception its own. An older event's exception is looked up by address instead.
@@ -148,6 +151,8 @@ def verify_dump(record: DumpRecord, expect: Optional[StopEvent], *, timeout: flo
     problems = []
     if reading.threads is None:
         problems.append("the reader printed no thread list")
+    elif at_break and not reading.threads.threads:
+        problems.append("the reader's thread list has no managed thread")
     if expect is not None and expect.exception is not None:
         seen = reading.exception
         if seen is None:

@@ -21,6 +21,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import attr
 
+from pydbgauto import fields
 from pydbgauto import predicates as preds
 from pydbgauto.errors import ConfigurationError, DebuggerTimeoutError, PydbgautoError
 from pydbgauto.models import (
@@ -61,6 +62,16 @@ class WatchResult:
     def matched(self) -> int:
         return sum(1 for _, d in self.decisions if d.reason != "no-match")
 
+    def _repr_html_(self) -> str:
+        from pydbgauto.display import watch_result_html
+
+        return watch_result_html(self)
+
+    def _repr_markdown_(self) -> str:
+        from pydbgauto.display import watch_result_markdown
+
+        return watch_result_markdown(self)
+
     def __str__(self) -> str:
         return (
             f"{self.events_seen} exceptions seen, {self.matched} matched, "
@@ -95,6 +106,7 @@ def watch(
     session_options: Optional[Mapping[str, Any]] = None,
     stop: Optional[threading.Event] = None,
     poll_interval: float = 0.5,
+    live: Optional[bool] = None,
 ) -> WatchResult:
     """Watch one process until ``max_dumps`` dumps are written, ``timeout`` seconds pass, or it exits.
 
@@ -103,6 +115,8 @@ def watch(
     taking the ``ManagedException`` (or the ``StopEvent``); None matches every exception.
     ``stop``: set it (from another thread) to end the watch between events (``ended == "stopped"``); the
     wait then runs in slices of ``poll_interval`` seconds (each slice breaks in and resumes the target).
+    ``live``: a live view (counts, last exception, dumps) updated as the watch goes; None shows it when
+    running in a Jupyter kernel (``pydbgauto.progress``).
     """
     targets = sum(x is not None for x in (pid, name, launch))
     if targets != 1:
@@ -134,6 +148,10 @@ def watch(
     if poll_interval <= 0:
         raise ConfigurationError(f"poll_interval must be positive seconds, not {poll_interval!r}")
 
+    from pydbgauto import progress
+
+    if live or (live is None and progress.in_notebook()):
+        on_event = progress.NotebookProgress().wrap(on_event)
     options = dict(session_options or {})
     if launch is not None:
         session = Session.launch(list(launch), debugger=debugger, **options)
@@ -240,6 +258,8 @@ class _Watch:
 
     def _handle(self, event: StopEvent) -> None:
         inner = self._inner_exceptions(event) if "inner" in self.needs else ()
+        if "fields" in self.needs:
+            event, inner = fields.with_fields(self.session, event, inner)
         if "type_chain" in self.needs and not event.type_chain and event.exception_address:
             try:
                 event = attr.evolve(event, type_chain=self.session.type_chain(event.exception_address))
@@ -335,6 +355,9 @@ class _Watch:
         self.on_event("dump-done", {"capture": capture})
 
     def _inner_exceptions(self, event: StopEvent) -> Tuple[ManagedException, ...]:
+        every = fields.aggregate_inner_exceptions(self.session, event.exception) if event.exception else None
+        if every is not None:  # an AggregateException: all of them, not only the first
+            return every
         found: List[ManagedException] = []
         current = event.exception
         while current is not None and current.inner_address and len(found) < MAX_INNER:

@@ -201,7 +201,7 @@ def test_keyboard_interrupt_while_waiting_leaves_the_target_running(bed: Bed, wa
 def test_watch_captures_the_matching_exception(bed: Bed, tmp_path: Path) -> None:
     """watch(): the type predicate (decided in Python: the cdb driver has no debugger-side predicate agent;
     its in-engine !soe filter is tested in tests/drivers/test_cdb_real.py), dump, cdb -z check, record."""
-    from pydbgauto.watch import watch
+    from pydbgauto.watching import watch
 
     dumps = tmp_path / "dumps"
     dumps.mkdir()

@@ -9,21 +9,26 @@ reaches only Python, which then stops the wait and detaches cleanly.
 from __future__ import annotations
 
 import collections
+import functools
 import json
 import logging
 import os
+import re
 import select
+import shutil
 import signal
 import subprocess
 import tempfile
 import threading
 import time
-from typing import Any, Deque, Dict, List, Mapping, Optional
+from typing import Any, Deque, Dict, List, Mapping, Optional, Tuple
 
 from pydbgauto import locate
 from pydbgauto.drivers.base import RawStop, StopKind, Target
 from pydbgauto.drivers.framing import ReplyBuffer, new_token
 from pydbgauto.errors import (
+    AgentLoadError,
+    ConfigurationError,
     DebuggerDiedError,
     DebuggerError,
     DebuggerNotFoundError,
@@ -40,8 +45,20 @@ log = logging.getLogger(__name__)
 AGENT_PATH = os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "agent", "lldb_agent.py"
 )
+PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # How long a wait may overrun its own limit while the agent interrupts the target and replies.
 INTERRUPT_GRACE = 30.0
+# What lldb prints when `command script import` of the agent fails, and when the agent is not there.
+IMPORT_FAILED = "error: module importing failed"
+NO_AGENT = "error: 'pda' is not a valid command"
+# Variables that would point lldb's embedded Python at another interpreter's files; lldb runs without
+# them and a launched target gets them back.
+FOREIGN_PYTHON_VARIABLES = ("PYTHONHOME", "PYTHONPATH")
+LLDB_PYTHON_HINT = (
+    "lldb's embedded Python must import attrs: install it for the Python lldb was built for "
+    "(Debian: apt-get install python3-attr), or set PYDBGAUTO_LLDB_PYTHON to that interpreter "
+    "(e.g. /usr/bin/python3.11); `pydbgauto doctor` checks this"
+)
 
 
 class LldbDriver:
@@ -63,6 +80,7 @@ class LldbDriver:
         self.target = target
         self.lldb_path = locate.find_lldb(lldb_path)
         self.sos_plugin = locate.find_sos_plugin(sos_plugin)
+        find_lldb_python(self.lldb_path)  # a bad PYDBGAUTO_LLDB_PYTHON is refused before lldb starts
         self.command_timeout = command_timeout
         self.startup_timeout = startup_timeout
         self._output_dir = output_dir
@@ -77,6 +95,15 @@ class LldbDriver:
         self.info: Dict[str, Any] = {}
         self.target_stdout: Optional[str] = None
         self._filtered: List[Dict[str, Any]] = []  # first-chance stops the agent's filter let pass
+        self._load_failure: Optional[List[str]] = None  # lldb's words when the agent did not load
+        # break_in from another thread while resume runs (see break_in)
+        self._break_cond = threading.Condition()
+        self._resuming = False
+        self._break_requested = False
+        self._break_result: Optional[RawStop] = None
+        self._stale_cancel = False  # a cancel byte may wait unread in the agent's pipe
+        self._python_dir: Optional[str] = None  # holds the python3 link lldb's Python starts from
+        self._lldb_python: Optional[str] = None
         self.target_stderr: Optional[str] = None
 
     # ----- Driver protocol ----------------------------------------------------------------------------
@@ -119,20 +146,98 @@ class LldbDriver:
         self._request("disarm", self.command_timeout)
 
     def resume(self, timeout: Optional[float]) -> RawStop:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._break_cond:
+                self._resuming = True
+                self._break_result = None
+            try:
+                event = self._resume_once(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            except BaseException:
+                self._break_done(None)
+                raise
+            if event["kind"] == "cancelled" and self._stale_cancel and not self._break_requested:
+                # a cancel byte of an earlier break_in that the agent had not read: not a stop for anyone
+                self._stale_cancel = False
+                self._filtered.extend(event.get("filtered") or [])
+                continue
+            break
+        stop = self._stop_from(event, timeout)
+        if isinstance(stop, Exception):
+            self._break_done(None)
+            raise stop
+        self._break_done(stop)
+        return stop
+
+    def break_in(self, timeout: Optional[float] = INTERRUPT_GRACE) -> RawStop:
+        """Stop the target now, every thread; a stop of kind BREAK (or the event that won the race).
+
+        While ``resume`` runs in another thread, this sends the agent's watchdog its cancel byte (it
+        interrupts the target as for a time limit); that ``resume`` then returns the same stop as this
+        call. Otherwise the target is already stopped (lldb runs it only inside ``resume``, and an attach
+        stops it): the stop describes the current state, the selected thread.
+        """
+        with self._break_cond:
+            if self._resuming:
+                if self._cancel_w is None or not self._alive():
+                    raise DebuggerDiedError(f"lldb is not running; its last words: {self.last_output()}")
+                if not self._break_requested:
+                    self._break_requested = True
+                    os.write(self._cancel_w, b"b")
+                deadline = None if timeout is None else time.monotonic() + timeout
+                while self._resuming:
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        raise DebuggerTimeoutError(
+                            f"the target did not stop within {timeout} s of breaking in"
+                        )
+                    self._break_cond.wait(remaining)
+                result = self._break_result
+                if result is None:
+                    raise DebuggerError("the wait that was broken into failed; see the error it raised")
+                return result
+        return RawStop(
+            StopKind.BREAK, thread_id=self._selected_thread(), description="stopped under the debugger"
+        )
+
+    def _resume_once(self, timeout: Optional[float]) -> Dict[str, Any]:
         limit = None if timeout is None else timeout + INTERRUPT_GRACE
         try:
-            event = self._request("resume", limit, timeout=timeout)
+            return self._request("resume", limit, timeout=timeout)  # type: ignore[no-any-return]
         except KeyboardInterrupt:
             self._cancel_wait()
             raise
+
+    def _break_done(self, stop: Optional[RawStop]) -> None:
+        with self._break_cond:
+            if self._break_requested and stop is not None and stop.kind is not StopKind.BREAK:
+                self._stale_cancel = True  # the target stopped by itself first: the byte may be unread
+            self._break_requested = False
+            self._resuming = False
+            self._break_result = stop
+            self._break_cond.notify_all()
+
+    def _selected_thread(self) -> Optional[int]:
+        try:
+            selected = self._request("threads", self.command_timeout).get("selected")
+        except (DebuggerError, TargetError):
+            return None
+        return int(selected) if selected else None
+
+    def _stop_from(self, event: Dict[str, Any], timeout: Optional[float]) -> Any:
+        """The RawStop of a reply to ``resume``, or the error to raise for it."""
         kind = event["kind"]
         self._filtered.extend(event.get("filtered") or [])
+        if self._break_requested and kind in ("cancelled", "timeout"):
+            return RawStop(
+                StopKind.BREAK, thread_id=self._selected_thread(), description="broken into (break_in)"
+            )
         if kind == "timeout":
-            raise DebuggerTimeoutError(
+            return DebuggerTimeoutError(
                 f"no debug event within {timeout} s; the target is stopped under the debugger"
             )
         if kind == "cancelled":
-            raise DebuggerError("the wait was cancelled")
+            return DebuggerError("the wait was cancelled")
         if kind == "exit":
             self._attached = False
             return RawStop(
@@ -207,7 +312,12 @@ class LldbDriver:
     def _spawn(self) -> None:
         reply_r, reply_w = os.pipe()
         cancel_r, cancel_w = os.pipe()
-        env = dict(os.environ)
+        self._python_dir = tempfile.mkdtemp(prefix="pydbgauto-lldb-python-")
+        try:
+            env, self._lldb_python = lldb_environment(self.lldb_path, os.environ, self._python_dir)
+        except BaseException:
+            shutil.rmtree(self._python_dir, ignore_errors=True)
+            raise
         # The owner tag lets tests (and doctor) tell our lldb processes from anyone else's.
         env.update(
             {
@@ -227,20 +337,31 @@ class LldbDriver:
                 start_new_session=True,
             )
         except OSError as e:
+            shutil.rmtree(self._python_dir, ignore_errors=True)
             raise DebuggerNotFoundError(f"cannot start {self.lldb_path}: {e}: {locate.INSTALL_HINT}") from e
         finally:
             os.close(reply_w)
             os.close(cancel_r)
         self._reply_r, self._cancel_w = reply_r, cancel_w
         threading.Thread(target=self._drain, daemon=True).start()
+        self._send_line(agent_path_line())
         self._send_line(f"command script import {AGENT_PATH}")
 
     def _drain(self) -> None:
         assert self._proc is not None and self._proc.stdout is not None
+        failure: Optional[List[str]] = None
         for raw in iter(self._proc.stdout.readline, b""):
             line = raw.decode("utf-8", "replace").rstrip("\n")
             self._log.append(line)
             log.debug("lldb: %s", line)
+            if self._load_failure is not None:
+                continue
+            if line.startswith(IMPORT_FAILED):
+                failure = [line]
+            elif failure is not None and not line.startswith("(lldb)") and NO_AGENT not in line:
+                failure.append(line)
+            elif failure is not None or NO_AGENT in line:
+                self._load_failure = failure or [line]
 
     def _alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
@@ -278,6 +399,8 @@ class LldbDriver:
                 if reply.noise.strip():
                     log.debug("dropped stale reply text: %r", reply.noise[:200])
                 return reply
+            if self._load_failure is not None:
+                raise self._agent_load_error()
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 raise DebuggerTimeoutError(
@@ -293,6 +416,17 @@ class LldbDriver:
                 self._buffer.feed(data.decode("utf-8", "replace"))
             elif not self._alive():
                 raise DebuggerDiedError(f"lldb ended during '{op}'; its last words: {self.last_output()}")
+
+    def _agent_load_error(self) -> AgentLoadError:
+        lines = self._load_failure or []
+        cause = next((x.strip() for x in reversed(lines) if re.match(r"\s*\w+(Error|Exception)\b", x)), "")
+        cause = cause or (lines[-1].strip() if lines else "unknown cause")
+        version = lldb_python_version(self.lldb_path) or "?"
+        python = self._lldb_python or f"no python{version} was found"
+        return AgentLoadError(
+            f"pydbgauto's agent could not load inside lldb's embedded Python {version} ({python}): "
+            f"{cause}. Fix: {LLDB_PYTHON_HINT}"
+        )
 
     def _error(self, op: str, data: Dict[str, Any]) -> Exception:
         kind, message = data.get("kind"), data.get("error", "unknown error")
@@ -340,7 +474,7 @@ class LldbDriver:
             "launch",
             self.startup_timeout,
             argv=argv,
-            env=dict(self.target.env),
+            env=target_environment(self.target.env),
             stdout=self.target_stdout,
             stderr=self.target_stderr,
             stdin=None,
@@ -385,6 +519,9 @@ class LldbDriver:
                         pass
             self._reply_r = self._cancel_w = None
             self._proc = None
+            if self._python_dir is not None:
+                shutil.rmtree(self._python_dir, ignore_errors=True)
+                self._python_dir = None
 
 
 def _kill_group(pgid: int) -> None:
@@ -392,3 +529,96 @@ def _kill_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+# ----- lldb's embedded Python -------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=8)
+def lldb_python_dir(lldb_path: str) -> Optional[str]:
+    """Where lldb's own Python module lives (``lldb -P``): /usr/lib/llvm-19/lib/python3.11/site-packages."""
+    try:
+        done = subprocess.run(
+            [lldb_path, "-P"], capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    lines = done.stdout.strip().splitlines()
+    return lines[-1].strip() if done.returncode == 0 and lines else None
+
+
+def lldb_python_version(lldb_path: str) -> Optional[str]:
+    """The ``X.Y`` of the Python lldb was built for, read from its module folder."""
+    folder = lldb_python_dir(lldb_path) or ""
+    m = re.search(r"python(\d+\.\d+)", folder)
+    return m.group(1) if m else None
+
+
+def find_lldb_python(lldb_path: str) -> Optional[str]:
+    """The interpreter lldb's embedded Python belongs to: PYDBGAUTO_LLDB_PYTHON, else pythonX.Y of the
+    system (lldb's libpython comes from the distribution: Debian's /usr/bin/python3.11)."""
+    explicit = os.environ.get("PYDBGAUTO_LLDB_PYTHON")
+    if explicit:
+        if not (os.path.isfile(explicit) and os.access(explicit, os.X_OK)):
+            raise ConfigurationError(
+                f"PYDBGAUTO_LLDB_PYTHON={explicit} is not an executable: point it at the Python lldb was "
+                f"built for (`{lldb_path} -P` names its folder), or unset it"
+            )
+        return explicit
+    version = lldb_python_version(lldb_path)
+    if version is None:
+        return None
+    for folder in ("/usr/bin", "/bin", "/usr/local/bin"):
+        candidate = os.path.join(folder, f"python{version}")
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def lldb_environment(
+    lldb_path: str, base: Mapping[str, str], private_dir: Optional[str]
+) -> Tuple[Dict[str, str], Optional[str]]:
+    """lldb's environment, such that its embedded Python is the one lldb was built for.
+
+    lldb's Python finds its prefix (and so its site-packages) from the first ``python3`` on PATH: from a
+    venv, pyenv or conda shell that is another interpreter, whose packages lldb's Python cannot see (or
+    must not load). With ``private_dir`` (a new empty folder), a ``python3`` link to lldb's interpreter
+    is made there and put first on PATH. PYTHONHOME and PYTHONPATH are left out. Returns the
+    environment and the interpreter (None when it was not found: the environment is then the base one,
+    less those two variables).
+    """
+    env = {k: v for k, v in base.items() if k not in FOREIGN_PYTHON_VARIABLES}
+    python = find_lldb_python(lldb_path)
+    if python is None or private_dir is None:
+        return env, python
+    os.symlink(python, os.path.join(private_dir, "python3"))
+    env["PATH"] = private_dir + os.pathsep + base.get("PATH", os.defpath)
+    return env, python
+
+
+def target_environment(extra: Mapping[str, str]) -> Dict[str, str]:
+    """What a launched target gets on top of lldb's environment: ``extra``, and the PATH, PYTHONHOME and
+    PYTHONPATH of the caller that lldb's own environment changed (see ``lldb_environment``)."""
+    env = dict(extra)
+    for key in ("PATH",) + FOREIGN_PYTHON_VARIABLES:
+        if key not in env and key in os.environ:
+            env[key] = os.environ[key]
+    return env
+
+
+def agent_path_line() -> str:
+    """An lldb command that puts pydbgauto's parent first on the embedded Python's sys.path, and the
+    folder that holds attrs for the Python running pydbgauto last (attrs is pure Python: a fallback
+    for an lldb Python without its own)."""
+    last: List[str] = []
+    try:
+        import attr
+
+        last.append(os.path.dirname(os.path.dirname(os.path.abspath(attr.__file__))))
+    except ImportError:  # pragma: no cover - pydbgauto itself needs attrs
+        pass
+    return (
+        "script import sys; "
+        f"sys.path[:0] = [p for p in {[PACKAGE_PARENT]!r} if p not in sys.path]; "
+        f"sys.path.extend(p for p in {last!r} if p not in sys.path)"
+    )
