@@ -165,7 +165,8 @@ class LegacyFaults:
         """
         target = agent.target
         by_address: Dict[int, int] = {}  # one breakpoint per handler (the signal is in rdi there)
-        for signal in FAULT_SIGNALS:
+        # PYDBGAUTO_FAULTS_SIGNAL_STOPS=1 forces the fallback (to show its hazard in experiments)
+        for signal in () if os.environ.get("PYDBGAUTO_FAULTS_SIGNAL_STOPS") else FAULT_SIGNALS:
             address = _handler_of(agent, signal)
             if address is None:
                 continue

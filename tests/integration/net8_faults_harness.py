@@ -58,6 +58,20 @@ def shown(agent: Any, thread: "lldb.SBThread", address: Optional[int]) -> Dict[s
     return seen
 
 
+def _children(pid: int) -> list:
+    """Child processes of pid (lldb's lldb-server), from /proc."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        found.append(int(entry))
+            except (OSError, ValueError, IndexError):
+                pass
+    return found
+
+
 def run(debugger: "lldb.SBDebugger") -> None:
     argv = json.loads(os.environ["PDA_FAULTS_ARGV"])
     deadline = time.monotonic() + float(os.environ.get("PDA_FAULTS_TIMEOUT", "120"))
@@ -76,7 +90,16 @@ def run(debugger: "lldb.SBDebugger") -> None:
     armed = agent.op_arm()
     faults = LegacyFaults()  # wiring, 1 of 4: made and armed after the agent's own arming
     faults_armed = faults.arm(agent)
-    emit({"kind": "armed", "mechanism": armed["mechanism"], "runtime": agent.runtime, "faults": faults_armed})
+    emit(
+        {
+            "kind": "armed",
+            "mechanism": armed["mechanism"],
+            "runtime": agent.runtime,
+            "faults": faults_armed,
+            "pid": agent.process.GetProcessID(),
+            "lldb_server": _children(os.getpid()),
+        }
+    )
     process = agent.process
     stops = 0
     started = time.monotonic()

@@ -308,3 +308,25 @@ def test_expressions_at_every_stop_leave_the_faults_intact(
         assert len(first) == 9 == len(faults(lines)), records
         assert all(e["fault_address"] is not None and e["fault_address"] < 0x100 for e in first), first
         assert [r for r in records if r["kind"] == "exit"][0]["exit_status"] in (0, None, -1)
+
+
+def test_why_threads_are_never_held_at_signal_stops(tmp_path: Any, faultapp: str, no_lldb_left: None) -> None:
+    """The hazard of the fallback, reproduced: hold the faulting thread at its SIGSEGV stop and let lldb
+    evaluate one expression there. lldb-server allocates the expression's memory by running a syscall
+    on that thread; the SIGSEGV passed on afterwards is a new signal whose si_addr is lldb-server's pid,
+    and that is what the runtime puts in the exception record as the fault address."""
+    trace = tmp_path / "faults.trace"
+    records, lines = run_with(
+        tmp_path,
+        [faultapp, "nullref"],
+        PDA_FAULTS_AT_STOP="expr -- (void*)0",
+        PYDBGAUTO_FAULTS_SIGNAL_STOPS="1",
+        PYDBGAUTO_FAULTS_TRACE=str(trace),
+    )
+    armed = [r for r in records if r["kind"] == "armed"][0]
+    assert armed["faults"]["faults"] == "signal-stops"
+    entries = [line.split("record=")[1] for line in trace.read_text().splitlines() if " entry " in line]
+    record = bytes.fromhex(entries[0])
+    code, fault_address = int.from_bytes(record[0:4], "little"), int.from_bytes(record[40:48], "little")
+    assert code == 0xC0000005
+    assert [fault_address] == armed["lldb_server"], "lldb no longer rewrites the signal: the fallback is safe"
