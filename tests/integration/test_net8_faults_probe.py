@@ -330,3 +330,31 @@ def test_why_threads_are_never_held_at_signal_stops(tmp_path: Any, faultapp: str
     code, fault_address = int.from_bytes(record[0:4], "little"), int.from_bytes(record[40:48], "little")
     assert code == 0xC0000005
     assert [fault_address] == armed["lldb_server"], "lldb no longer rewrites the signal: the fallback is safe"
+
+
+def test_a_dump_written_at_the_fault_event_shows_the_exception(
+    tmp_path: Any, faultapp: str, no_lldb_left: None
+) -> None:
+    """dotnet-dump on the core written at the event: bare `pe`, the Exception column, the faulting frame."""
+    from pydbgauto.verify import analyze
+
+    core = tmp_path / "fault.core"
+    records, _ = run_with(tmp_path, [faultapp, "divzero"], PDA_FAULTS_DUMP=str(core))
+    event = events(records)[0]
+    assert event["dump"]["path"] == str(core)
+    reading = analyze(str(core), thread_id=event["thread_id"], timeout=180)  # bare pe
+    assert reading.exception is not None
+    assert (reading.exception.address, reading.exception.type) == (
+        event["exception_address"],
+        "System.DivideByZeroException",
+    )
+    assert [f.method for f in reading.exception.frames] == ["Program.DivideByZero()"]
+    assert reading.threads is not None
+    row = [t for t in reading.threads.threads if t.os_id == event["thread_id"]][0]
+    assert (row.exception_type, row.exception_address) == (
+        "System.DivideByZeroException",
+        event["exception_address"],
+    )
+    assert reading.stack is not None
+    assert [f.frame_type for f in reading.stack.frames[:1]] == [HARDWARE]
+    assert reading.stack.frames[1].method == "Program.DivideByZero()"
