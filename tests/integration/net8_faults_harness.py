@@ -1,4 +1,4 @@
-"""Runs inside lldb: the real agent (unchanged) in its .NET 8 mode, with legacy_faults wired beside it.
+"""Runs inside lldb: the real agent in its .NET 8 mode, its stops looped here to expose legacy_faults.
 
     PDA_FAULTS_ARGV='["app", "scenario", ...]' PDA_FAULTS_SOS=<libsosplugin.so> PDA_FAULTS_STDOUT=<file> \\
         lldb-19 --no-lldbinit -b -o "command script import tests/integration/net8_faults_harness.py"
@@ -88,8 +88,9 @@ def run(debugger: "lldb.SBDebugger") -> None:
     at_stop = os.environ.get("PDA_FAULTS_AT_STOP")
     quiet = bool(os.environ.get("PDA_FAULTS_QUIET"))  # no SOS commands beyond the module's own (timing)
     armed = agent.op_arm()
-    faults = LegacyFaults()  # wiring, 1 of 4: made and armed after the agent's own arming
-    faults_armed = faults.arm(agent)
+    # The agent arms legacy_faults itself on .NET 8 (op_arm); the harness drives that instance.
+    faults: LegacyFaults = agent.faults
+    faults_armed = agent.fault_arming
     emit(
         {
             "kind": "armed",
@@ -162,7 +163,7 @@ def run(debugger: "lldb.SBDebugger") -> None:
                 event["dump"] = agent.op_dump(dump)
                 dump = None
             emit(event)
-    faults.disarm(agent)  # wiring, 4 of 4 (before a detach)
+    faults.disarm(agent)  # (before a detach)
     emit(
         {
             "kind": "stats",
