@@ -94,6 +94,7 @@ class Agent:
         self.startup_bp: Optional[int] = None
         self.pending: List[Dict[str, Any]] = []
         self.last_event: Optional[Dict[str, Any]] = None  # the last event reported, for the dump
+        self.maps_at_start: set = set()  # anonymous rwx regions before pydbgauto ran anything
         # MethodTable -> (type name, base types...), filled by dumpmt once per type
         self.type_chains: Dict[int, Tuple[str, ...]] = {}
         self.filter: Optional[predicates.Predicate] = None
@@ -259,6 +260,7 @@ class Agent:
 
     def _describe(self) -> Dict[str, Any]:
         process = self._require_process()
+        self.maps_at_start = _anonymous_rwx(process.GetProcessID())
         coreclr = self._find_module("libcoreclr.so")
         directory = coreclr.GetFileSpec().GetDirectory() if coreclr else None
         self.runtime = {"directory": directory, "version": _runtime_version(directory)}
@@ -767,10 +769,25 @@ class Agent:
         process = self._require_process()
         if self.target is not None:
             self.target.DeleteAllBreakpoints()
+        freed = self._free_debugger_memory(process)
         error = process.Detach()
         if not error.Success():
             raise AgentError("detach", f"detach failed: {error.GetCString()}")
-        return {}
+        return {"freed": freed}
+
+    def _free_debugger_memory(self, process: "lldb.SBProcess") -> List[str]:
+        """Give back the memory lldb allocated in the target for expressions (an anonymous rwx page per
+        allocation, kept for good otherwise). Only lldb's own allocations can be freed this way: for any
+        other region DeallocateMemory fails and the region is left alone."""
+        freed = []
+        for start, end in sorted(_anonymous_rwx(process.GetProcessID()) - self.maps_at_start):
+            # lldb's memory cache keeps the page after DeallocateMemory; lldb-server's own `_m` packet
+            # unmaps what it allocated with `_M` (it refuses any other address).
+            reply = self.hc(f"process plugin packet send _m{start:x}")
+            if "response: OK" in reply:
+                freed.append(f"{start:x}-{end:x}")
+            _trace(f"free {start:x}-{end:x}: {reply.strip()}")
+        return freed
 
     def op_kill(self) -> Dict[str, Any]:
         process = self._require_process()
@@ -809,6 +826,21 @@ def _ops(spec: Any) -> set:
         for value in spec:
             found |= _ops(value)
     return found
+
+
+def _anonymous_rwx(pid: int) -> set:
+    """(start, end) of the process's anonymous read-write-execute mappings: lldb's expression memory."""
+    regions = set()
+    try:
+        with open(f"/proc/{pid}/maps") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) == 5 and parts[1].startswith("rwx"):
+                    start, end = (int(x, 16) for x in parts[0].split("-"))
+                    regions.add((start, end))
+    except OSError:
+        pass
+    return regions
 
 
 def _legacy_eh_requested(pid: int) -> bool:
