@@ -130,13 +130,22 @@ def verify_dump(record: DumpRecord, expect: Optional[StopEvent], *, timeout: flo
     started = time.monotonic()
     address = expect.exception_address if expect else None
     thread = expect.thread_id if expect else None
+    # A stack too deep for clrstack live (a stack overflow) is too deep for the reader's clrstack too
+    # (minutes): then the thread is looked for in the reader's thread list instead.
+    deep = (
+        thread is not None
+        and expect is not None
+        and expect.stack is not None
+        and bool(expect.stack.truncated)
+    )
+    stack_thread = None if deep else thread
     try:
         # A bare pe: at the stop of ``expect`` the dump's default thread is the stopped thread and the
         # exception its own. An older event's exception is looked up by address instead.
-        reading = analyze(record.path, thread_id=thread, timeout=timeout)
+        reading = analyze(record.path, thread_id=stack_thread, timeout=timeout)
         seen = reading.exception
         if address is not None and (seen is None or seen.address != address):
-            reading = analyze(record.path, exception_address=address, thread_id=thread, timeout=timeout)
+            reading = analyze(record.path, exception_address=address, thread_id=stack_thread, timeout=timeout)
     except PydbgautoError as e:
         return attr.evolve(
             record,
@@ -160,7 +169,10 @@ def verify_dump(record: DumpRecord, expect: Optional[StopEvent], *, timeout: flo
                 if address
                 else f"saw {seen.type}, expected {expect.exception.type}"
             )
-    if thread is not None:
+    if deep:
+        if reading.threads is not None and not any(t.os_id == thread for t in reading.threads.threads):
+            problems.append(f"thread {thread:#x} is not in the dump's managed thread list")
+    elif thread is not None:
         if reading.stack is None or reading.stack.os_thread_id != thread:
             problems.append(f"thread {thread:#x} has no managed stack in the dump")
     return attr.evolve(
