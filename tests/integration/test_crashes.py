@@ -88,6 +88,10 @@ def the_capture(result: WatchResult) -> pda.CaptureRecord:
     return capture
 
 
+def capture_log(tmp_path) -> str:
+    return str(tmp_path / "dumps" / "pydbgauto-decisions.jsonl")
+
+
 def methods(stack: Optional[pda.ManagedStack]) -> List[str]:
     assert stack is not None
     return [f.method or f.call_site for f in stack.frames]
@@ -166,6 +170,8 @@ def test_failfast_gives_its_message_stack_and_dump(crash_app, runtime, tmp_path,
     event = capture.event
     assert event.crash is not None and event.crash.kind == "fail-fast"
     assert event.crash.message == message
+    with open(capture_log(tmp_path)) as f:  # the decision log says it too
+        assert json.loads(f.readline())["crash"] == {"kind": "fail-fast", "message": message}
     assert "Process terminated." in (event.crash.report or "")
     assert event.exception_type == "System.ExecutionEngineException"  # what the runtime makes the thread's
     names = methods(event.stack)
@@ -251,6 +257,17 @@ def test_deep_first_chance_throw_is_read_in_bounds(crash_app, runtime, tmp_path,
     assert "CrashApp.DeepScenario.ThrowAtTheBottom()" in methods(event.stack)
     assert event.exception is not None and event.exception.message == "thrown at the bottom of a deep stack"
     assert result.captures[0].dump is not None and result.captures[0].dump.verified
+
+
+def test_crash_among_a_thousand_threads(crash_app, runtime, tmp_path, no_lldb_left):
+    """1,000 waiting threads: the event, the thread table of the capture and the dump all come, in full."""
+    capture = the_capture(watch_crash(crash_app, ["many-threads", "1000"], tmp_path))
+    event = capture.event
+    assert event.exception is not None and event.exception.message == "crashed with 1000 threads waiting"
+    assert event.throw_site is not None and event.throw_site.method == "CrashApp.ThreadsScenario.Crash(Int32)"
+    assert event.stack is not None and not event.stack.truncated
+    assert capture.threads is not None and (capture.threads.thread_count or 0) >= 1000
+    assert_nothing_left(int(crash_line(str(tmp_path / "out"))["pid"]))
 
 
 # ----- Ctrl-C and --timeout during a stack-overflow capture -------------------------------------------
