@@ -1,6 +1,9 @@
 // CrashApp: pydbgauto's target for the ways a .NET process dies (issue 15).
 //
-//     CrashApp stackoverflow          Ping -> Pong -> Ping ... on the main thread until the stack is gone
+//     CrashApp stackoverflow [thread] Ping -> Pong -> Ping ... on the main thread (or a new thread, 1.5 MB
+//                                     of stack) until the stack is gone
+//     CrashApp wait                   print READY <pid>, read one line from stdin, run it as the arguments
+//                                     (for a debugger that attaches first)
 //     CrashApp failfast <message>     Environment.FailFast(message) from FailFastScenario.Die
 //     CrashApp background-crash       an InvalidOperationException nobody catches, on a background thread
 //     CrashApp nullref-unhandled      a null dereference (SIGSEGV -> NullReferenceException), not caught
@@ -34,11 +37,27 @@ public static class Program
 
     public static int Main(string[] args)
     {
-        var scenario = args.Length > 0 ? args[0] : "";
         Console.Out.WriteLine($"PID {Environment.ProcessId} RUNTIME {Environment.Version}");
         Console.Out.Flush();
+        if (args.Length > 0 && args[0] == "wait")
+        {
+            Console.Out.WriteLine($"READY {Environment.ProcessId}");
+            Console.Out.Flush();
+            args = (Console.In.ReadLine() ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        }
+        return Run(args);
+    }
+
+    static int Run(string[] args)
+    {
+        var scenario = args.Length > 0 ? args[0] : "";
         switch (scenario)
         {
+            case "stackoverflow" when args.Length > 1 && args[1] == "thread":
+                var overflowing = new Thread(StackOverflowScenario.Start) { Name = "CrashApp overflow" };
+                overflowing.Start();
+                overflowing.Join();
+                break;
             case "stackoverflow": StackOverflowScenario.Start(); break;
             case "failfast": FailFastScenario.Die(args.Length > 1 ? args[1] : "CrashApp fail-fast"); break;
             case "background-crash": BackgroundScenario.Start(); break;
@@ -49,7 +68,7 @@ public static class Program
             case "many-threads": ThreadsScenario.Start(int.Parse(args[1])); break;
             default:
                 Console.Error.WriteLine(
-                    "usage: CrashApp stackoverflow | failfast <message> | background-crash | " +
+                    "usage: CrashApp [wait] stackoverflow [thread] | failfast <message> | background-crash | " +
                     "nullref-unhandled | divzero-unhandled | deep-throw <depth> [unhandled] | many-threads <n>");
                 return 2;
         }

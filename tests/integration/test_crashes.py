@@ -108,13 +108,9 @@ def assert_nothing_left(pid: int) -> None:
 # ----- 1. stack overflow --------------------------------------------------------------------------
 
 
-def test_stack_overflow_is_caught_with_a_bounded_stack(crash_app, runtime, tmp_path, no_lldb_left):
-    marks: Dict[str, float] = {}
-
-    def on_event(kind: str, data: dict) -> None:
-        marks.setdefault(kind, time.time())
-
-    result = watch_crash(crash_app, ["stackoverflow"], tmp_path, on_event)
+@pytest.mark.parametrize("where", ["main", "thread"])
+def test_stack_overflow_is_caught_with_a_bounded_stack(crash_app, runtime, tmp_path, where, no_lldb_left):
+    result = watch_crash(crash_app, ["stackoverflow"] + (["thread"] if where == "thread" else []), tmp_path)
     capture = the_capture(result)
     event = capture.event
     assert event.exception_type == "System.StackOverflowException"
@@ -131,7 +127,10 @@ def test_stack_overflow_is_caught_with_a_bounded_stack(crash_app, runtime, tmp_p
     assert "CrashApp.StackOverflowScenario.Ping(Int32)" in names
     assert "CrashApp.StackOverflowScenario.Pong(Int32)" in names
     assert "CrashApp.StackOverflowScenario.Start()" in names  # below the cycle: who started it
-    assert "CrashApp.Program.Main(System.String[])" in names
+    if where == "main":
+        assert "CrashApp.Program.Main(System.String[])" in names
+    else:
+        assert event.thread_id != int(crash_line(str(tmp_path / "out"))["pid"])
     assert event.throw_site is not None and "StackOverflowScenario.P" in (event.throw_site.method or "")
     assert event.thread_id == int(crash_line(str(tmp_path / "out"))["tid"])
     # The pe of a stack overflow has no frames; the capture record keeps the cut stack (the reader's
@@ -159,6 +158,55 @@ def test_stack_overflow_throw_to_dump_times(crash_app, runtime, tmp_path, no_lld
         f"(write {capture.dump.seconds:.2f} s, verify {capture.dump.verify_seconds or 0:.2f} s, "
         f"{capture.stack.depth if capture.stack else '?'} frames)"
     )
+
+
+@pytest.mark.parametrize("stderr", ["file", "pipe"])
+def test_attached_stack_overflow(crash_app, runtime, tmp_path, stderr, no_lldb_left):
+    """Attached, not launched: the runtime's report is read from the target's stderr when that is a file;
+    through a pipe there is none, and the exception on the thread still says stack overflow."""
+    err_path = tmp_path / "stderr.txt"
+    with open(err_path, "w") as err:
+        proc = subprocess.Popen(
+            [crash_app, "wait"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=err if stderr == "file" else subprocess.PIPE,
+            text=True,
+        )
+    try:
+        assert proc.stdout is not None and proc.stdin is not None
+        while not proc.stdout.readline().startswith("READY"):
+            assert proc.poll() is None, "the crash app ended before READY"
+
+        def on_event(kind: str, data: dict) -> None:
+            if kind == "armed":
+                proc.stdin.write("stackoverflow\n")  # type: ignore[union-attr]
+                proc.stdin.flush()  # type: ignore[union-attr]
+
+        dumps = tmp_path / "dumps"
+        dumps.mkdir()
+        result = watch(
+            pid=proc.pid,
+            when=pda.second_chance(),
+            dump_dir=str(dumps),
+            timeout=WATCH_LIMIT,
+            on_event=on_event,
+        )
+        capture = the_capture(result)
+        crash = capture.event.crash
+        assert crash is not None and crash.kind == "stack-overflow"
+        if stderr == "file":
+            assert crash.report and crash.report.startswith("Stack overflow.")
+        else:
+            assert crash.report is None
+        assert capture.event.stack is not None and capture.event.stack.truncated
+        assert "CrashApp.StackOverflowScenario.Ping(Int32)" in methods(capture.event.stack)
+        proc.wait(timeout=30)  # detached at its abort: it dies
+        assert proc.returncode == -signal.SIGABRT
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 # ----- 2. fail-fast and other fatal runtime errors ----------------------------------------------------
