@@ -53,14 +53,15 @@ def read_stack(
         if time.monotonic() > deadline:
             notes.append(f"lldb's unwinder ran out of time after {len(probed)} frames")
             break
+    probe_seconds = round(time.monotonic() - started, 4)
     if len(probed) <= limit and not notes:
         text = agent.hc("clrstack")
         try:
             parsed = parse_clrstack(text)
         except Exception:
-            return {"deep": False, "text": text}
+            return {"deep": False, "text": text, "frames": len(probed), "probe_seconds": probe_seconds}
         if parsed.frames or parsed.error:
-            return {"deep": False, "text": text}
+            return {"deep": False, "text": text, "frames": len(probed), "probe_seconds": probe_seconds}
         # SOS walked nothing on a thread that has frames (.NET 10 fail-fast at its abort): name lldb's.
         return _named(
             agent,
