@@ -186,3 +186,11 @@ def test_bounded_exception_from_dumpobj() -> None:
     assert exc.truncated and "5027 frames" in exc.truncated and exc.frames == ()
     assert commands == ["dumpobj 0x7fbf62809cc8", "dumpobj 0x7fff744020e8"]  # never pe
     assert ManagedException.from_dict(exc.to_dict()) == exc
+
+
+def test_a_cut_stack_says_so_in_html_and_markdown() -> None:
+    from pydbgauto.display import stack_html, stack_markdown
+
+    stack = ManagedStack(os_thread_id=1, frames=(), truncated="stack cut: 262,021 frames <deep>")
+    assert "stack cut: 262,021 frames &lt;deep&gt;" in stack_html(stack)
+    assert "Cut: stack cut: 262,021 frames" in stack_markdown(stack)
