@@ -282,6 +282,8 @@ class _Printer:
                 "reason": d.reason,
                 "exit_status": ev.exit_status,
             }
+            if ev.crash is not None:  # second chance: how the process dies (stack overflow, fail-fast, ...)
+                line["crash"] = ev.crash.to_dict()
         elif kind == "dump-start":
             line = {"event": "dump-start", "path": data["path"]}
         elif kind == "dump-done":
@@ -314,6 +316,8 @@ class _Printer:
                 self.out.write(f"#{ev.sequence} the target exited with status {ev.exit_status}\n")
                 return
             msg = ev.exception.message if ev.exception and ev.exception.message else ""
+            if ev.crash is not None:  # "stack-overflow", "fail-fast: <its message>", ...
+                msg = f"{ev.crash.kind}: {ev.crash.message}" if ev.crash.message else ev.crash.kind
             msg = (msg[:80] + "...") if len(msg) > 80 else msg
             self.out.write(
                 f"#{ev.sequence} {ev.kind} {ev.exception_type or '?'} thread {ev.thread_id or 0:#x}"

@@ -380,6 +380,8 @@ def _stack_body_html(stack: ManagedStack, throw_site: Optional[StackFrame]) -> s
         parts.append('<div class="pdg-none">(no frames)</div>')
     if stack.error:
         parts.append(f'<div class="pdg-error">{_e(stack.error)}</div>')
+    if stack.truncated:  # a stack too deep to read whole: what was cut (pydbgauto.sos.deepstack)
+        parts.append(f'<div class="pdg-note">{_e(stack.truncated)}</div>')
     return "".join(parts)
 
 
@@ -413,6 +415,8 @@ def _stack_md_lines(stack: ManagedStack, throw_site: Optional[StackFrame]) -> Li
         lines += ["*(no frames)*", ""]
     if stack.error:
         lines += [f"Error: {markdown_escape(stack.error)}", ""]
+    if stack.truncated:
+        lines += [f"Cut: {markdown_escape(stack.truncated)}", ""]
     return lines
 
 

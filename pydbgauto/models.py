@@ -131,6 +131,7 @@ class ManagedException(_Model):
     nested: Tuple["ManagedException", ...] = ()  # the blocks after "Nested exception ---" (-nested)
     raw: str = attr.field(default="", repr=False, eq=False)
     fields: Optional[Tuple[ObjectField, ...]] = attr.field(default=None, metadata={"omit_if_none": True})
+    truncated: Optional[str] = None  # what was not read (pe skipped on a too-deep thread: pydbgauto.bounded)
 
     _nested: ClassVar[Dict[str, Type[_Model]]] = {}
 
@@ -197,6 +198,10 @@ class ManagedStack(_Model):
     frames: Tuple[StackFrame, ...] = ()
     error: Optional[str] = None  # SOS could not (fully) walk this stack; frames may still be partial
     raw: str = attr.field(default="", repr=False, eq=False)
+    # What was left out when the stack was too deep to read whole (None: every frame is here); see
+    # pydbgauto.sos.deepstack. ``depth``: the thread's frame count, when it was counted.
+    truncated: Optional[str] = None
+    depth: Optional[int] = None
 
     _nested: ClassVar[Dict[str, Type[_Model]]] = {"frames": StackFrame}
 
@@ -206,6 +211,8 @@ class ManagedStack(_Model):
         lines += [f"  {frame}" for frame in self.frames]
         if self.error:
             lines.append(f"  error: {self.error}")
+        if self.truncated:
+            lines.append(f"  truncated: {self.truncated}")
         return "\n".join(lines)
 
 
@@ -318,6 +325,19 @@ _DISPATCH_PREFIXES = ("System.Runtime.EH.", "System.Runtime.ExceptionServices.In
 
 
 @attr.frozen
+class CrashInfo(_Model):
+    """How a process is dying at a second-chance stop (see pydbgauto.crashes)."""
+
+    kind: str  # "stack-overflow", "fail-fast", "unhandled-exception", "abort" (nothing more known)
+    message: Optional[str] = None  # the fail-fast message, or the unhandled exception's message
+    exception_type: Optional[str] = None  # as the runtime's report or pe names it
+    report: Optional[str] = None  # the runtime's own report on the target's stderr, when readable
+
+    def __str__(self) -> str:
+        return self.kind + (f": {self.message}" if self.message else "")
+
+
+@attr.frozen
 class StopEvent(_Model):
     """One stop of the target that pydbgauto reports: an exception (first or second chance) or the exit.
 
@@ -338,8 +358,13 @@ class StopEvent(_Model):
     description: str = ""
     time: float = 0.0  # seconds since the epoch when pydbgauto saw the stop
     error: Optional[str] = None  # why exception or stack is missing, when SOS could not tell
+    crash: Optional[CrashInfo] = None  # second chance: how the process is dying
 
-    _nested: ClassVar[Dict[str, Type[_Model]]] = {"exception": ManagedException, "stack": ManagedStack}
+    _nested: ClassVar[Dict[str, Type[_Model]]] = {
+        "exception": ManagedException,
+        "stack": ManagedStack,
+        "crash": CrashInfo,
+    }
 
     @property
     def exception_type(self) -> Optional[str]:

@@ -24,7 +24,7 @@ import time
 import weakref
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from pydbgauto import processes
+from pydbgauto import bounded, crashes, processes
 from pydbgauto.drivers.base import Driver, RawStop, StopKind, Target
 from pydbgauto.errors import (
     ConfigurationError,
@@ -36,12 +36,17 @@ from pydbgauto.errors import (
 )
 from pydbgauto.models import DumpRecord, ManagedException, ManagedStack, StopEvent, ThreadTable
 from pydbgauto.sos import parse_clrstack, parse_pe, parse_threads
+from pydbgauto.sos.deepstack import build_stack
 from pydbgauto.sos.objects import parse_dumpmt, parse_dumpobj
 
 log = logging.getLogger(__name__)
 
 _OPEN_SESSIONS: "weakref.WeakSet[Session]" = weakref.WeakSet()
 MAX_TYPE_CHAIN = 32
+# A stopped thread with more frames than this is not given to clrstack (minutes on a stack overflow):
+# it is read in bounds (pydbgauto.sos.deepstack), within STACK_BUDGET seconds.
+STACK_FRAME_LIMIT = 1000
+STACK_BUDGET = 10.0
 
 
 @atexit.register
@@ -100,6 +105,9 @@ class Session:
         self._filtered: List[StopEvent] = []
         self._event_cond = threading.Condition()  # break_in from another thread waits on it
         self._waiting = False  # wait_for_event is running
+        self.stack_frame_limit = STACK_FRAME_LIMIT
+        self._partial_dumps: List[str] = []  # temporary dump files of interrupted dumps, removed at close
+        self.stack_budget = STACK_BUDGET
 
     # ----- construction -------------------------------------------------------------------------------
 
@@ -366,6 +374,8 @@ class Session:
         except BaseException:
             if os.path.lexists(temp):
                 os.unlink(temp)
+            # Interrupted (Ctrl-C) before the debugger created it, it may still: close() removes it then.
+            self._partial_dumps.append(temp)
             raise
         seconds = time.monotonic() - started
         record = DumpRecord(
@@ -406,6 +416,9 @@ class Session:
                         log.warning("could not kill the target: %s", e)
         finally:
             self.driver.close()
+            for temp in self._partial_dumps:  # the debugger has ended: nothing writes them any more
+                if os.path.lexists(temp):
+                    os.unlink(temp)
 
     def __enter__(self) -> "Session":
         return self
@@ -437,14 +450,25 @@ class Session:
         errors: List[str] = []
         if parse:
             try:
-                if raw.kind is not StopKind.BREAK:  # a break-in has no exception of its own
+                stack = self._stop_stack(raw.thread_id)
+            except (SosError, PydbgautoError) as e:
+                errors.append(f"clrstack: {e}")
+            try:
+                if raw.kind is StopKind.BREAK:  # a break-in has no exception of its own
+                    exception = None
+                elif stack is not None and stack.truncated:  # pe would print every frame: read it in bounds
+                    exception = bounded.read_exception(
+                        self.sos, raw.exception_address, raw.thread_id, stack.depth
+                    )
+                else:
                     exception = self.exception(raw.exception_address)
             except (SosError, PydbgautoError) as e:
                 errors.append(f"pe: {e}")
-            try:
-                stack = self.stack(raw.thread_id)
-            except (SosError, PydbgautoError) as e:
-                errors.append(f"clrstack: {e}")
+        crash = None
+        if raw.kind is StopKind.SECOND_CHANCE:
+            crash = crashes.classify(
+                exception, crashes.read_report(getattr(self.driver, "target_stderr", None), self.pid)
+            )
         address = (
             raw.exception_address
             if raw.exception_address is not None
@@ -462,7 +486,18 @@ class Session:
             time=now,
             error="; ".join(errors) or None,
             type_chain=raw.type_chain,
+            crash=crash,
         )
+
+    def _stop_stack(self, thread_id: Optional[int]) -> ManagedStack:
+        """The stopped thread's stack in bounds (a driver with ``stop_stack``), else plain clrstack."""
+        reader = getattr(self.driver, "stop_stack", None)
+        if reader is None:
+            return self.stack(thread_id)
+        reply = reader(thread_id, self.stack_frame_limit, self.stack_budget)
+        if not reply.get("deep"):
+            return parse_clrstack(reply["text"])
+        return build_stack(reply)
 
 
 def check_dump_folder(folder: str) -> None:

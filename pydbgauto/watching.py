@@ -302,6 +302,8 @@ class _Watch:
         }
         if predicate_error:
             line["predicate_error"] = predicate_error
+        if event.crash is not None:  # second chance: stack-overflow, fail-fast (its message), ...
+            line["crash"] = {"kind": event.crash.kind, "message": event.crash.message}
         self._log.write(json.dumps(line) + "\n")
         self._log.flush()
         self.on_event("decision", {"event": event, "decision": record})

@@ -708,6 +708,12 @@ class Agent:
         self.ci.HandleCommand(command, ro)
         return {"output": ro.GetOutput() or "", "error": ro.GetError() or "", "succeeded": ro.Succeeded()}
 
+    def op_stop_stack(self, thread_id: Optional[int], max_frames: int, budget: float) -> Dict[str, Any]:
+        """A thread's managed stack in bounds: clrstack up to ``max_frames`` frames, else a bounded read."""
+        from pydbgauto.agent.stack_reader import read_stack
+
+        return read_stack(self, thread_id, limit=max_frames, budget=budget)
+
     def op_threads(self) -> Dict[str, Any]:
         process = self._require_process()
         return {

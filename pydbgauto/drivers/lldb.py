@@ -260,6 +260,14 @@ class LldbDriver:
         self.info["filter_type_only"] = reply["type_only"]
         return bool(reply["filtering"])
 
+    def stop_stack(self, thread_id: Optional[int], max_frames: int, budget: float) -> Dict[str, Any]:
+        """The stopped thread's stack, bounded (the agent's ``stop_stack``: clrstack text or a reading
+        for ``pydbgauto.sos.deepstack.build_stack``); the reply comes within ``budget`` plus a grace."""
+        reply = self._request(
+            "stop_stack", budget + INTERRUPT_GRACE, thread_id=thread_id, max_frames=max_frames, budget=budget
+        )
+        return dict(reply)
+
     def take_filtered(self) -> List[Dict[str, Any]]:
         """The first-chance stops the agent's filter resumed since the last call."""
         filtered, self._filtered = self._filtered, []
