@@ -7,13 +7,17 @@ Parse saved SOS text with ``parse_pe`` / ``parse_clrstack`` (no debugger needed)
 from typing import Any
 
 from pydbgauto.errors import (
+    AlreadyTracedError,
     ConfigurationError,
     DebuggerDiedError,
     DebuggerError,
+    DebuggerNotAnsweringError,
     DebuggerNotFoundError,
     DebuggerTimeoutError,
+    DiskSpaceError,
     DumpError,
     DumpVerificationError,
+    Interrupted,
     NoSuchProcessError,
     NotDotnetError,
     ParseError,
@@ -63,12 +67,16 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CaptureRecord",
+    "AlreadyTracedError",
     "ConfigurationError",
     "DebugEvent",
     "DebuggerDiedError",
     "DebuggerError",
     "DebuggerNotFoundError",
     "DebuggerTimeoutError",
+    "DebuggerNotAnsweringError",
+    "DiskSpaceError",
+    "Interrupted",
     "DecisionRecord",
     "DumpError",
     "DumpPolicy",
