@@ -326,14 +326,21 @@ class Session:
         temp = os.path.join(folder, f".{os.path.basename(final)}.{secrets.token_hex(4)}.partial")
         started = time.monotonic()
         pid = self.pid
+        died = DumpError(
+            f"the target (pid {pid}) died while its dump was written: the incomplete dump was removed; "
+            f"nothing was written to {final}"
+        )
         try:
-            self.driver.write_dump(temp, timeout)
+            try:
+                self.driver.write_dump(temp, timeout)
+            except DumpError as e:
+                if pid and _real_linux_process(self.driver) and not processes.alive(pid):
+                    self._exited = True
+                    raise died from e
+                raise
             if pid and _real_linux_process(self.driver) and not processes.alive(pid):
                 self._exited = True
-                raise DumpError(
-                    f"the target (pid {pid}) died while its dump was written: the incomplete dump was "
-                    "removed; nothing was written to " + final
-                )
+                raise died
             if not os.path.isfile(temp) or os.path.getsize(temp) == 0:
                 raise DumpError(f"the debugger reported success but wrote nothing to {temp}")
             os.chmod(temp, 0o600)

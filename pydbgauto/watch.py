@@ -439,9 +439,9 @@ class _Watch:
         path = self.policy.path(
             self.process, self.session.pid or 0, event.exception_type, time.time(), decision.n or 0
         )
-        self.on_event("dump-start", {"event": event, "path": path})
         dump, dump_error = None, None
         try:
+            self.on_event("dump-start", {"event": event, "path": path})
             dump = self.session.dump(path, verify=self.policy.verify, expect=event)
         except PydbgautoError as e:
             dump_error = str(e)
