@@ -424,6 +424,31 @@ def test_bad_pids_refused_before_any_debugger(kind, tmp_path):
     assert not os.listdir(tmp_path)  # not even the decision log
 
 
+def test_another_users_process_is_refused_with_the_cause(target):
+    """A normal user (nobody) may not watch root's service: refused before lldb starts, the real cause."""
+    import shutil
+
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("needs root and setpriv to run pydbgauto as another user")
+    folder = tempfile.mkdtemp(prefix="pda-nobody-", dir="/var/tmp")  # pytest's tmp_path is root's only
+    try:
+        os.chmod(folder, 0o777)
+        done = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m", "pydbgauto"]
+            + ["watch", "--pid", str(target.pid), "--dump-dir", folder, "--timeout", "3"],
+            capture_output=True,
+            text=True,
+            env=dict(os.environ, PYTHONPATH=ROOT, PYTHONDONTWRITEBYTECODE="1"),
+            cwd=folder,
+            timeout=60,
+        )
+        assert done.returncode == 3, done.stderr
+        assert "permission denied" in done.stderr and "belongs to user id 0" in done.stderr
+        assert tracer_of(target.pid) == 0 and not os.listdir(folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def test_planted_symlink_at_the_decision_log(target, tmp_path):
     victim = tmp_path / "victim"
     victim.write_text("precious\n")
