@@ -176,6 +176,20 @@ def test_signal_right_after_armed_ends_the_watch_like_ctrl_c(
     assert_target_free_and_working(target)
 
 
+def test_sigterm_while_attaching_and_arming(target, tmp_path, watcher_cleanup, no_lldb_left):
+    w = CliWatch("--pid", str(target.pid), "--dump-dir", str(tmp_path))
+    watcher_cleanup.append(w)
+    assert wait_until(lambda: bool(w.debuggers()), 30) is not None
+    time.sleep(0.3)  # lldb is starting, loading SOS, attaching or arming
+    started = time.monotonic()
+    w.proc.send_signal(signal.SIGTERM)
+    assert w.finish() == 143, w.stderr()
+    assert time.monotonic() - started < 8
+    assert w.seen and w.seen[-1]["event"] == "summary" and w.seen[-1]["ended"] == "interrupted"
+    assert not w.debuggers()
+    assert_target_free_and_working(target)
+
+
 @pytest.mark.parametrize("phase", ["stopped", "dumping"])
 def test_sigterm_while_stopped_or_dumping(target, tmp_path, phase, watcher_cleanup, no_lldb_left):
     """At a stop (a slow Python predicate holds the target) or as a dump starts: detach, nothing partial,
