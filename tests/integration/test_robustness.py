@@ -473,6 +473,41 @@ def test_planted_symlink_at_the_decision_log(target, tmp_path):
     assert victim.read_text() == "precious\n" and set(lldb_processes()) == before
 
 
+def test_planted_symlinks_at_dump_and_record_names(target, tmp_path, no_lldb_left):
+    """Symlinks where the dump and the record will go: refused with a clear error, the victims untouched."""
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    (tmp_path / "dump1.core").symlink_to(victim)
+    (tmp_path / "dump2.core.json").symlink_to(victim)
+
+    def on_event(kind: str, data: dict) -> None:
+        if kind == "armed":
+            target.send("repeat 2")
+
+    result = watch(
+        pid=target.pid,
+        dump_dir=str(tmp_path),
+        name_template="dump{n}.core",
+        max_dumps=2,
+        dedupe=False,
+        verify=False,
+        timeout=60,
+        on_event=on_event,
+    )
+    assert victim.read_text() == "precious\n"
+    first, second = result.captures
+    assert (
+        first.dump is None
+        and "already exists" in (first.dump_error or "")
+        and "never overwrites" in (first.dump_error or "")
+    )
+    assert second.dump is not None and second.record_path is None
+    assert "symlink" in (second.dump_error or "")
+    assert os.path.islink(tmp_path / "dump1.core") and os.path.islink(tmp_path / "dump2.core.json")
+    assert no_partial_files(str(tmp_path))
+    assert_target_free_and_working(target)
+
+
 def test_files_are_private_with_umask_000(app, tmp_path, no_lldb_left):
     old = os.umask(0)
     try:
