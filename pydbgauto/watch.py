@@ -31,7 +31,7 @@ from typing import Any, Callable, Deque, Dict, List, Mapping, Optional, Sequence
 import attr
 
 from pydbgauto import predicates as preds
-from pydbgauto import processes
+from pydbgauto import interrupts, processes
 from pydbgauto.errors import (
     ConfigurationError,
     DebuggerNotAnsweringError,
@@ -236,7 +236,8 @@ class _SignalGuard:
             self.signum = signum
         if not self.deferred:
             self.deferred = True
-            raise Interrupted(signum)
+            interrupts.deliver(Interrupted(signum))  # now, or once the driver's critical statements ran
+            return
         log.warning("%s received while the watch is ending: it ends as soon as it has detached", signum)
 
     def defer(self) -> None:

@@ -21,7 +21,7 @@ import threading
 import time
 from typing import Any, Deque, Dict, List, Mapping, Optional, Tuple
 
-from pydbgauto import locate, processes
+from pydbgauto import interrupts, locate, processes
 from pydbgauto.drivers.base import RawStop, StopKind, Target
 from pydbgauto.drivers.framing import ReplyBuffer, new_token
 from pydbgauto.errors import (
@@ -227,11 +227,12 @@ class LldbDriver:
     def _revive(self) -> None:
         """A hung lldb: SIGCONT (it may only be stopped), interrupt its wait, give detach a short time."""
         assert self._proc is not None
-        try:
-            os.killpg(self._proc.pid, signal.SIGCONT)
-        except (ProcessLookupError, PermissionError):
-            pass
-        self._cancel_wait()
+        for pid in _debugger_tree(self._proc.pid):  # lldb-server runs in a process group of its own
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except (ProcessLookupError, PermissionError):
+                pass
+        self._cancel_wait(poke=False)  # a SIGSTOP on top of a debugger that is catching up confuses it
         if self._attached:
             try:
                 self._request("detach", HUNG_DETACH_TIMEOUT)
@@ -305,8 +306,9 @@ class LldbDriver:
                 raise DebuggerDiedError(f"lldb is not running; its last words: {self.last_output()}")
             token = new_token()
             payload = json.dumps(dict(args, token=token, op=op)).encode("utf-8").hex()
-            self._send_line(f"pda {payload}")
-            self._in_flight = (token, op)
+            with interrupts.critical():  # a signal between the two would hide the request from _cancel_wait
+                self._send_line(f"pda {payload}")
+                self._in_flight = (token, op)
             try:
                 reply = self._wait_reply(token, limit, op)
             except KeyboardInterrupt:
@@ -314,7 +316,6 @@ class LldbDriver:
                     self._finish_in_flight(token, limit, op)
                     self._in_flight = None
                 raise
-            self._in_flight = None
         data = json.loads(reply.body)
         if data.get("ok"):
             return data["result"]
@@ -324,7 +325,10 @@ class LldbDriver:
         assert self._reply_r is not None
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            reply = self._buffer.take(token)
+            with interrupts.critical():  # taken and no longer in flight, together
+                reply = self._buffer.take(token)
+                if reply is not None and self._in_flight is not None and self._in_flight[0] == token:
+                    self._in_flight = None
             if reply is not None:
                 if reply.noise.strip():
                     log.debug("dropped stale reply text: %r", reply.noise[:200])
@@ -362,7 +366,7 @@ class LldbDriver:
             return DebuggerNotFoundError(f"{message}: {locate.SOS_HINT}")
         return DebuggerError(f"lldb agent failed in '{op}': {message}")
 
-    def _cancel_wait(self) -> None:
+    def _cancel_wait(self, poke: bool = True) -> None:
         """Interrupt the agent's wait (if one is in flight) and collect its reply, so lldb is ready for
         detach.
 
@@ -373,6 +377,7 @@ class LldbDriver:
         cancel byte. ``close`` sends SIGCONT should that SIGSTOP ever outlive the session.
         """
         in_flight = self._in_flight
+        log.debug("cancel: in flight %s", in_flight)
         if in_flight is None or in_flight[1] != "resume" or self._cancel_w is None or not self._alive():
             return
         token = in_flight[0]
@@ -383,6 +388,7 @@ class LldbDriver:
             while True:
                 reply = self._buffer.take(token)
                 if reply is not None:
+                    log.debug("cancel: the wait ended after %.2f s", time.monotonic() - started)
                     self._in_flight = None
                     self._keep_filtered(reply.body)
                     return
@@ -393,7 +399,7 @@ class LldbDriver:
                 if now >= next_cancel:
                     os.write(self._cancel_w, b"x")
                     next_cancel = now + 1.0
-                if not poked and now - started > 1.0:
+                if poke and not poked and now - started > 1.0:
                     poked = self._poke_target()
                 ready, _, _ = select.select([self._reply_r], [], [], 0.2)
                 if ready:
@@ -498,6 +504,7 @@ class LldbDriver:
         proc = self._proc
         if proc is None:
             return
+        tree = _debugger_tree(proc.pid) if proc.poll() is None else []
         try:
             if proc.poll() is None:
                 try:
@@ -508,11 +515,15 @@ class LldbDriver:
                 try:
                     proc.wait(timeout=0.5 if self._hung else QUIT_TIMEOUT)
                 except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)  # lldb and its lldb-server share the session
+                    _kill_group(proc.pid)
                     proc.wait(timeout=10)
             else:
                 _kill_group(proc.pid)
         finally:
+            # lldb-server has a process group of its own; a stopped or hung one would stay (and keep the
+            # target traced): end whatever of lldb's tree is left once lldb is gone.
+            for pid in tree[1:]:
+                _kill_if_debugger(pid)
             for fd in (self._reply_r, self._cancel_w):
                 if fd is not None:
                     try:
@@ -521,6 +532,39 @@ class LldbDriver:
                         pass
             self._reply_r = self._cancel_w = None
             self._proc = None
+
+
+def _debugger_tree(root: int) -> List[int]:
+    """``root`` and its descendants (lldb, lldb-server), from the parent pids in /proc."""
+    children: Dict[int, List[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                raw = f.read().decode("utf-8", "replace")
+            ppid = int(raw[raw.rindex(")") + 2 :].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(children.get(pid, []))
+    return tree
+
+
+def _kill_if_debugger(pid: int) -> None:
+    """SIGKILL ``pid`` if it is still an lldb process (a pid is not reused within this fraction of a second,
+    but check its name all the same)."""
+    try:
+        with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as f:
+            if not f.read().startswith("lldb"):
+                return
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
 
 
 def _kill_group(pgid: int) -> None:
