@@ -16,6 +16,7 @@ import select
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -39,6 +40,7 @@ from pydbgauto.errors import (
 
 log = logging.getLogger(__name__)
 
+GUARDIAN_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "guardian.py")
 AGENT_PATH = os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "agent", "lldb_agent.py"
 )
@@ -88,6 +90,7 @@ class LldbDriver:
         self._in_flight: Optional[Tuple[str, str]] = None  # (token, op) of a request sent, not answered
         self._poked = False  # the target got a SIGSTOP from _cancel_wait
         self._own_output_dir: Optional[str] = None  # a folder we made for a launched target's output
+        self._guardian: Optional[subprocess.Popen[bytes]] = None
         self._lock = threading.Lock()
         self.info: Dict[str, Any] = {}
         self.target_stdout: Optional[str] = None
@@ -111,6 +114,7 @@ class LldbDriver:
             else:
                 described = self._attach()
             self._pid = described["pid"]
+            self._tell_guardian(f"pid {self._pid}")
             self.info["runtime"] = described["runtime"]
         except BaseException:
             self.close()
@@ -276,8 +280,41 @@ class LldbDriver:
             os.close(reply_w)
             os.close(cancel_r)
         self._reply_r, self._cancel_w = reply_r, cancel_w
+        self._start_guardian()
         threading.Thread(target=self._drain, daemon=True).start()
         self._send_line(f"command script import {AGENT_PATH}")
+
+    def _start_guardian(self) -> None:
+        """The guardian that outlives us (pydbgauto/drivers/guardian.py): it makes lldb let the target go
+        should this process die while lldb waits."""
+        assert self._proc is not None
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYDBGAUTO_")}
+        try:
+            self._guardian = subprocess.Popen(
+                [sys.executable, GUARDIAN_PATH, str(self._proc.pid)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
+            )
+        except OSError as e:
+            log.warning("no guardian for lldb (%s): a crash of Python may leave the target traced", e)
+
+    def _tell_guardian(self, line: str, last: bool = False) -> None:
+        guardian = self._guardian
+        if guardian is None or guardian.stdin is None:
+            return
+        try:
+            guardian.stdin.write(line.encode() + b"\n")
+            guardian.stdin.flush()
+            if last:
+                guardian.stdin.close()
+                guardian.wait(timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        if last:
+            self._guardian = None
 
     def _drain(self) -> None:
         assert self._proc is not None and self._proc.stdout is not None
@@ -524,6 +561,7 @@ class LldbDriver:
             # target traced): end whatever of lldb's tree is left once lldb is gone.
             for pid in tree[1:]:
                 _kill_if_debugger(pid)
+            self._tell_guardian("bye", last=True)
             for fd in (self._reply_r, self._cancel_w):
                 if fd is not None:
                     try:
