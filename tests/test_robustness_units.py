@@ -224,3 +224,26 @@ def test_interrupted_is_a_keyboard_interrupt_outside_the_tree():
     e = pda.Interrupted(15, None)
     assert isinstance(e, KeyboardInterrupt) and not isinstance(e, Exception) and e.signum == 15
     assert sys.modules["pydbgauto.errors"].DebuggerNotAnsweringError.__mro__[1] is pda.DebuggerTimeoutError
+
+
+def test_guardian_leaves_on_bye_and_kills_a_hung_debugger(monkeypatch):
+    """`bye`: it ends at once. End of input (its pydbgauto died) with the 'lldb' still there past GIVE_UP:
+    it kills it (here a `sleep`, standing for a hung lldb) and ends."""
+    from pydbgauto.drivers import guardian
+    from pydbgauto.drivers.lldb import GUARDIAN_PATH
+
+    fake_lldb = subprocess.Popen(["sleep", "30"])
+    try:
+        done = subprocess.run(
+            [sys.executable, GUARDIAN_PATH, str(fake_lldb.pid)], input="pid 1\nbye\n", text=True, timeout=10
+        )
+        assert done.returncode == 0 and fake_lldb.poll() is None
+        monkeypatch.setattr(guardian, "FIRST_LOOK", 0.1)
+        monkeypatch.setattr(guardian, "GIVE_UP", 0.5)
+        started = time.monotonic()
+        guardian.guard(fake_lldb.pid, None)
+        assert fake_lldb.wait(timeout=5) == -9 and time.monotonic() - started < 4
+    finally:
+        if fake_lldb.poll() is None:
+            fake_lldb.kill()
+            fake_lldb.wait()
