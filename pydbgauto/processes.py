@@ -49,7 +49,8 @@ def find_pids(name: str) -> List[int]:
             names = _names_of(pid)
             # comm is cut to 15 characters by the kernel
             if wanted & set(names) or any(len(n) == 15 and name.startswith(n) for n in names[:1]):
-                found.append(pid)
+                if alive(pid):  # a zombie of that name is not a process to attach to
+                    found.append(pid)
     return sorted(found)
 
 

@@ -247,3 +247,15 @@ def test_guardian_leaves_on_bye_and_kills_a_hung_debugger(monkeypatch):
         if fake_lldb.poll() is None:
             fake_lldb.kill()
             fake_lldb.wait()
+
+
+def test_a_zombie_is_not_a_process_called_by_its_name():
+    zombie = subprocess.Popen(["true"])
+    try:
+        deadline = time.monotonic() + 5
+        while processes.state_of(zombie.pid) != "Z" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert processes.state_of(zombie.pid) == "Z"
+        assert zombie.pid not in processes.find_pids("true")
+    finally:
+        zombie.wait()
