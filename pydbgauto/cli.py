@@ -2,7 +2,8 @@
 
 Exit codes (docs/cli.md): 0 done (watch: at least one capture), 1 no match before the time limit or
 the target's exit, 2 usage or bad input, 3 the target cannot be debugged, 4 the debugger or SOS is
-missing or failed, 5 a dump could not be written or verified, 130 interrupted (target left running).
+missing or failed (or hung), 5 a dump could not be written or verified, 128 + N ended by signal N
+(SIGINT 130, SIGHUP 129, SIGTERM 143; the target left running).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import argparse
 import importlib
 import json
 import os
+import re
+import signal
 import sys
 import threading
 import time
@@ -38,6 +41,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_USAGE
     try:
         return int(_run_closing_progress(args))
+    except errors.Interrupted as e:
+        name = signal.Signals(e.signum).name if e.signum in signal.Signals._value2member_map_ else e.signum
+        print(f"pydbgauto: ended by {name}; detached, the target was left running", file=sys.stderr)
+        return 128 + e.signum
     except KeyboardInterrupt:
         print("pydbgauto: interrupted; the target was left running", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -100,7 +107,16 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--skip-first", type=int, default=0, help="let this many matches pass before dumping")
     w.add_argument("--cooldown", type=float, default=0.0, help="seconds between two dumps")
     w.add_argument("--no-dedupe", action="store_true", help="dump rethrows and repeated stacks too")
-    w.add_argument("--timeout", type=float, help="stop watching after this many seconds")
+    w.add_argument(
+        "--timeout", type=float, help="stop watching after this many seconds (with --wait: the wait too)"
+    )
+    w.add_argument(
+        "--min-free-disk",
+        type=_size_arg,
+        default=None,
+        metavar="SIZE",
+        help="keep this much free in --dump-dir besides the dump (bytes, or 500M, 2G; default 1G)",
+    )
     w.add_argument(
         "--no-verify", action="store_true", help="do not reopen each dump with an independent reader"
     )
@@ -154,6 +170,15 @@ def build_predicate(args: argparse.Namespace) -> Optional[preds.Predicate]:
     for part in parts[1:]:
         result = result & part
     return result
+
+
+def _size_arg(text: str) -> int:
+    """``1073741824``, ``500M``, ``2G``, ``1.5GiB`` -> bytes."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*", text, re.IGNORECASE)
+    if not m:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size: give bytes, or e.g. 500M, 2G")
+    units = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+    return int(float(m.group(1)) * units[m.group(2).lower()])
 
 
 def _any(parts: List[preds.Predicate]) -> preds.Predicate:
@@ -217,6 +242,7 @@ def _watch(args: argparse.Namespace) -> int:
         debugger=args.debugger,
         on_event=_with_progress(args, printer),
         live=False,
+        **({} if args.min_free_disk is None else {"min_free_disk": args.min_free_disk}),
     )
     if any(c.dump is None or (not args.no_verify and not c.dump.verified) for c in result.captures):
         return EXIT_DUMP

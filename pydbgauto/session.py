@@ -144,16 +144,29 @@ class Session:
         """Attach to a running process by pid or by name (``wait=True``: wait for it to start)."""
         if (pid is None) == (name is None):
             raise ConfigurationError("attach takes exactly one of pid= or name=")
+        # lldb on Linux: refuse pids no debugger can attach to, with the real cause, before lldb starts.
+        linux_lldb = (debugger or default_debugger()) == "lldb" and sys.platform.startswith("linux")
         if pid is not None:
             if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
                 raise ConfigurationError(f"pid must be a positive integer, not {pid!r}")
+            if linux_lldb:
+                processes.check_attachable(pid)
             target = Target(pid=pid)
         else:
             assert name is not None
             if (debugger or default_debugger()) == "cdb" or not isinstance(debugger, (str, type(None))):
                 target = Target(name=name)  # cdb resolves -pn itself
             else:
-                target = Target(pid=processes.find_one(name, wait=wait, timeout=wait_timeout), name=name)
+                started = time.monotonic()
+                found = processes.find_one(name, wait=wait, timeout=wait_timeout)
+                if linux_lldb and wait:  # just started: give it the rest of the time to load the runtime
+                    left = (
+                        None if wait_timeout is None else max(wait_timeout - (time.monotonic() - started), 0)
+                    )
+                    processes.wait_for_runtime(found, left)
+                elif linux_lldb:
+                    processes.check_attachable(found)
+                target = Target(pid=found, name=name)
         return cls._start(target, debugger, False, command_timeout, driver_options)
 
     @classmethod
@@ -365,32 +378,50 @@ class Session:
             raise DumpError(f"{final} already exists; pydbgauto never overwrites a dump: choose another name")
         temp = os.path.join(folder, f".{os.path.basename(final)}.{secrets.token_hex(4)}.partial")
         started = time.monotonic()
+        pid = self.pid
+        died = DumpError(
+            f"the target (pid {pid}) died while its dump was written: the incomplete dump was removed; "
+            f"nothing was written to {final}"
+        )
         try:
-            self.driver.write_dump(temp, timeout)
+            try:
+                self.driver.write_dump(temp, timeout)
+            except DumpError as e:
+                if pid and _real_linux_process(self.driver) and not processes.alive(pid):
+                    self._exited = True
+                    raise died from e
+                raise
+            if pid and _real_linux_process(self.driver) and not processes.alive(pid):
+                self._exited = True
+                raise died
             if not os.path.isfile(temp) or os.path.getsize(temp) == 0:
                 raise DumpError(f"the debugger reported success but wrote nothing to {temp}")
             os.chmod(temp, 0o600)
             _rename_no_overwrite(temp, final)
-        except BaseException:
+        except BaseException:  # a failure, a signal, a time-out: nothing partial stays
             if os.path.lexists(temp):
                 os.unlink(temp)
             # Interrupted (Ctrl-C) before the debugger created it, it may still: close() removes it then.
             self._partial_dumps.append(temp)
             raise
-        seconds = time.monotonic() - started
-        record = DumpRecord(
-            path=final,
-            size=os.path.getsize(final),
-            seconds=seconds,
-            sha256=file_sha256(final) if checksum else None,
-        )
-        if verify:
-            check = verifier or getattr(self.driver, "verify_dump", None)
-            if check is None:
-                from pydbgauto.verify import verify_dump
+        try:
+            seconds = time.monotonic() - started
+            record = DumpRecord(
+                path=final,
+                size=os.path.getsize(final),
+                seconds=seconds,
+                sha256=file_sha256(final) if checksum else None,
+            )
+            if verify:
+                check = verifier or getattr(self.driver, "verify_dump", None)
+                if check is None:
+                    from pydbgauto.verify import verify_dump
 
-                check = verify_dump
-            record = check(record, expect if expect is not None else self.last_event)
+                    check = verify_dump
+                record = check(record, expect if expect is not None else self.last_event)
+        except KeyboardInterrupt:  # a signal before the dump was checked: all or nothing
+            os.unlink(final)
+            raise
         return record
 
     # ----- leaving ------------------------------------------------------------------------------------
@@ -498,6 +529,13 @@ class Session:
         if not reply.get("deep"):
             return parse_clrstack(reply["text"])
         return build_stack(reply)
+
+
+def _real_linux_process(driver: Driver) -> bool:
+    """The driver debugs a live local process (lldb), not a replay double: /proc tells its state."""
+    from pydbgauto.drivers.lldb import LldbDriver
+
+    return isinstance(driver, LldbDriver)
 
 
 def check_dump_folder(folder: str) -> None:

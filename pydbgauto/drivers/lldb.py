@@ -18,12 +18,13 @@ import select
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 from typing import Any, Deque, Dict, List, Mapping, Optional, Tuple
 
-from pydbgauto import locate
+from pydbgauto import interrupts, locate, processes
 from pydbgauto.drivers.base import RawStop, StopKind, Target
 from pydbgauto.drivers.framing import ReplyBuffer, new_token
 from pydbgauto.errors import (
@@ -31,6 +32,7 @@ from pydbgauto.errors import (
     ConfigurationError,
     DebuggerDiedError,
     DebuggerError,
+    DebuggerNotAnsweringError,
     DebuggerNotFoundError,
     DebuggerTimeoutError,
     DumpError,
@@ -42,12 +44,11 @@ from pydbgauto.errors import (
 
 log = logging.getLogger(__name__)
 
+GUARDIAN_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "guardian.py")
 AGENT_PATH = os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "agent", "lldb_agent.py"
 )
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-# How long a wait may overrun its own limit while the agent interrupts the target and replies.
-INTERRUPT_GRACE = 30.0
 # What lldb prints when `command script import` of the agent fails, and when the agent is not there.
 IMPORT_FAILED = "error: module importing failed"
 NO_AGENT = "error: 'pda' is not a valid command"
@@ -59,6 +60,17 @@ LLDB_PYTHON_HINT = (
     "(Debian: apt-get install python3-attr), or set PYDBGAUTO_LLDB_PYTHON to that interpreter "
     "(e.g. /usr/bin/python3.11); `pydbgauto doctor` checks this"
 )
+# How long a wait may overrun its own limit while the agent interrupts the target and replies. Past
+# it lldb counts as hung (DebuggerNotAnsweringError).
+INTERRUPT_GRACE = 5.0
+# Leaving: the longest detach, and how long lldb may take to quit before it is killed.
+DETACH_TIMEOUT = 15.0
+QUIT_TIMEOUT = 5.0
+# A hung lldb gets this long (after SIGCONT, in case it was only stopped) to detach before it is killed.
+HUNG_DETACH_TIMEOUT = 3.0
+# Requests whose reply is awaited even when a signal interrupts the wait: the agent is writing a file
+# that must be removed after it is closed (removing it earlier would let the agent recreate it).
+FINISH_ON_INTERRUPT = ("dump",)
 
 
 class LldbDriver:
@@ -91,6 +103,11 @@ class LldbDriver:
         self._log: Deque[str] = collections.deque(maxlen=400)
         self._pid: Optional[int] = None
         self._attached = False  # True once a process is under the debugger
+        self._hung = False  # lldb did not answer within a time limit and its grace
+        self._in_flight: Optional[Tuple[str, str]] = None  # (token, op) of a request sent, not answered
+        self._poked = False  # the target got a SIGSTOP from _cancel_wait
+        self._own_output_dir: Optional[str] = None  # a folder we made for a launched target's output
+        self._guardian: Optional[subprocess.Popen[bytes]] = None
         self._lock = threading.Lock()
         self.info: Dict[str, Any] = {}
         self.target_stdout: Optional[str] = None
@@ -123,6 +140,7 @@ class LldbDriver:
             else:
                 described = self._attach()
             self._pid = described["pid"]
+            self._tell_guardian(f"pid {self._pid}")
             self.info["runtime"] = described["runtime"]
         except BaseException:
             self.close()
@@ -204,7 +222,7 @@ class LldbDriver:
         limit = None if timeout is None else timeout + INTERRUPT_GRACE
         try:
             return self._request("resume", limit, timeout=timeout)  # type: ignore[no-any-return]
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # Ctrl-C, or a signal that ends the watch (pydbgauto.Interrupted)
             self._cancel_wait()
             raise
 
@@ -276,8 +294,11 @@ class LldbDriver:
     def write_dump(self, path: str, timeout: Optional[float]) -> None:
         try:
             self.info["last_dump"] = self._request("dump", timeout, path=path)
+        except DebuggerTimeoutError:
+            raise  # a hung debugger is a debugger problem, not a dump problem
         except DebuggerError as e:
-            raise DumpError(f"writing the core {path} failed: {e}") from e
+            why = str(e).replace("lldb agent failed in 'dump': ", "")
+            raise DumpError(f"the dump was not written ({why}); nothing was kept at {path}") from e
 
     def versions(self) -> Mapping[str, str]:
         runtime = self.info.get("runtime") or {}
@@ -296,7 +317,7 @@ class LldbDriver:
 
     def detach(self) -> None:
         if self._attached and self._alive():
-            self._request("detach", self.command_timeout)
+            self._request("detach", _shorter(self.command_timeout, DETACH_TIMEOUT))
         self._attached = False
 
     def kill_target(self) -> None:
@@ -307,6 +328,8 @@ class LldbDriver:
     def close(self) -> None:
         """Detach (the target keeps running), quit lldb, and make sure no lldb process is left."""
         try:
+            if self._hung and self._alive():
+                self._revive()
             if self._attached and self._alive():
                 try:
                     self.detach()
@@ -314,6 +337,30 @@ class LldbDriver:
                     log.warning("detach at close failed: %s", e)
         finally:
             self._stop_lldb()
+            self._unpoke_target()
+            self._remove_output_dir()
+
+    def _revive(self) -> None:
+        """A hung lldb: SIGCONT (it may only be stopped), interrupt its wait, give detach a short time."""
+        assert self._proc is not None
+        for pid in _debugger_tree(self._proc.pid):  # lldb-server runs in a process group of its own
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except (ProcessLookupError, PermissionError):
+                pass
+        self._cancel_wait(poke=False)  # a SIGSTOP on top of a debugger that is catching up confuses it
+        if self._attached:
+            try:
+                self._request("detach", HUNG_DETACH_TIMEOUT)
+                self._attached = False
+            except Exception as e:
+                log.warning("the hung lldb did not detach within %s s: %s", HUNG_DETACH_TIMEOUT, e)
+                self._attached = False  # do not wait for it again: it is killed next
+
+    def _remove_output_dir(self) -> None:
+        folder, self._own_output_dir = self._own_output_dir, None
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
 
     # ----- lldb process -------------------------------------------------------------------------------
 
@@ -351,9 +398,42 @@ class LldbDriver:
             os.close(reply_w)
             os.close(cancel_r)
         self._reply_r, self._cancel_w = reply_r, cancel_w
+        self._start_guardian()
         threading.Thread(target=self._drain, daemon=True).start()
         self._send_line(agent_path_line())
         self._send_line(f"command script import {AGENT_PATH}")
+
+    def _start_guardian(self) -> None:
+        """The guardian that outlives us (pydbgauto/drivers/guardian.py): it makes lldb let the target go
+        should this process die while lldb waits."""
+        assert self._proc is not None
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYDBGAUTO_")}
+        try:
+            self._guardian = subprocess.Popen(
+                [sys.executable, GUARDIAN_PATH, str(self._proc.pid)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
+            )
+        except OSError as e:
+            log.warning("no guardian for lldb (%s): a crash of Python may leave the target traced", e)
+
+    def _tell_guardian(self, line: str, last: bool = False) -> None:
+        guardian = self._guardian
+        if guardian is None or guardian.stdin is None:
+            return
+        try:
+            guardian.stdin.write(line.encode() + b"\n")
+            guardian.stdin.flush()
+            if last:
+                guardian.stdin.close()
+                guardian.wait(timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        if last:
+            self._guardian = None
 
     def _drain(self) -> None:
         assert self._proc is not None and self._proc.stdout is not None
@@ -391,8 +471,16 @@ class LldbDriver:
                 raise DebuggerDiedError(f"lldb is not running; its last words: {self.last_output()}")
             token = new_token()
             payload = json.dumps(dict(args, token=token, op=op)).encode("utf-8").hex()
-            self._send_line(f"pda {payload}")
-            reply = self._wait_reply(token, limit, op)
+            with interrupts.critical():  # a signal between the two would hide the request from _cancel_wait
+                self._send_line(f"pda {payload}")
+                self._in_flight = (token, op)
+            try:
+                reply = self._wait_reply(token, limit, op)
+            except KeyboardInterrupt:
+                if op in FINISH_ON_INTERRUPT:
+                    self._finish_in_flight(token, limit, op)
+                    self._in_flight = None
+                raise
         data = json.loads(reply.body)
         if data.get("ok"):
             return data["result"]
@@ -402,7 +490,10 @@ class LldbDriver:
         assert self._reply_r is not None
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            reply = self._buffer.take(token)
+            with interrupts.critical():  # taken and no longer in flight, together
+                reply = self._buffer.take(token)
+                if reply is not None and self._in_flight is not None and self._in_flight[0] == token:
+                    self._in_flight = None
             if reply is not None:
                 if reply.noise.strip():
                     log.debug("dropped stale reply text: %r", reply.noise[:200])
@@ -411,8 +502,10 @@ class LldbDriver:
                 raise self._agent_load_error()
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
-                raise DebuggerTimeoutError(
-                    f"lldb did not answer '{op}' within {timeout} s; last output: {self.last_output()}"
+                self._hung = True
+                raise DebuggerNotAnsweringError(
+                    f"lldb did not answer '{op}' within {timeout:g} s: it is hung (or stopped); pydbgauto "
+                    f"ends it and detaches if it can. Last output: {self.last_output()}"
                 )
             ready, _, _ = select.select(
                 [self._reply_r], [], [], 0.5 if remaining is None else min(0.5, remaining)
@@ -451,28 +544,108 @@ class LldbDriver:
             return DebuggerNotFoundError(f"{message}: {locate.SOS_HINT}")
         return DebuggerError(f"lldb agent failed in '{op}': {message}")
 
-    def _cancel_wait(self) -> None:
-        """Interrupt the agent's wait and collect its reply, so lldb is ready for detach."""
-        if self._cancel_w is None or not self._alive():
+    def _cancel_wait(self, poke: bool = True) -> None:
+        """Interrupt the agent's wait (if one is in flight) and collect its reply, so lldb is ready for
+        detach.
+
+        The stops the agent's filter let pass during the cancelled wait are kept (``take_filtered``), so
+        the decision log still has them. The agent's watchdog can miss a cancel byte that arrives just as
+        it resumes the target; then, after a second, the target gets a SIGSTOP (only while our lldb-server
+        traces it; lldb stops on it and suppresses it) so the agent's wait returns and reads the next
+        cancel byte. ``close`` sends SIGCONT should that SIGSTOP ever outlive the session.
+        """
+        in_flight = self._in_flight
+        log.debug("cancel: in flight %s", in_flight)
+        if in_flight is None or in_flight[1] != "resume" or self._cancel_w is None or not self._alive():
             return
+        token = in_flight[0]
+        started = time.monotonic()
+        next_cancel = started
+        poked = False
         try:
-            os.write(self._cancel_w, b"x")
-            # The lock was released when the interrupted request unwound; wait for the stray reply.
-            deadline = time.monotonic() + INTERRUPT_GRACE
-            while time.monotonic() < deadline and "@@PDA-END" not in self._buffer.pending:
+            while True:
+                reply = self._buffer.take(token)
+                if reply is not None:
+                    log.debug("cancel: the wait ended after %.2f s", time.monotonic() - started)
+                    self._in_flight = None
+                    self._keep_filtered(reply.body)
+                    return
+                now = time.monotonic()
+                if now - started > INTERRUPT_GRACE:
+                    self._hung = True  # no answer within the grace: close() ends lldb
+                    return
+                if now >= next_cancel:
+                    os.write(self._cancel_w, b"x")
+                    next_cancel = now + 1.0
+                if poke and not poked and now - started > 1.0:
+                    poked = self._poke_target()
                 ready, _, _ = select.select([self._reply_r], [], [], 0.2)
                 if ready:
                     data = os.read(self._reply_r, 1 << 16)  # type: ignore[arg-type]
                     if not data:
-                        break
+                        return
                     self._buffer.feed(data.decode("utf-8", "replace"))
-            self._buffer.take_noise()
         except OSError:
             pass
 
+    def _poke_target(self) -> bool:
+        """SIGSTOP the target, only while lldb-server of ours traces it (see ``_cancel_wait``)."""
+        pid = self._pid
+        if not pid or not self._traced_by_us(pid):
+            return False
+        try:
+            os.kill(pid, signal.SIGSTOP)
+        except OSError:
+            return False
+        self._poked = True
+        log.info("the agent missed the cancel: pid %s got a SIGSTOP to end the wait", pid)
+        return True
+
+    @staticmethod
+    def _traced_by_us(pid: int) -> bool:
+        tracer = processes.tracer_of(pid)
+        if not tracer:
+            return False
+        try:
+            with open(f"/proc/{tracer}/environ", "rb") as f:
+                return f"PYDBGAUTO_OWNER_PID={os.getpid()}".encode() in f.read().split(b"\0")
+        except OSError:
+            return False
+
+    def _unpoke_target(self) -> None:
+        """After the session: a target left stopped (state T, untraced) by our SIGSTOP gets SIGCONT."""
+        pid = self._pid
+        if not self._poked or not pid:
+            return
+        self._poked = False
+        if processes.state_of(pid) == "T" and not processes.tracer_of(pid):
+            try:
+                os.kill(pid, signal.SIGCONT)
+                log.warning("pid %s was left stopped by the cancel's SIGSTOP: sent SIGCONT", pid)
+            except OSError:
+                pass
+
+    def _keep_filtered(self, body: str) -> None:
+        """The ``filtered`` list of a resume reply nobody waits for any more."""
+        try:
+            result = json.loads(body).get("result") or {}
+        except ValueError:
+            return
+        self._filtered.extend(result.get("filtered") or [])
+
+    def _finish_in_flight(self, token: str, limit: Optional[float], op: str) -> None:
+        """After an interrupt: wait (within ``limit``) for the reply of ``op`` the agent is still working
+        on, so whatever it writes is complete and closed before the caller removes it."""
+        try:
+            self._wait_reply(token, limit, op)
+        except Exception as e:  # noqa: BLE001 - the interrupt is what the caller reports
+            log.warning("'%s' did not finish after the interrupt: %s", op, e)
+
     def _launch(self) -> Dict[str, Any]:
         assert self.target.argv is not None
-        out_dir = self._output_dir or tempfile.mkdtemp(prefix="pydbgauto-")
+        out_dir = self._output_dir
+        if out_dir is None:  # removed at close: pass output_dir= to keep the target's output
+            out_dir = self._own_output_dir = tempfile.mkdtemp(prefix="pydbgauto-")
         self.target_stdout = os.path.join(out_dir, "target.stdout")
         self.target_stderr = os.path.join(out_dir, "target.stderr")
         argv = list(self.target.argv)
@@ -496,7 +669,12 @@ class LldbDriver:
         assert pid is not None
         if not os.path.exists(f"/proc/{pid}"):
             raise NoSuchProcessError(f"no process with pid {pid}")
-        described = self._request("attach", self.startup_timeout, pid=pid)
+        try:
+            described = self._request("attach", self.startup_timeout, pid=pid)
+        except TargetError as e:
+            # lldb says "lost connection" for most failures: look for the real cause ourselves.
+            processes.check_attachable(pid, require_dotnet=False)
+            raise TargetError(f"{e} (no cause found in /proc/{pid}: try attaching with lldb -p {pid})") from e
         self._attached = True
         return described
 
@@ -504,6 +682,7 @@ class LldbDriver:
         proc = self._proc
         if proc is None:
             return
+        tree = _debugger_tree(proc.pid) if proc.poll() is None else []
         try:
             if proc.poll() is None:
                 try:
@@ -512,13 +691,18 @@ class LldbDriver:
                 except (DebuggerDiedError, OSError):
                     pass
                 try:
-                    proc.wait(timeout=10)
+                    proc.wait(timeout=0.5 if self._hung else QUIT_TIMEOUT)
                 except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)  # lldb and its lldb-server share the session
+                    _kill_group(proc.pid)
                     proc.wait(timeout=10)
             else:
                 _kill_group(proc.pid)
         finally:
+            # lldb-server has a process group of its own; a stopped or hung one would stay (and keep the
+            # target traced): end whatever of lldb's tree is left once lldb is gone.
+            for pid in tree[1:]:
+                _kill_if_debugger(pid)
+            self._tell_guardian("bye", last=True)
             for fd in (self._reply_r, self._cancel_w):
                 if fd is not None:
                     try:
@@ -530,6 +714,39 @@ class LldbDriver:
             if self._python_dir is not None:
                 shutil.rmtree(self._python_dir, ignore_errors=True)
                 self._python_dir = None
+
+
+def _debugger_tree(root: int) -> List[int]:
+    """``root`` and its descendants (lldb, lldb-server), from the parent pids in /proc."""
+    children: Dict[int, List[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                raw = f.read().decode("utf-8", "replace")
+            ppid = int(raw[raw.rindex(")") + 2 :].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(children.get(pid, []))
+    return tree
+
+
+def _kill_if_debugger(pid: int) -> None:
+    """SIGKILL ``pid`` if it is still an lldb process (a pid is not reused within this fraction of a second,
+    but check its name all the same)."""
+    try:
+        with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as f:
+            if not f.read().startswith("lldb"):
+                return
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
 
 
 def _kill_group(pgid: int) -> None:
@@ -630,3 +847,7 @@ def agent_path_line() -> str:
         f"sys.path[:0] = [p for p in {[PACKAGE_PARENT]!r} if p not in sys.path]; "
         f"sys.path.extend(p for p in {last!r} if p not in sys.path)"
     )
+
+
+def _shorter(a: Optional[float], b: float) -> float:
+    return b if a is None else min(a, b)
