@@ -7,13 +7,18 @@ Parse saved SOS text with ``parse_pe`` / ``parse_clrstack`` (no debugger needed)
 from typing import Any
 
 from pydbgauto.errors import (
+    AgentLoadError,
+    AlreadyTracedError,
     ConfigurationError,
     DebuggerDiedError,
     DebuggerError,
+    DebuggerNotAnsweringError,
     DebuggerNotFoundError,
     DebuggerTimeoutError,
+    DiskSpaceError,
     DumpError,
     DumpVerificationError,
+    Interrupted,
     NoSuchProcessError,
     NotDotnetError,
     ParseError,
@@ -25,6 +30,8 @@ from pydbgauto.errors import (
 )
 from pydbgauto.models import (
     CaptureRecord,
+    ObjectField,
+    SnapshotRecord,
     DebugEvent,
     DecisionRecord,
     DumpRecord,
@@ -43,12 +50,14 @@ from pydbgauto.predicates import (
     Predicate,
     as_predicate,
     exception_type,
+    field,
     first_chance,
     hresult,
     inner,
     message_matches,
     second_chance,
     thrown_in,
+    uses_fields,
 )
 from pydbgauto.sos import (
     parse_clrstack,
@@ -62,13 +71,18 @@ from pydbgauto.sos import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "AgentLoadError",
     "CaptureRecord",
+    "AlreadyTracedError",
     "ConfigurationError",
     "DebugEvent",
     "DebuggerDiedError",
     "DebuggerError",
     "DebuggerNotFoundError",
     "DebuggerTimeoutError",
+    "DebuggerNotAnsweringError",
+    "DiskSpaceError",
+    "Interrupted",
     "DecisionRecord",
     "DumpError",
     "DumpPolicy",
@@ -81,10 +95,12 @@ __all__ = [
     "ManagedThread",
     "NoSuchProcessError",
     "NotDotnetError",
+    "ObjectField",
     "ParseError",
     "Predicate",
     "PydbgautoError",
     "Session",
+    "SnapshotRecord",
     "SosError",
     "StackFrame",
     "StopEvent",
@@ -95,7 +111,9 @@ __all__ = [
     "WatchResult",
     "analyze",
     "as_predicate",
+    "dump_now",
     "exception_type",
+    "field",
     "first_chance",
     "hresult",
     "inner",
@@ -108,12 +126,14 @@ __all__ = [
     "parse_threads",
     "second_chance",
     "thrown_in",
+    "uses_fields",
     "watch",
 ]
 
 # The module is `watching`, not `watch`: importing a submodule named like a public function would
 # replace the function on the package (pda.watch would become the module).
 _LAZY = {"Session": "pydbgauto.session", "watch": "pydbgauto.watching", "WatchResult": "pydbgauto.watching"}
+_LAZY["dump_now"] = "pydbgauto.snapshot"
 
 
 def __getattr__(name: str) -> Any:

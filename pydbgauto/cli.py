@@ -2,7 +2,8 @@
 
 Exit codes (docs/cli.md): 0 done (watch: at least one capture), 1 no match before the time limit or
 the target's exit, 2 usage or bad input, 3 the target cannot be debugged, 4 the debugger or SOS is
-missing or failed, 5 a dump could not be written or verified, 130 interrupted (target left running).
+missing or failed (or hung), 5 a dump could not be written or verified, 128 + N ended by signal N
+(SIGINT 130, SIGHUP 129, SIGTERM 143; the target left running).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import argparse
 import importlib
 import json
 import os
+import re
+import signal
 import sys
 import threading
 import time
@@ -37,7 +40,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
-        return int(args.run(args))
+        return int(_run_closing_progress(args))
+    except errors.Interrupted as e:
+        name = signal.Signals(e.signum).name if e.signum in signal.Signals._value2member_map_ else e.signum
+        print(f"pydbgauto: ended by {name}; detached, the target was left running", file=sys.stderr)
+        return 128 + e.signum
     except KeyboardInterrupt:
         print("pydbgauto: interrupted; the target was left running", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -100,7 +107,16 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--skip-first", type=int, default=0, help="let this many matches pass before dumping")
     w.add_argument("--cooldown", type=float, default=0.0, help="seconds between two dumps")
     w.add_argument("--no-dedupe", action="store_true", help="dump rethrows and repeated stacks too")
-    w.add_argument("--timeout", type=float, help="stop watching after this many seconds")
+    w.add_argument(
+        "--timeout", type=float, help="stop watching after this many seconds (with --wait: the wait too)"
+    )
+    w.add_argument(
+        "--min-free-disk",
+        type=_size_arg,
+        default=None,
+        metavar="SIZE",
+        help="keep this much free in --dump-dir besides the dump (bytes, or 500M, 2G; default 1G)",
+    )
     w.add_argument(
         "--no-verify", action="store_true", help="do not reopen each dump with an independent reader"
     )
@@ -121,6 +137,9 @@ def _parser() -> argparse.ArgumentParser:
 
     register_analyze(sub)
     register_doctor(sub)
+    from pydbgauto.snapshot import register as register_dump
+
+    register_dump(sub)
     return parser
 
 
@@ -151,6 +170,15 @@ def build_predicate(args: argparse.Namespace) -> Optional[preds.Predicate]:
     for part in parts[1:]:
         result = result & part
     return result
+
+
+def _size_arg(text: str) -> int:
+    """``1073741824``, ``500M``, ``2G``, ``1.5GiB`` -> bytes."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*", text, re.IGNORECASE)
+    if not m:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size: give bytes, or e.g. 500M, 2G")
+    units = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+    return int(float(m.group(1)) * units[m.group(2).lower()])
 
 
 def _any(parts: List[preds.Predicate]) -> preds.Predicate:
@@ -212,11 +240,40 @@ def _watch(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         verify=not args.no_verify,
         debugger=args.debugger,
-        on_event=printer,
+        on_event=_with_progress(args, printer),
+        live=False,
+        **({} if args.min_free_disk is None else {"min_free_disk": args.min_free_disk}),
     )
     if any(c.dump is None or (not args.no_verify and not c.dump.verified) for c in result.captures):
         return EXIT_DUMP
     return EXIT_OK if result.captures else EXIT_NO_MATCH
+
+
+_PROGRESS: List[Any] = []  # the terminal progress lines shown by this command, closed when it ends
+
+
+def _with_progress(args: argparse.Namespace, printer: "_Printer") -> Any:
+    """``printer``, with a one-line progress display on stderr when stderr is a terminal (not --json)."""
+    if args.json or not sys.stderr.isatty():
+        return printer
+    from pydbgauto.progress import TerminalProgress
+
+    live = TerminalProgress(sys.stderr)
+    _PROGRESS.append(live)
+    return live.wrap(printer)
+
+
+def _close_progress() -> None:
+    while _PROGRESS:
+        _PROGRESS.pop().close()
+
+
+def _run_closing_progress(args: argparse.Namespace) -> Any:
+    """Run the subcommand; a progress line goes away before anything else is printed about its end."""
+    try:
+        return args.run(args)
+    finally:
+        _close_progress()
 
 
 class _Printer:
@@ -251,6 +308,8 @@ class _Printer:
                 "reason": d.reason,
                 "exit_status": ev.exit_status,
             }
+            if ev.crash is not None:  # second chance: how the process dies (stack overflow, fail-fast, ...)
+                line["crash"] = ev.crash.to_dict()
         elif kind == "dump-start":
             line = {"event": "dump-start", "path": data["path"]}
         elif kind == "dump-done":
@@ -283,6 +342,8 @@ class _Printer:
                 self.out.write(f"#{ev.sequence} the target exited with status {ev.exit_status}\n")
                 return
             msg = ev.exception.message if ev.exception and ev.exception.message else ""
+            if ev.crash is not None:  # "stack-overflow", "fail-fast: <its message>", ...
+                msg = f"{ev.crash.kind}: {ev.crash.message}" if ev.crash.message else ev.crash.kind
             msg = (msg[:80] + "...") if len(msg) > 80 else msg
             self.out.write(
                 f"#{ev.sequence} {ev.kind} {ev.exception_type or '?'} thread {ev.thread_id or 0:#x}"

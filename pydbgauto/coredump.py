@@ -18,6 +18,7 @@ All-zero chunks are left as holes, so the file is sparse on disk.
 
 from __future__ import annotations
 
+import errno
 import os
 import struct
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -223,8 +224,9 @@ def write_core(
     notes_offset = phoff + phnum * PHDR_SIZE + (SHDR_SIZE if extended else 0)
     data_offset = _align(notes_offset + len(notes), PAGE)
 
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+    fd, named = _create(path)
     written = 0
+    end = 0
     unreadable: List[str] = []
     try:
         with os.fdopen(fd, "wb") as out, open(f"/proc/{pid}/mem", "rb", buffering=0) as mem:
@@ -264,11 +266,22 @@ def write_core(
             out.truncate(end)
             out.flush()
             os.fsync(out.fileno())
-    except BaseException:
-        try:
-            os.unlink(path)
-        except OSError:
-            pass
+            _check_still_wanted(pid)
+            if not named:  # give the finished core its name; until now it had none
+                _link_fd(out.fileno(), path)
+                named = True
+    except BaseException as e:
+        if named:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise OSError(
+                e.errno,
+                f"{os.strerror(e.errno)} after {end or written} bytes: the dump folder cannot hold the core; "
+                "the incomplete core was removed",
+            ) from e
         raise
     return {
         "path": path,
@@ -292,6 +305,67 @@ def _patch(  # type: ignore[no-untyped-def]
             out.seek(file_offset + address - start)
             out.write(original)
     out.seek(here)
+
+
+def _create(path: str) -> Tuple[int, bool]:
+    """A new file for the core: an unnamed O_TMPFILE in ``path``'s folder when the filesystem has them
+    (it gets its name only once complete, so a writer that dies leaves nothing), else ``path`` itself
+    (O_EXCL). Returns (fd, named). Mode 0600 whatever the umask."""
+    flags = os.O_WRONLY | getattr(os, "O_CLOEXEC", 0)
+    tmpfile = getattr(os, "O_TMPFILE", 0)
+    if tmpfile:
+        try:
+            fd = os.open(os.path.dirname(os.path.abspath(path)) or ".", flags | tmpfile, 0o600)
+            os.fchmod(fd, 0o600)
+            if os.path.lexists(path):
+                os.close(fd)
+                raise FileExistsError(errno.EEXIST, "the core's name is taken", path)
+            return fd, False
+        except OSError as e:
+            if e.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT):
+                raise
+    fd = os.open(path, flags | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    os.fchmod(fd, 0o600)
+    return fd, True
+
+
+def _link_fd(fd: int, path: str) -> None:
+    """Give the unnamed file ``fd`` the name ``path`` (linkat with AT_SYMLINK_FOLLOW on /proc/self/fd;
+    a dir fd makes CPython use linkat, plain link() would not follow the magic link)."""
+    folder = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.link(
+            f"/proc/self/fd/{fd}",
+            os.path.basename(path),
+            src_dir_fd=folder,
+            dst_dir_fd=folder,
+            follow_symlinks=True,
+        )
+    finally:
+        os.close(folder)
+
+
+def _check_still_wanted(pid: int) -> None:
+    """Before a core is named: the target must still be alive (else the core holds zeros where its
+    memory was) and, inside lldb, the pydbgauto process that asked for it must still be there (else
+    nobody would remove or use it)."""
+    try:
+        state = _proc_state(pid)
+    except OSError:
+        state = "gone"
+    if state in ("Z", "X", "gone"):
+        raise RuntimeError(f"the target (pid {pid}) died while its core was written: the core was discarded")
+    owner = os.environ.get("PYDBGAUTO_OWNER_PID")
+    if owner and owner.isdigit() and os.getppid() != int(owner):
+        raise RuntimeError(
+            f"pydbgauto (pid {owner}) ended while the core was written: the core was discarded"
+        )
+
+
+def _proc_state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        raw = f.read().decode(errors="replace")
+    return raw[raw.rindex(")") + 2 :].split()[0]
 
 
 def _copy(mem, out, start: int, size: int) -> Tuple[int, int]:  # type: ignore[no-untyped-def]

@@ -54,6 +54,9 @@ __all__ = [
     "install_reprs",
     "is_framework_frame",
     "markdown_escape",
+    "progress_html",
+    "snapshot_html",
+    "snapshot_markdown",
     "stack_html",
     "stack_markdown",
     "threads_html",
@@ -275,7 +278,22 @@ def _exception_body_html(exc: ManagedException) -> str:
         )
     if exc.has_nested and not exc.nested:
         parts.append('<div class="pdg-note">there are nested exceptions on this thread (pe -nested)</div>')
+    if exc.fields is not None:
+        rows = [
+            f'<tr><td class="pdg-mono">{_e(f.name)}</td><td>{_e(f.object_type or f.type)}</td>'
+            f'<td class="pdg-mono">{_e(_field_value_text(f))}</td></tr>'
+            for f in exc.fields
+        ]
+        parts.append(
+            _details_html("fields", _table(("field", "type", "value"), rows, "pdg-fields"), open_=False)
+        )
     return "".join(parts)
+
+
+def _field_value_text(f: Any) -> str:
+    if f.address is not None and not isinstance(f.value, str):
+        return _hex(f.address)
+    return "null" if f.value is None else repr(f.value) if isinstance(f.value, str) else str(f.value)
 
 
 def exception_html(exc: ManagedException) -> str:
@@ -312,6 +330,16 @@ def _exception_md_lines(exc: ManagedException, depth: int = 0) -> List[str]:
         lines += _exception_md_lines(nested, depth + 1)
     if exc.has_nested and not exc.nested:
         lines += ["There are nested exceptions on this thread (pe -nested).", ""]
+    if exc.fields is not None:
+        rows = [
+            [
+                markdown_escape(f.name),
+                markdown_escape(f.object_type or f.type),
+                markdown_escape(_field_value_text(f)),
+            ]
+            for f in exc.fields
+        ]
+        lines += ["Fields:", "", _md_table(("field", "type", "value"), rows), ""]
     return lines
 
 
@@ -352,6 +380,8 @@ def _stack_body_html(stack: ManagedStack, throw_site: Optional[StackFrame]) -> s
         parts.append('<div class="pdg-none">(no frames)</div>')
     if stack.error:
         parts.append(f'<div class="pdg-error">{_e(stack.error)}</div>')
+    if stack.truncated:  # a stack too deep to read whole: what was cut (pydbgauto.sos.deepstack)
+        parts.append(f'<div class="pdg-note">{_e(stack.truncated)}</div>')
     return "".join(parts)
 
 
@@ -385,6 +415,8 @@ def _stack_md_lines(stack: ManagedStack, throw_site: Optional[StackFrame]) -> Li
         lines += ["*(no frames)*", ""]
     if stack.error:
         lines += [f"Error: {markdown_escape(stack.error)}", ""]
+    if stack.truncated:
+        lines += [f"Cut: {markdown_escape(stack.truncated)}", ""]
     return lines
 
 
@@ -735,7 +767,13 @@ def _watch_summary(result: Any) -> str:
     if decisions is not None:
         parts.append(f"{len(decisions)} decisions")
     parts.append(f"{len(captures)} captures")
-    return ", ".join(parts)
+    text = ", ".join(parts)
+    ended, elapsed = getattr(result, "ended", None), getattr(result, "elapsed", None)
+    if isinstance(ended, str):
+        text += f"; ended: {ended}"
+        if isinstance(elapsed, (int, float)) and not isinstance(elapsed, bool):
+            text += f" after {elapsed:.1f} s"
+    return text
 
 
 def _watch_decision_rows(result: Any) -> List[Tuple[str, str, str, str]]:
@@ -762,6 +800,7 @@ def watch_result_html(result: Any) -> str:
         parts.append(_table(("#", "action", "reason", "detail"), rows, "pdg-decisions"))
     for i, record in enumerate(_as_sequence(getattr(result, "captures", None)) or ()):
         parts.append(_details_html(f"capture {i + 1}", _capture_body_html(record), open_=i == 0))
+    parts.append(_watch_log_html(result))
     return _root("watch", "".join(parts))
 
 
@@ -776,6 +815,106 @@ def watch_result_markdown(result: Any) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def _watch_log_html(result: Any) -> str:
+    log_path = getattr(result, "log_path", None)
+    if not isinstance(log_path, str):
+        return ""
+    return f'<div class="pdg-none">decision log: <span class="pdg-mono">{_e(log_path)}</span></div>'
+
+
+# ---------------------------------------------------------------------------------------------
+# snapshots (hang dumps) and live progress
+
+
+def _snapshot_summary(record: Any) -> str:
+    threads = getattr(record, "threads", None)
+    count = len(threads.threads) if threads is not None else 0
+    stacks = _as_sequence(getattr(record, "stacks", None)) or ()
+    exceptions = _as_sequence(getattr(record, "exceptions", None)) or ()
+    return f"{count} managed threads, {len(stacks)} managed stacks, {len(exceptions)} current exceptions"
+
+
+def _top_frame_text(stack: Any) -> str:
+    for frame in getattr(stack, "frames", ()):
+        if frame.kind == "managed" and not is_framework_frame(frame):
+            return frame.method or frame.call_site
+    for frame in getattr(stack, "frames", ()):
+        if frame.kind == "managed":
+            return frame.method or frame.call_site
+    return "(no managed frame)"
+
+
+def snapshot_html(record: Any) -> str:
+    """A snapshot (hang dump): the stop, the current exceptions, every managed stack (closed, the top
+    user frame in the summary), the thread table and the dump."""
+    parts = [f'<div class="pdg-head pdg-label">{_e(_snapshot_summary(record))}</div>']
+    event = getattr(record, "event", None)
+    if event is not None:
+        parts.append(_event_head_html(event))
+    for item in _as_sequence(getattr(record, "exceptions", None)) or ():
+        body = (
+            _exception_body_html(item.exception)
+            if item.exception is not None
+            else f'<div class="pdg-error">{_e(item.error)}</div>'
+        )
+        parts.append(_details_html(f"exception on thread {_hex(item.thread_id)}", body))
+    for stack in _as_sequence(getattr(record, "stacks", None)) or ():
+        summary = f"thread {_hex(stack.os_thread_id)}: {_top_frame_text(stack)}"
+        parts.append(_details_html(summary, _stack_body_html(stack, None), open_=False))
+    threads = getattr(record, "threads", None)
+    if threads is not None:
+        parts.append(_details_html("threads", threads_html(threads), open_=False))
+    dump = getattr(record, "dump", None)
+    if dump is not None:
+        parts.append(_details_html("dump", _dump_body_html(dump)))
+    elif getattr(record, "dump_error", None):
+        parts.append(f'<div class="pdg-error">no dump: {_e(record.dump_error)}</div>')
+    for problem in _as_sequence(getattr(record, "errors", None)) or ():
+        parts.append(f'<div class="pdg-error">could not read: {_e(problem)}</div>')
+    return _root("snapshot", "".join(parts))
+
+
+def snapshot_markdown(record: Any) -> str:
+    """A snapshot as Markdown."""
+    lines = [markdown_escape(_snapshot_summary(record)), ""]
+    event = getattr(record, "event", None)
+    if event is not None:
+        lines += [f"**{markdown_escape(str(event).splitlines()[0])}**", ""]
+    for item in _as_sequence(getattr(record, "exceptions", None)) or ():
+        lines += [f"Exception on thread {_hex(item.thread_id)}:", ""]
+        lines += (
+            _exception_md_lines(item.exception)
+            if item.exception is not None
+            else [markdown_escape(item.error)]
+        )
+    for stack in _as_sequence(getattr(record, "stacks", None)) or ():
+        lines.append(f"- thread {_hex(stack.os_thread_id)}: {markdown_escape(_top_frame_text(stack))}")
+    lines.append("")
+    dump = getattr(record, "dump", None)
+    if dump is not None:
+        lines += ["Dump:", ""] + _dump_md_lines(dump)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def progress_html(progress: Any) -> str:
+    """A watch in progress (``pydbgauto.progress.Progress``): counts, what it does, the last exception."""
+    minutes, seconds = divmod(int(getattr(progress, "elapsed", 0.0)), 60)
+    pairs = [
+        ("status", _e(getattr(progress, "status", ""))),
+        ("elapsed", f"{minutes}:{seconds:02d}"),
+        ("exceptions seen", _e(getattr(progress, "seen", 0))),
+        ("matched", _e(getattr(progress, "matched", 0))),
+        ("dumps", _e(getattr(progress, "dumps", 0))),
+    ]
+    if getattr(progress, "failed_dumps", 0):
+        pairs.append(("failed dumps", f'<span class="pdg-bad">{_e(progress.failed_dumps)}</span>'))
+    if getattr(progress, "pid", None) is not None:
+        pairs.append(("process", _e(progress.pid)))
+    if getattr(progress, "last", ""):
+        pairs.append(("last exception", _e(progress.last)))
+    return _root("progress", _html_kv(pairs, "pdg-progress"))
+
+
 # ---------------------------------------------------------------------------------------------
 # attaching the reprs
 
@@ -788,6 +927,7 @@ _REPRS: Tuple[Tuple[str, _Render, _Render], ...] = (
     ("StopEvent", event_html, event_markdown),
     ("DumpRecord", dump_html, dump_markdown),
     ("CaptureRecord", capture_html, capture_markdown),
+    ("SnapshotRecord", snapshot_html, snapshot_markdown),
 )
 
 

@@ -20,6 +20,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Any, Dict, List, Optional
 
@@ -111,14 +112,24 @@ def _lldb_python() -> Check:
         path = locate.find_lldb()
     except DebuggerNotFoundError:
         return Check("lldb python", False, "lldb is missing", "apt-get install lldb-19 python3-lldb-19")
+    from pydbgauto.drivers.lldb import agent_path_line, lldb_environment
+    from pydbgauto.errors import ConfigurationError
+
     probe = (
         "script import sys; print('pydbgauto-' + 'python', sys.version.split()[0], sys.prefix); "
         "import attr; print('pydbgauto-' + 'attrs-ok')"
     )
+    # The same environment and sys.path the driver gives lldb (drivers/lldb.py, lldb_environment).
+    private = tempfile.mkdtemp(prefix="pydbgauto-doctor-")
     try:
-        done = _run([path, "--no-lldbinit", "--batch", "-o", probe])
+        env, _ = lldb_environment(path, os.environ, private)
+        done = _run([path, "--no-lldbinit", "--batch", "-o", agent_path_line(), "-o", probe], env=env)
+    except ConfigurationError as e:
+        return Check("lldb python", False, str(e), "unset PYDBGAUTO_LLDB_PYTHON or fix its path")
     except (OSError, subprocess.SubprocessError) as e:
         return Check("lldb python", False, f"{path} does not run: {e}", "apt-get install python3-lldb-19")
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
     text = done.stdout + done.stderr
     line = next((x for x in done.stdout.splitlines() if x.startswith("pydbgauto-python ")), "")
     if not line:
@@ -130,14 +141,13 @@ def _lldb_python() -> Check:
         )
     _, version, prefix = (line.split(" ", 2) + ["", ""])[:3]
     if "pydbgauto-attrs-ok" not in done.stdout:
-        python = shutil.which("python3") or "python3"
         return Check(
             "lldb python",
             False,
             f"lldb's Python {version} (prefix {prefix}) cannot import attrs, so pydbgauto's in-lldb agent "
-            f"cannot load; lldb takes its Python from the python3 on PATH ({python})",
-            "put Debian's Python first on PATH for lldb: "
-            "PATH=/usr/bin:$PATH /usr/bin/python3 -m pydbgauto ...",
+            "cannot load",
+            "apt-get install python3-attr (attrs for the Python lldb was built for), or set "
+            "PYDBGAUTO_LLDB_PYTHON to that interpreter",
         )
     return Check("lldb python", True, f"lldb's Python {version} ({prefix}) imports attrs: the agent can load")
 

@@ -9,15 +9,22 @@ libraries and processes below it are translated where they are met::
     ├── DebuggerNotFoundError     lldb / cdb / SOS / dotnet-dump not installed
     ├── TargetError               the target cannot be debugged
     │   ├── NoSuchProcessError    no process with that pid or name
+    │   ├── AlreadyTracedError    another debugger (or another watch) is attached to it
     │   ├── NotDotnetError        the process runs no .NET runtime
     │   └── TargetExitedError     the target ended during the session
     ├── DebuggerError             the debugger failed or said something unexpected
     │   ├── DebuggerDiedError     the debugger process ended
+    │   ├── AgentLoadError        pydbgauto's agent could not load inside the debugger (lldb's Python)
     │   └── DebuggerTimeoutError  a command or wait ran past its time limit
+    │       └── DebuggerNotAnsweringError  the debugger itself stopped answering (hung)
     ├── ParseError                text that is not what a parser takes
     ├── SosError                  SOS itself reported a failure
     └── DumpError                 a dump could not be written or verified
-        └── DumpVerificationError the independent reader disagreed or failed
+        ├── DumpVerificationError the independent reader disagreed or failed
+        └── DiskSpaceError        the dump folder cannot hold the target's dump
+
+Outside the tree, because it must not be caught by ``except Exception``: :class:`Interrupted`, a
+``KeyboardInterrupt`` raised by ``watch`` when SIGINT, SIGTERM or SIGHUP ended it (after it detached).
 
 Every message says what is wrong and what to do about it.
 """
@@ -61,6 +68,10 @@ class TargetExitedError(TargetError):
         self.exit_status = exit_status
 
 
+class AlreadyTracedError(TargetError):
+    """The process is already traced by another debugger (or by another pydbgauto watch)."""
+
+
 class DebuggerError(PydbgautoError):
     """The debugger failed, or answered in a way pydbgauto does not understand."""
 
@@ -69,8 +80,16 @@ class DebuggerDiedError(DebuggerError):
     """The debugger process ended unexpectedly."""
 
 
+class AgentLoadError(DebuggerError):
+    """pydbgauto's agent could not be imported into the debugger (lldb's embedded Python)."""
+
+
 class DebuggerTimeoutError(DebuggerError, TimeoutError):
     """A debugger command or a wait for an event ran past its time limit."""
+
+
+class DebuggerNotAnsweringError(DebuggerTimeoutError):
+    """The debugger did not answer within a command's time limit plus its grace: it is hung."""
 
 
 class ParseError(PydbgautoError, ValueError):
@@ -87,3 +106,20 @@ class DumpError(PydbgautoError):
 
 class DumpVerificationError(DumpError):
     """An independent reader could not open a dump, or saw something else in it."""
+
+
+class DiskSpaceError(DumpError):
+    """The dump folder has too little free space for the target's dump (and ``min_free_disk``)."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """A watch ended by a signal (SIGINT, SIGTERM, SIGHUP), after it detached: the target runs on.
+
+    ``signum`` is the signal; ``result`` the ``WatchResult`` of what was seen until then (None when
+    the signal came before the watch had started). The command exits with ``128 + signum``.
+    """
+
+    def __init__(self, signum: int, result: object = None) -> None:
+        super().__init__(f"ended by signal {signum}")
+        self.signum = signum
+        self.result = result

@@ -36,6 +36,8 @@ class _Model:
             if field.name == "raw" and not include_raw:
                 continue
             value = getattr(self, field.name)
+            if value is None and field.metadata.get("omit_if_none"):
+                continue  # an optional part that was not fetched: the record stays as it was without it
             if isinstance(value, tuple):
                 value = [v.to_dict(include_raw) if isinstance(v, _Model) else v for v in value]
             elif isinstance(value, _Model):
@@ -87,8 +89,35 @@ class ExceptionFrame(_Model):
 
 
 @attr.frozen
+class ObjectField(_Model):
+    """One instance field of an object, as ``dumpobj`` lists it, with its value decoded.
+
+    ``value``: a ``str`` for a string field (read with a second ``dumpobj``), an ``int``/``bool``/``float``
+    for a primitive, ``None`` for a null reference, else (an object, a struct) the address or the text
+    SOS printed. ``address``/``object_type``: a non-null reference field's object and its actual type.
+    ``type`` is the declared type as SOS prints it (long names are cut at the left with "...").
+    """
+
+    name: str
+    type: str
+    value: Any = None
+    address: Optional[int] = None
+    object_type: Optional[str] = None
+    value_type: bool = False
+
+    def __str__(self) -> str:
+        if self.address is not None and not isinstance(self.value, str):
+            return f"{self.name} = {self.object_type or self.type} at {_hex(self.address)}"
+        return f"{self.name} = {self.value!r}"
+
+
+@attr.frozen
 class ManagedException(_Model):
-    """The output of ``!pe`` / ``pe`` / ``printexception`` for one exception object."""
+    """The output of ``!pe`` / ``pe`` / ``printexception`` for one exception object.
+
+    ``fields``: the object's own instance fields (``dumpobj``), when a predicate needed them (None: not
+    read; see ``pydbgauto.fields``).
+    """
 
     address: int
     type: Optional[str]  # "<Unknown>" is kept as printed; None only if the line was missing
@@ -101,8 +130,17 @@ class ManagedException(_Model):
     has_nested: bool = False  # the "There are nested exceptions" note, or -nested blocks present
     nested: Tuple["ManagedException", ...] = ()  # the blocks after "Nested exception ---" (-nested)
     raw: str = attr.field(default="", repr=False, eq=False)
+    fields: Optional[Tuple[ObjectField, ...]] = attr.field(default=None, metadata={"omit_if_none": True})
+    truncated: Optional[str] = None  # what was not read (pe skipped on a too-deep thread: pydbgauto.bounded)
 
     _nested: ClassVar[Dict[str, Type[_Model]]] = {}
+
+    def field(self, name: str, default: Any = None) -> Any:
+        """The value of the instance field ``name`` (``fields`` must have been read), else ``default``."""
+        for item in self.fields or ():
+            if item.name == name:
+                return item.value
+        return default
 
     def __str__(self) -> str:
         head = f"{self.type or '<unknown type>'} at {_hex(self.address)}"
@@ -121,7 +159,7 @@ class ManagedException(_Model):
         return "\n".join(lines)
 
 
-ManagedException._nested = {"frames": ExceptionFrame, "nested": ManagedException}
+ManagedException._nested = {"frames": ExceptionFrame, "nested": ManagedException, "fields": ObjectField}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -160,6 +198,10 @@ class ManagedStack(_Model):
     frames: Tuple[StackFrame, ...] = ()
     error: Optional[str] = None  # SOS could not (fully) walk this stack; frames may still be partial
     raw: str = attr.field(default="", repr=False, eq=False)
+    # What was left out when the stack was too deep to read whole (None: every frame is here); see
+    # pydbgauto.sos.deepstack. ``depth``: the thread's frame count, when it was counted.
+    truncated: Optional[str] = None
+    depth: Optional[int] = None
 
     _nested: ClassVar[Dict[str, Type[_Model]]] = {"frames": StackFrame}
 
@@ -169,6 +211,8 @@ class ManagedStack(_Model):
         lines += [f"  {frame}" for frame in self.frames]
         if self.error:
             lines.append(f"  error: {self.error}")
+        if self.truncated:
+            lines.append(f"  truncated: {self.truncated}")
         return "\n".join(lines)
 
 
@@ -281,6 +325,19 @@ _DISPATCH_PREFIXES = ("System.Runtime.EH.", "System.Runtime.ExceptionServices.In
 
 
 @attr.frozen
+class CrashInfo(_Model):
+    """How a process is dying at a second-chance stop (see pydbgauto.crashes)."""
+
+    kind: str  # "stack-overflow", "fail-fast", "unhandled-exception", "abort" (nothing more known)
+    message: Optional[str] = None  # the fail-fast message, or the unhandled exception's message
+    exception_type: Optional[str] = None  # as the runtime's report or pe names it
+    report: Optional[str] = None  # the runtime's own report on the target's stderr, when readable
+
+    def __str__(self) -> str:
+        return self.kind + (f": {self.message}" if self.message else "")
+
+
+@attr.frozen
 class StopEvent(_Model):
     """One stop of the target that pydbgauto reports: an exception (first or second chance) or the exit.
 
@@ -289,7 +346,7 @@ class StopEvent(_Model):
     predicate asked for them.
     """
 
-    kind: str  # "first-chance", "second-chance", "exit"
+    kind: str  # "first-chance", "second-chance", "exit", "break" (Session.break_in)
     sequence: int = 0
     pid: Optional[int] = None
     thread_id: Optional[int] = None
@@ -301,8 +358,13 @@ class StopEvent(_Model):
     description: str = ""
     time: float = 0.0  # seconds since the epoch when pydbgauto saw the stop
     error: Optional[str] = None  # why exception or stack is missing, when SOS could not tell
+    crash: Optional[CrashInfo] = None  # second chance: how the process is dying
 
-    _nested: ClassVar[Dict[str, Type[_Model]]] = {"exception": ManagedException, "stack": ManagedStack}
+    _nested: ClassVar[Dict[str, Type[_Model]]] = {
+        "exception": ManagedException,
+        "stack": ManagedStack,
+        "crash": CrashInfo,
+    }
 
     @property
     def exception_type(self) -> Optional[str]:
@@ -323,6 +385,8 @@ class StopEvent(_Model):
     def __str__(self) -> str:
         if self.kind == "exit":
             return f"#{self.sequence} exit (status {self.exit_status})"
+        if self.kind == "break" and self.exception is None:
+            return f"#{self.sequence} break-in, every thread stopped; current thread {_hex(self.thread_id)}"
         what = self.exception_type or "unknown exception"
         text = f"#{self.sequence} {self.kind} {what} at {_hex(self.exception_address)}"
         text += f" on thread {_hex(self.thread_id)}"
@@ -406,3 +470,51 @@ class CaptureRecord(_Model):
         what = self.exception.type if self.exception else "unknown exception"
         where = str(self.dump) if self.dump else f"no dump ({self.dump_error or self.decision.reason})"
         return f"capture {self.decision.n or '-'}: {what} -> {where}"
+
+
+@attr.frozen
+class ThreadExceptionRecord(_Model):
+    """An exception a thread holds at a snapshot: clrthreads' Exception column, read with ``pe``."""
+
+    thread_id: int  # OS thread id
+    exception: Optional[ManagedException] = None
+    error: Optional[str] = None  # why pe could not read it
+
+    _nested: ClassVar[Dict[str, Type[_Model]]] = {"exception": ManagedException}
+
+    def __str__(self) -> str:
+        what = str(self.exception).replace("\n", "\n  ") if self.exception else f"unreadable ({self.error})"
+        return f"thread {_hex(self.thread_id)}: {what}"
+
+
+@attr.frozen
+class SnapshotRecord(_Model):
+    """A dump taken on demand (a hang dump): the stop, every thread's managed stack, the exceptions
+    threads hold, and the dump; saved as JSON beside the dump (``pydbgauto dump``, ``pda.dump_now``)."""
+
+    event: StopEvent
+    threads: Optional[ThreadTable] = None
+    stacks: Tuple[ManagedStack, ...] = ()  # clrstack -all: one per thread with managed frames
+    exceptions: Tuple[ThreadExceptionRecord, ...] = ()
+    dump: Optional[DumpRecord] = None
+    dump_error: Optional[str] = None
+    errors: Tuple[str, ...] = ()  # what could not be read (clrthreads, clrstack -all)
+    timings: Dict[str, float] = attr.field(factory=dict)
+    versions: Dict[str, str] = attr.field(factory=dict)
+    record_path: Optional[str] = None
+
+    _nested: ClassVar[Dict[str, Type[_Model]]] = {
+        "event": StopEvent,
+        "threads": ThreadTable,
+        "stacks": ManagedStack,
+        "exceptions": ThreadExceptionRecord,
+        "dump": DumpRecord,
+    }
+
+    def __str__(self) -> str:
+        where = str(self.dump) if self.dump else f"no dump ({self.dump_error})"
+        threads = len(self.threads.threads) if self.threads else 0
+        return (
+            f"snapshot of pid {self.event.pid}: {threads} managed threads, {len(self.stacks)} stacks, "
+            f"{len(self.exceptions)} current exceptions -> {where}"
+        )

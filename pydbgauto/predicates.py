@@ -19,7 +19,12 @@ watch loop fetched for it. :attr:`Predicate.needs` tells the loop what to fetch 
     ``event.type_chain`` (the type and its base types), for ``exception_type(..., derived=True)``.
     Together with ``"inner"`` it also means ``Facts.inner_type_chains``.
 ``"inner"``
-    ``Facts.inner_exceptions``: the inner exceptions, parsed, outermost first, for :func:`inner`.
+    ``Facts.inner_exceptions``: the inner exceptions, parsed, outermost first, for :func:`inner`
+    (all of an ``AggregateException``'s inner exceptions).
+``"fields"``
+    ``exception.fields`` (the object's instance fields, ``dumpobj``), for :func:`field`; of the inner
+    exceptions too when ``"inner"`` is needed. A plain callable gets them when decorated with
+    :func:`uses_fields` (reading them costs SOS commands at every throw).
 
 :meth:`Predicate.matches` lets an exception raised by a user callable propagate; :func:`evaluate`
 catches it and reports it in a :class:`Verdict`, so a faulty predicate cannot end a watch.
@@ -33,6 +38,7 @@ one node per dict, ``"op"`` naming the node::
     {"op": "thrown_in", "regex": "^MyApp\\\\.", "flags": ""}
     {"op": "hresult", "code": 2148734217}                             # unsigned 32-bit int
     {"op": "first_chance"}    {"op": "second_chance"}
+    {"op": "field", "name": "_paramName", "value": "order"}          # value: str, int, float, bool, None
     {"op": "inner", "predicate": {...}}
     {"op": "not", "predicate": {...}}
     {"op": "all", "predicates": [{...}, ...]}    {"op": "any", "predicates": [{...}, ...]}
@@ -61,6 +67,7 @@ __all__ = [
     "as_predicate",
     "evaluate",
     "exception_type",
+    "field",
     "first_chance",
     "from_spec",
     "hresult",
@@ -68,10 +75,13 @@ __all__ = [
     "message_matches",
     "second_chance",
     "thrown_in",
+    "uses_fields",
 ]
 
-#: Everything a predicate may ask the watch loop to fetch before evaluating it.
+#: What a plain callable gets fetched before it is evaluated (``"fields"`` only with :func:`uses_fields`).
 NEEDS: FrozenSet[str] = frozenset({"stack", "type_chain", "inner"})
+#: Everything a predicate may ask the watch loop to fetch before evaluating it.
+ALL_NEEDS: FrozenSet[str] = NEEDS | {"fields"}
 _NONE: FrozenSet[str] = frozenset()
 
 # Regex flags a spec can carry, as the letters of Python's inline flags.
@@ -177,7 +187,7 @@ class Predicate:
 
     @property
     def needs(self) -> FrozenSet[str]:
-        """What the watch loop must fetch before evaluating: a subset of :data:`NEEDS`."""
+        """What the watch loop must fetch before evaluating: a subset of :data:`ALL_NEEDS`."""
         raise NotImplementedError
 
     def to_spec(self) -> Optional[Dict[str, Any]]:
@@ -414,6 +424,47 @@ class _HResult(_Leaf):
         return f"hresult(0x{self.code:08X})"
 
 
+_FIELD_VALUE_TYPES = (str, int, float, bool, type(None))
+
+
+class _Field(_Leaf):
+    __slots__ = ("name", "value")
+
+    def __init__(self, name: str, value: Any) -> None:
+        name = _check_str("field name", name)
+        if not name or name != name.strip() or any(c.isspace() for c in name):
+            raise ConfigurationError(
+                f"field: {name!r} is not a field name; give it as dumpobj shows it, e.g. '_paramName'"
+            )
+        if not isinstance(value, _FIELD_VALUE_TYPES):
+            raise ConfigurationError(
+                f"field: the value must be a str, int, float, bool or None, not {type(value).__name__}; "
+                "for anything else use a callable decorated with uses_fields"
+            )
+        self.name = name
+        self.value = value
+
+    def _matches(self, facts: Facts) -> bool:
+        exc = facts.event.exception
+        if exc is None or exc.fields is None:
+            return False
+        for item in exc.fields:
+            same_kind = isinstance(item.value, bool) == isinstance(self.value, bool)  # True is not 1 here
+            if item.name == self.name and same_kind and item.value == self.value:
+                return True
+        return False
+
+    @property
+    def needs(self) -> FrozenSet[str]:
+        return frozenset({"fields"})
+
+    def to_spec(self) -> Dict[str, Any]:
+        return {"op": "field", "name": self.name, "value": self.value}
+
+    def describe(self) -> str:
+        return f"field({self.name!r}, {self.value!r})"
+
+
 class _Chance(_Leaf):
     __slots__ = ("kind",)
 
@@ -586,7 +637,7 @@ class _Callable(Predicate):
 
     @property
     def needs(self) -> FrozenSet[str]:
-        return NEEDS
+        return NEEDS | frozenset(getattr(self.func, "__pydbgauto_needs__", ()))
 
     def to_spec(self) -> None:
         return None
@@ -756,6 +807,28 @@ def inner(predicate: Any) -> Predicate:
     return _Inner(as_predicate(predicate))
 
 
+def field(name: str, value: Any) -> Predicate:
+    """The exception's instance field ``name`` (as ``dumpobj`` names it, e.g. ``_paramName``) has ``value``:
+    a string's text, a number, a bool, or None for a null reference. Same type and equal."""
+    return _Field(name, value)
+
+
+def uses_fields(func: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """Mark a callable predicate as reading ``exception.fields`` (so the watch reads them first)::
+
+    @pda.uses_fields
+    def deadlock(exc):
+        return exc.field("_number") == 1205
+    """
+    if not callable(func):
+        raise ConfigurationError(f"uses_fields decorates a function, not {func!r}")
+    try:
+        func.__pydbgauto_needs__ = frozenset({"fields"})  # type: ignore[attr-defined]
+    except (AttributeError, TypeError):
+        raise ConfigurationError(f"uses_fields cannot mark {func!r}: wrap it in a function") from None
+    return func
+
+
 def first_chance() -> Predicate:
     """The stop is a first-chance exception (thrown; a handler may still catch it)."""
     return _Chance("first-chance")
@@ -774,6 +847,7 @@ _SPEC_KEYS: Dict[str, FrozenSet[str]] = {
     "message_matches": frozenset({"op", "regex", "flags"}),
     "thrown_in": frozenset({"op", "regex", "flags"}),
     "hresult": frozenset({"op", "code"}),
+    "field": frozenset({"op", "name", "value"}),
     "first_chance": frozenset({"op"}),
     "second_chance": frozenset({"op"}),
     "inner": frozenset({"op", "predicate"}),
@@ -819,6 +893,8 @@ def _from_spec(spec: Any, where: str, depth: int) -> Predicate:
         if not isinstance(code, int) or isinstance(code, bool):
             raise ConfigurationError(f"predicate spec: {where} hresult code must be an int, not {code!r}")
         return hresult(code)
+    if op == "field":
+        return field(spec["name"], spec["value"])
     if op == "first_chance":
         return first_chance()
     if op == "second_chance":

@@ -19,14 +19,16 @@ import logging
 import os
 import secrets
 import sys
+import threading
 import time
 import weakref
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from pydbgauto import processes
+from pydbgauto import bounded, crashes, processes
 from pydbgauto.drivers.base import Driver, RawStop, StopKind, Target
 from pydbgauto.errors import (
     ConfigurationError,
+    DebuggerError,
     DumpError,
     PydbgautoError,
     SosError,
@@ -34,12 +36,17 @@ from pydbgauto.errors import (
 )
 from pydbgauto.models import DumpRecord, ManagedException, ManagedStack, StopEvent, ThreadTable
 from pydbgauto.sos import parse_clrstack, parse_pe, parse_threads
+from pydbgauto.sos.deepstack import build_stack
 from pydbgauto.sos.objects import parse_dumpmt, parse_dumpobj
 
 log = logging.getLogger(__name__)
 
 _OPEN_SESSIONS: "weakref.WeakSet[Session]" = weakref.WeakSet()
 MAX_TYPE_CHAIN = 32
+# A stopped thread with more frames than this is not given to clrstack (minutes on a stack overflow):
+# it is read in bounds (pydbgauto.sos.deepstack), within STACK_BUDGET seconds.
+STACK_FRAME_LIMIT = 1000
+STACK_BUDGET = 10.0
 
 
 @atexit.register
@@ -96,6 +103,11 @@ class Session:
         self.last_event: Optional[StopEvent] = None
         self._type_cache: Dict[int, Tuple[str, ...]] = {}
         self._filtered: List[StopEvent] = []
+        self._event_cond = threading.Condition()  # break_in from another thread waits on it
+        self._waiting = False  # wait_for_event is running
+        self.stack_frame_limit = STACK_FRAME_LIMIT
+        self._partial_dumps: List[str] = []  # temporary dump files of interrupted dumps, removed at close
+        self.stack_budget = STACK_BUDGET
 
     # ----- construction -------------------------------------------------------------------------------
 
@@ -132,16 +144,29 @@ class Session:
         """Attach to a running process by pid or by name (``wait=True``: wait for it to start)."""
         if (pid is None) == (name is None):
             raise ConfigurationError("attach takes exactly one of pid= or name=")
+        # lldb on Linux: refuse pids no debugger can attach to, with the real cause, before lldb starts.
+        linux_lldb = (debugger or default_debugger()) == "lldb" and sys.platform.startswith("linux")
         if pid is not None:
             if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
                 raise ConfigurationError(f"pid must be a positive integer, not {pid!r}")
+            if linux_lldb:
+                processes.check_attachable(pid)
             target = Target(pid=pid)
         else:
             assert name is not None
             if (debugger or default_debugger()) == "cdb" or not isinstance(debugger, (str, type(None))):
                 target = Target(name=name)  # cdb resolves -pn itself
             else:
-                target = Target(pid=processes.find_one(name, wait=wait, timeout=wait_timeout), name=name)
+                started = time.monotonic()
+                found = processes.find_one(name, wait=wait, timeout=wait_timeout)
+                if linux_lldb and wait:  # just started: give it the rest of the time to load the runtime
+                    left = (
+                        None if wait_timeout is None else max(wait_timeout - (time.monotonic() - started), 0)
+                    )
+                    processes.wait_for_runtime(found, left)
+                elif linux_lldb:
+                    processes.check_attachable(found)
+                target = Target(pid=found, name=name)
         return cls._start(target, debugger, False, command_timeout, driver_options)
 
     @classmethod
@@ -187,14 +212,54 @@ class Session:
         self._check_open()
         if self._exited:
             raise TargetExitedError("the target has exited; there are no more events")
+        with self._event_cond:
+            self._waiting = True
         try:
-            raw = self.driver.resume(timeout)
+            try:
+                raw = self.driver.resume(timeout)
+            finally:
+                self._collect_filtered()  # they happened before this event: number them first
+            self._sequence += 1
+            event = self._event_from(raw, parse)
+            if raw.kind is StopKind.EXIT:
+                self._exited = True
+            self.last_event = event
         finally:
-            self._collect_filtered()  # they happened before this event: number them first
+            with self._event_cond:
+                self._waiting = False
+                self._event_cond.notify_all()
+        return event
+
+    @property
+    def waiting(self) -> bool:
+        """True while ``wait_for_event`` runs (in another thread): the target runs."""
+        return self._waiting
+
+    def break_in(self, timeout: Optional[float] = 30.0) -> StopEvent:
+        """Stop the target now (every thread) and return the stop, a StopEvent of kind ``"break"``.
+
+        Called from another thread while ``wait_for_event`` runs, it interrupts that wait, which returns
+        the same event (if an exception stop wins the race, both get that event instead). Otherwise the
+        target is already stopped (after an attach, or at an event): the event describes that state.
+        ``dump()`` works at such a stop; ``wait_for_event`` lets the target run on.
+        """
+        self._check_open()
+        if self._exited:
+            raise TargetExitedError("the target has exited; there is nothing to break into")
+        break_in = getattr(self.driver, "break_in", None)
+        if break_in is None:
+            raise DebuggerError(f"the {self.driver.name} driver cannot break in")
+        with self._event_cond:
+            waiting, before = self._waiting, self._sequence
+        raw = break_in(timeout)
+        if waiting:
+            with self._event_cond:
+                self._event_cond.wait_for(lambda: not self._waiting, timeout)
+                if self.last_event is None or self.last_event.sequence <= before:
+                    raise DebuggerError("the wait that was broken into ended without an event")
+                return self.last_event
         self._sequence += 1
-        event = self._event_from(raw, parse)
-        if raw.kind is StopKind.EXIT:
-            self._exited = True
+        event = self._event_from(raw, True)
         self.last_event = event
         return event
 
@@ -300,8 +365,9 @@ class Session:
         Never overwrites: ``path`` must not exist. The dump is written to a temporary name in the same
         folder (mode 0600), fsync'ed and renamed into place. With ``verify`` an independent reader
         (dotnet-dump analyze on Linux) reopens it and must see the exception of ``expect`` (default: the
-        last event) on the same thread. ``verifier(record, expect) -> DumpRecord`` replaces that
-        reader; by default it is the driver's ``verify_dump`` when it has one (cdb: a second
+        last event) on the same thread; at a stop with no exception (a ``break_in``, a fresh attach) it
+        must list the runtime's managed threads instead. ``verifier(record, expect) -> DumpRecord``
+        replaces that reader; by default it is the driver's ``verify_dump`` when it has one (cdb: a second
         ``cdb -z``), else ``pydbgauto.verify.verify_dump`` (dotnet-dump).
         """
         self._check_open()
@@ -312,30 +378,50 @@ class Session:
             raise DumpError(f"{final} already exists; pydbgauto never overwrites a dump: choose another name")
         temp = os.path.join(folder, f".{os.path.basename(final)}.{secrets.token_hex(4)}.partial")
         started = time.monotonic()
+        pid = self.pid
+        died = DumpError(
+            f"the target (pid {pid}) died while its dump was written: the incomplete dump was removed; "
+            f"nothing was written to {final}"
+        )
         try:
-            self.driver.write_dump(temp, timeout)
+            try:
+                self.driver.write_dump(temp, timeout)
+            except DumpError as e:
+                if pid and _real_linux_process(self.driver) and not processes.alive(pid):
+                    self._exited = True
+                    raise died from e
+                raise
+            if pid and _real_linux_process(self.driver) and not processes.alive(pid):
+                self._exited = True
+                raise died
             if not os.path.isfile(temp) or os.path.getsize(temp) == 0:
                 raise DumpError(f"the debugger reported success but wrote nothing to {temp}")
             os.chmod(temp, 0o600)
             _rename_no_overwrite(temp, final)
-        except BaseException:
+        except BaseException:  # a failure, a signal, a time-out: nothing partial stays
             if os.path.lexists(temp):
                 os.unlink(temp)
+            # Interrupted (Ctrl-C) before the debugger created it, it may still: close() removes it then.
+            self._partial_dumps.append(temp)
             raise
-        seconds = time.monotonic() - started
-        record = DumpRecord(
-            path=final,
-            size=os.path.getsize(final),
-            seconds=seconds,
-            sha256=file_sha256(final) if checksum else None,
-        )
-        if verify:
-            check = verifier or getattr(self.driver, "verify_dump", None)
-            if check is None:
-                from pydbgauto.verify import verify_dump
+        try:
+            seconds = time.monotonic() - started
+            record = DumpRecord(
+                path=final,
+                size=os.path.getsize(final),
+                seconds=seconds,
+                sha256=file_sha256(final) if checksum else None,
+            )
+            if verify:
+                check = verifier or getattr(self.driver, "verify_dump", None)
+                if check is None:
+                    from pydbgauto.verify import verify_dump
 
-                check = verify_dump
-            record = check(record, expect if expect is not None else self.last_event)
+                    check = verify_dump
+                record = check(record, expect if expect is not None else self.last_event)
+        except KeyboardInterrupt:  # a signal before the dump was checked: all or nothing
+            os.unlink(final)
+            raise
         return record
 
     # ----- leaving ------------------------------------------------------------------------------------
@@ -361,6 +447,9 @@ class Session:
                         log.warning("could not kill the target: %s", e)
         finally:
             self.driver.close()
+            for temp in self._partial_dumps:  # the debugger has ended: nothing writes them any more
+                if os.path.lexists(temp):
+                    os.unlink(temp)
 
     def __enter__(self) -> "Session":
         return self
@@ -392,13 +481,25 @@ class Session:
         errors: List[str] = []
         if parse:
             try:
-                exception = self.exception(raw.exception_address)
-            except (SosError, PydbgautoError) as e:
-                errors.append(f"pe: {e}")
-            try:
-                stack = self.stack(raw.thread_id)
+                stack = self._stop_stack(raw.thread_id)
             except (SosError, PydbgautoError) as e:
                 errors.append(f"clrstack: {e}")
+            try:
+                if raw.kind is StopKind.BREAK:  # a break-in has no exception of its own
+                    exception = None
+                elif stack is not None and stack.truncated:  # pe would print every frame: read it in bounds
+                    exception = bounded.read_exception(
+                        self.sos, raw.exception_address, raw.thread_id, stack.depth
+                    )
+                else:
+                    exception = self.exception(raw.exception_address)
+            except (SosError, PydbgautoError) as e:
+                errors.append(f"pe: {e}")
+        crash = None
+        if raw.kind is StopKind.SECOND_CHANCE:
+            crash = crashes.classify(
+                exception, crashes.read_report(getattr(self.driver, "target_stderr", None), self.pid)
+            )
         address = (
             raw.exception_address
             if raw.exception_address is not None
@@ -416,7 +517,25 @@ class Session:
             time=now,
             error="; ".join(errors) or None,
             type_chain=raw.type_chain,
+            crash=crash,
         )
+
+    def _stop_stack(self, thread_id: Optional[int]) -> ManagedStack:
+        """The stopped thread's stack in bounds (a driver with ``stop_stack``), else plain clrstack."""
+        reader = getattr(self.driver, "stop_stack", None)
+        if reader is None:
+            return self.stack(thread_id)
+        reply = reader(thread_id, self.stack_frame_limit, self.stack_budget)
+        if not reply.get("deep"):
+            return parse_clrstack(reply["text"])
+        return build_stack(reply)
+
+
+def _real_linux_process(driver: Driver) -> bool:
+    """The driver debugs a live local process (lldb), not a replay double: /proc tells its state."""
+    from pydbgauto.drivers.lldb import LldbDriver
+
+    return isinstance(driver, LldbDriver)
 
 
 def check_dump_folder(folder: str) -> None:

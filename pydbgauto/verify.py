@@ -73,13 +73,17 @@ def analyze(
     thread_id: Optional[int] = None,
     timeout: float = 300.0,
     dotnet_dump: Optional[str] = None,
+    read_exception: bool = True,
 ) -> DumpReading:
     """Open ``path`` with dotnet-dump and read the thread list, an exception, and a thread's stack.
 
     Without ``exception_address`` the ``pe`` is bare: the current exception of the dump's default thread.
     """
     tool = locate.find_dotnet_dump(dotnet_dump)
-    commands: List[str] = ["pe " + (f"{exception_address:#x}" if exception_address else ""), "clrthreads"]
+    commands: List[str] = (
+        ["pe " + (f"{exception_address:#x}" if exception_address else "")] if read_exception else []
+    )
+    commands.append("clrthreads")
     if thread_id is not None:
         commands += [f"setthread -t {thread_id}", "clrstack"]
     argv = [tool, "analyze", path]
@@ -129,14 +133,29 @@ def verify_dump(record: DumpRecord, expect: Optional[StopEvent], *, timeout: flo
     """Reopen the dump; a record with ``verified`` and what the reader saw (never raises for a mismatch)."""
     started = time.monotonic()
     address = expect.exception_address if expect else None
-    thread = expect.thread_id if expect else None
+    # At a stop with no exception (a break-in, a fresh attach) the selected thread may run no managed
+    # code: the dump must then show the runtime's thread list with at least one managed thread.
+    at_break = expect is None or expect.kind == "break"
+    thread = expect.thread_id if expect is not None and not at_break else None
+    # A stack too deep for clrstack live (a stack overflow) is too deep for the reader's clrstack too
+    # (minutes): then the thread is looked for in the reader's thread list instead.
+    deep = (
+        thread is not None
+        and expect is not None
+        and expect.stack is not None
+        and bool(expect.stack.truncated)
+    )
+    stack_thread = None if deep else thread
+    # An exception read without pe live (its trace lists every frame of a deep thread: 78 s in the reader
+    # for 50,000 frames) is checked in the reader's thread list too: the thread's Exception column.
+    no_pe = expect is not None and expect.exception is not None and bool(expect.exception.truncated)
     try:
         # A bare pe: at the stop of ``expect`` the dump's default thread is the stopped thread and the
         # exception its own. An older event's exception is looked up by address instead.
-        reading = analyze(record.path, thread_id=thread, timeout=timeout)
+        reading = analyze(record.path, thread_id=stack_thread, timeout=timeout, read_exception=not no_pe)
         seen = reading.exception
-        if address is not None and (seen is None or seen.address != address):
-            reading = analyze(record.path, exception_address=address, thread_id=thread, timeout=timeout)
+        if not no_pe and address is not None and (seen is None or seen.address != address):
+            reading = analyze(record.path, exception_address=address, thread_id=stack_thread, timeout=timeout)
     except PydbgautoError as e:
         return attr.evolve(
             record,
@@ -148,7 +167,22 @@ def verify_dump(record: DumpRecord, expect: Optional[StopEvent], *, timeout: flo
     problems = []
     if reading.threads is None:
         problems.append("the reader printed no thread list")
-    if expect is not None and expect.exception is not None:
+    elif at_break and not reading.threads.threads:
+        problems.append("the reader's thread list has no managed thread")
+    if no_pe:
+        assert expect is not None and expect.exception is not None
+        expected_at = address or expect.exception.address
+        rows = [t for t in (reading.threads.threads if reading.threads else ()) if t.os_id == thread]
+        if (
+            not rows
+            or rows[0].exception_type != expect.exception.type
+            or rows[0].exception_address != expected_at
+        ):
+            problems.append(
+                f"the dump's thread list does not show {expect.exception.type} at {expected_at:#x} on thread "
+                f"{thread or 0:#x}"
+            )
+    elif expect is not None and expect.exception is not None:
         seen = reading.exception
         if seen is None:
             problems.append(
@@ -160,7 +194,10 @@ def verify_dump(record: DumpRecord, expect: Optional[StopEvent], *, timeout: flo
                 if address
                 else f"saw {seen.type}, expected {expect.exception.type}"
             )
-    if thread is not None:
+    if deep:
+        if reading.threads is not None and not any(t.os_id == thread for t in reading.threads.threads):
+            problems.append(f"thread {thread:#x} is not in the dump's managed thread list")
+    elif thread is not None:
         if reading.stack is None or reading.stack.os_thread_id != thread:
             problems.append(f"thread {thread:#x} has no managed stack in the dump")
     return attr.evolve(
@@ -169,7 +206,11 @@ def verify_dump(record: DumpRecord, expect: Optional[StopEvent], *, timeout: flo
         reader=READER,
         verify_seconds=time.monotonic() - started,
         verify_error="; ".join(problems) or None,
-        seen_exception_type=reading.exception.type if reading.exception else None,
+        seen_exception_type=(
+            reading.exception.type
+            if reading.exception
+            else (expect.exception.type if no_pe and not problems and expect and expect.exception else None)
+        ),
         seen_thread_id=reading.stack.os_thread_id if reading.stack else None,
         seen_stack=reading.stack,
         reader_warnings=reading.warnings,

@@ -4,25 +4,44 @@
     when = pda.exception_type("System.InvalidOperationException") & pda.message_matches(r"timeout")
     result = pda.watch(pid=1234, when=when, dump_dir="dumps", max_dumps=3, timeout=3600)
 
-Every stop gets one line in the decision log (JSON lines, mode 0600): what was seen, whether it matched,
-and if it matched but was not dumped, why. Every dump gets a capture record (JSON, beside the dump).
-Everything a user passes is checked before a debugger starts.
+Every stop gets one line in the decision log (JSON lines, mode 0600, written line by line as it goes):
+what was seen, whether it matched, and if it matched but was not dumped, why. Every dump gets a capture
+record (JSON, beside the dump). Everything a user passes is checked before a debugger starts.
+
+SIGINT, SIGTERM and SIGHUP end a watch run in the main thread the same way: the wait is interrupted, the
+debugger detaches (the target runs on), the summary goes to ``on_event("done")``, and
+:class:`pydbgauto.Interrupted` (a ``KeyboardInterrupt``) is raised with the result.
 """
 
 from __future__ import annotations
 
+import collections
+import errno
 import json
 import logging
 import os
 import shutil
+import signal
+import stat
 import threading
 import time
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from types import FrameType
+from typing import Any, Callable, Deque, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import attr
 
+from pydbgauto import fields
 from pydbgauto import predicates as preds
-from pydbgauto.errors import ConfigurationError, DebuggerTimeoutError, PydbgautoError
+from pydbgauto import interrupts, processes
+from pydbgauto.errors import (
+    ConfigurationError,
+    DebuggerNotAnsweringError,
+    DebuggerTimeoutError,
+    DiskSpaceError,
+    DumpError,
+    Interrupted,
+    PydbgautoError,
+)
 from pydbgauto.models import (
     CaptureRecord,
     DecisionRecord,
@@ -38,34 +57,67 @@ log = logging.getLogger(__name__)
 
 MAX_INNER = 8
 LOG_NAME = "pydbgauto-decisions.jsonl"
+# The signals that end a watch like Ctrl-C (the command exits with 128 + the signal's number).
+END_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# WatchResult keeps the last this many (event, decision) pairs; the decision log has them all.
+KEEP_DECISIONS = 1000
 
 
 @attr.frozen
 class WatchResult:
-    """What one watch saw and did."""
+    """What one watch saw and did.
+
+    ``captures`` holds every dump attempt (``capture.dump`` is None when it failed: ``dump_error`` says
+    why); ``decisions`` only the last ``KEEP_DECISIONS`` (event, decision) pairs, so a long watch does not
+    grow: the decision log has every one, and ``events_seen``/``matched`` count them all.
+    """
 
     captures: Tuple[CaptureRecord, ...]
     decisions: Tuple[Tuple[StopEvent, DecisionRecord], ...]
-    ended: str  # "max-dumps", "timeout", "exit", "interrupted", "stopped" (``stop`` was set)
+    ended: str  # "max-dumps", "timeout", "exit", "interrupted" (a signal), "stopped" (``stop`` was set)
     log_path: str
     elapsed: float
     exit_status: Optional[int] = None
     filtered_in_debugger: bool = False  # the predicate ran inside the debugger's agent
+    exceptions: Optional[int] = None  # exceptions seen (None: count ``decisions``)
+    matches: Optional[int] = None
+    signal: Optional[int] = None  # the signal that ended the watch
 
     @property
     def events_seen(self) -> int:
         """Exceptions seen (the exit is in ``decisions`` too, but is not an exception)."""
+        if self.exceptions is not None:
+            return self.exceptions
         return sum(1 for e, _ in self.decisions if e.kind != "exit")
 
     @property
     def matched(self) -> int:
+        if self.matches is not None:
+            return self.matches
         return sum(1 for _, d in self.decisions if d.reason != "no-match")
 
+    def _repr_html_(self) -> str:
+        from pydbgauto.display import watch_result_html
+
+        return watch_result_html(self)
+
+    def _repr_markdown_(self) -> str:
+        from pydbgauto.display import watch_result_markdown
+
+        return watch_result_markdown(self)
+
+    @property
+    def dumps(self) -> Tuple[CaptureRecord, ...]:
+        """The captures whose dump was written."""
+        return tuple(c for c in self.captures if c.dump is not None)
+
     def __str__(self) -> str:
+        failed = len(self.captures) - len(self.dumps)
+        ended = self.ended if self.signal is None else f"{self.ended} ({_signal_name(self.signal)})"
         return (
             f"{self.events_seen} exceptions seen, {self.matched} matched, "
-            f"{len(self.captures)} dumps written; "
-            f"ended: {self.ended} after {self.elapsed:.1f} s; decision log: {self.log_path}"
+            f"{len(self.dumps)} dumps written{f', {failed} failed' if failed else ''}; "
+            f"ended: {ended} after {self.elapsed:.1f} s; decision log: {self.log_path}"
         )
 
 
@@ -95,14 +147,23 @@ def watch(
     session_options: Optional[Mapping[str, Any]] = None,
     stop: Optional[threading.Event] = None,
     poll_interval: float = 0.5,
+    live: Optional[bool] = None,
+    handle_signals: bool = True,
 ) -> WatchResult:
     """Watch one process until ``max_dumps`` dumps are written, ``timeout`` seconds pass, or it exits.
 
-    Target: exactly one of ``pid``, ``name`` (``wait=True`` waits for it to start) or ``launch`` (argv).
+    Target: exactly one of ``pid``, ``name`` (``wait=True`` waits for it to start, within ``timeout``)
+    or ``launch`` (argv).
     ``when``: a predicate from pydbgauto's helpers (combined with ``&``, ``|``, ``~``) or any callable
-    taking the ``ManagedException`` (or the ``StopEvent``); None matches every exception.
+    taking the ``ManagedException`` (or the ``StopEvent``); None matches every exception. A callable runs
+    on a worker thread within what is left of ``timeout``: one that overruns it ends the watch (the
+    target is released; the thread is abandoned, see docs/linux.md).
     ``stop``: set it (from another thread) to end the watch between events (``ended == "stopped"``); the
     wait then runs in slices of ``poll_interval`` seconds (each slice breaks in and resumes the target).
+    ``live``: a live view (counts, last exception, dumps) updated as the watch goes; None shows it when
+    running in a Jupyter kernel (``pydbgauto.progress``).
+    ``handle_signals`` (main thread only): SIGINT, SIGTERM and SIGHUP (where their handler is the
+    default) end the watch cleanly and raise :class:`pydbgauto.Interrupted` carrying the result.
     """
     targets = sum(x is not None for x in (pid, name, launch))
     if targets != 1:
@@ -133,20 +194,85 @@ def watch(
         )
     if poll_interval <= 0:
         raise ConfigurationError(f"poll_interval must be positive seconds, not {poll_interval!r}")
+    if pid is not None and (debugger or "lldb") == "lldb" and os.name == "posix":
+        processes.check_attachable(pid)  # before anything is opened: the real cause, no debugger
+        check_disk_for(pid, dump_dir, min_free_disk)
+    log_fd = open_private_log(log_path)  # refuses a planted symlink before any debugger starts
 
+    from pydbgauto import progress
+
+    if live or (live is None and progress.in_notebook()):
+        on_event = progress.NotebookProgress().wrap(on_event)
     options = dict(session_options or {})
-    if launch is not None:
-        session = Session.launch(list(launch), debugger=debugger, **options)
-        process = os.path.basename(str(launch[0]))
-    elif pid is not None:
-        session = Session.attach(pid=pid, debugger=debugger, **options)
-        process = _process_name(pid)
-    else:
-        session = Session.attach(name=name, wait=wait, debugger=debugger, **options)
-        process = str(name)
-    return _Watch(
-        session, predicate, policy, process, log_path, on_event, in_debugger_filter, stop, poll_interval
-    ).run(timeout)
+    guard = _SignalGuard(handle_signals)
+    started = time.monotonic()
+    with guard, os.fdopen(log_fd, "a", encoding="utf-8") as log_file:
+        try:
+            if launch is not None:
+                session = Session.launch(list(launch), debugger=debugger, **options)
+                process = os.path.basename(str(launch[0]))
+            elif pid is not None:
+                session = Session.attach(pid=pid, debugger=debugger, **options)
+                process = _process_name(pid)
+            else:
+                options.setdefault("wait_timeout", timeout)
+                session = Session.attach(name=name, wait=wait, debugger=debugger, **options)
+                process = str(name)
+        except KeyboardInterrupt as e:
+            guard.defer()
+            signum = getattr(e, "signum", None) or guard.signum or signal.SIGINT
+            result = WatchResult((), (), "interrupted", log_path, time.monotonic() - started, signal=signum)
+            if on_event is not None:
+                on_event("done", {"result": result})
+            raise Interrupted(signum, result) from None
+        watcher = _Watch(
+            session, predicate, policy, process, log_path, on_event, in_debugger_filter, stop, poll_interval
+        )
+        watcher.guard = guard
+        result = watcher.run(timeout, log_file)
+    if result.signal is not None:
+        raise Interrupted(result.signal, result)
+    return result
+
+
+class _SignalGuard:
+    """While a watch runs in the main thread, SIGINT/SIGTERM/SIGHUP raise :class:`Interrupted` where the
+    main thread is (a wait, a command, a predicate), once: after the first one (``defer``) they are only
+    recorded, so the detach that follows is never cut short."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled and threading.current_thread() is threading.main_thread()
+        self.signum: Optional[int] = None
+        self.deferred = False
+        self._old: Dict[int, Any] = {}
+
+    def __enter__(self) -> "_SignalGuard":
+        if not self.enabled:
+            return self
+        for signum in END_SIGNALS:
+            old = signal.getsignal(signum)
+            if old in (signal.SIG_DFL, signal.default_int_handler):  # never replace the caller's own
+                self._old[signum] = old
+                signal.signal(signum, self._handler)
+        return self
+
+    def _handler(self, signum: int, frame: Optional[FrameType]) -> None:
+        if self.signum is None:
+            self.signum = signum
+        if not self.deferred:
+            self.deferred = True
+            interrupts.deliver(Interrupted(signum))  # now, or once the driver's critical statements ran
+            return
+        log.warning("%s received while the watch is ending: it ends as soon as it has detached", signum)
+
+    def defer(self) -> None:
+        """From now on signals are recorded, not raised (the watch is ending)."""
+        self.deferred = True
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, old in self._old.items():
+            signal.signal(signum, old)
+        self._old.clear()
 
 
 class _Watch:
@@ -172,58 +298,35 @@ class _Watch:
         self.in_debugger_filter = in_debugger_filter
         self.needs = predicate.needs | policy.needs
         self.captures: List[CaptureRecord] = []
-        self.decisions: List[Tuple[StopEvent, DecisionRecord]] = []
+        self.decisions: Deque[Tuple[StopEvent, DecisionRecord]] = collections.deque(maxlen=KEEP_DECISIONS)
+        self.exceptions = 0
+        self.matches = 0
         self.stop = stop
         self.poll_interval = poll_interval
+        self.guard: Optional[_SignalGuard] = None
+        self.deadline: Optional[float] = None
+        self._log_fd = -1
+        self._dump_size = 0  # bytes a dump of the target may take (its readable mappings)
 
-    def run(self, timeout: Optional[float]) -> WatchResult:
+    def run(self, timeout: Optional[float], log_file: Any = None) -> WatchResult:
         started = time.monotonic()
-        ended, exit_status, filtered = "interrupted", None, False
-        fd = os.open(
-            self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0), 0o600
-        )
-        with self.session, os.fdopen(fd, "a", encoding="utf-8") as self._log:
-            self.session.break_on_clr_exceptions()
-            if self.in_debugger_filter:
-                filtered = self.session.set_filter(self.predicate)
-            self.on_event(
-                "armed",
-                {
-                    "pid": self.session.pid,
-                    "versions": dict(self.session.versions),
-                    "filtered_in_debugger": filtered,
-                    "predicate": self.predicate.describe(),
-                },
-            )
-            while True:
-                if self.stop is not None and self.stop.is_set():
-                    ended = "stopped"
-                    break
-                remaining = None if timeout is None else timeout - (time.monotonic() - started)
-                if remaining is not None and remaining <= 0:
-                    ended = "timeout"
-                    break
-                step = remaining
-                if self.stop is not None:
-                    step = self.poll_interval if remaining is None else min(self.poll_interval, remaining)
+        self.deadline = None if timeout is None else started + timeout
+        ended, exit_status, filtered, signum = "interrupted", None, False, None
+        if log_file is None:  # called directly (tests): open the log here
+            log_file = os.fdopen(open_private_log(self.log_path), "a", encoding="utf-8")
+        self._log_fd = log_file.fileno()
+        with self.session, log_file:
+            try:
+                ended, exit_status, filtered = self._loop(timeout, started)
+            except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM/SIGHUP (Interrupted): detach, summary
+                if self.guard is not None:
+                    self.guard.defer()
+                signum = getattr(e, "signum", None) or signal.SIGINT
+                ended = "interrupted"
                 try:
-                    event = self.session.wait_for_event(step)
-                except DebuggerTimeoutError:
                     self._log_filtered()
-                    if step != remaining:  # only a slice ended: look at ``stop`` and the time limit again
-                        continue
-                    ended = "timeout"
-                    break
-                self._log_filtered()
-                if event.kind == "exit":
-                    exit_status = event.exit_status
-                    self._decide(event, matched=False)
-                    ended = "exit"
-                    break
-                self._handle(event)
-                if self.state.done:
-                    ended = "max-dumps"
-                    break
+                except PydbgautoError as err:
+                    log.warning("could not log the last filtered stops: %s", err)
         result = WatchResult(
             tuple(self.captures),
             tuple(self.decisions),
@@ -232,14 +335,65 @@ class _Watch:
             time.monotonic() - started,
             exit_status,
             filtered,
+            exceptions=self.exceptions,
+            matches=self.matches,
+            signal=signum,
         )
         self.on_event("done", {"result": result})
         return result
 
+    def _loop(self, timeout: Optional[float], started: float) -> Tuple[str, Optional[int], bool]:
+        filtered = False
+        self.session.break_on_clr_exceptions()
+        if self.in_debugger_filter:
+            filtered = self.session.set_filter(self.predicate)
+        if self.session.pid and os.name == "posix":
+            check_disk_for(self.session.pid, self.policy.dump_dir, self.policy.min_free_disk)
+            self._dump_size = processes.memory_size(self.session.pid)
+        self.on_event(
+            "armed",
+            {
+                "pid": self.session.pid,
+                "versions": dict(self.session.versions),
+                "filtered_in_debugger": filtered,
+                "predicate": self.predicate.describe(),
+            },
+        )
+        while True:
+            if self.stop is not None and self.stop.is_set():
+                return "stopped", None, filtered
+            remaining = None if timeout is None else timeout - (time.monotonic() - started)
+            if remaining is not None and remaining <= 0:
+                return "timeout", None, filtered
+            step = remaining
+            if self.stop is not None:
+                step = self.poll_interval if remaining is None else min(self.poll_interval, remaining)
+            try:
+                event = self.session.wait_for_event(step)
+            except DebuggerNotAnsweringError:
+                self._log_filtered()
+                raise  # the debugger is hung: a debugger problem, not the end of the time
+            except DebuggerTimeoutError:
+                self._log_filtered()
+                if step != remaining:  # only a slice ended: look at ``stop`` and the time limit again
+                    continue
+                return "timeout", None, filtered
+            self._log_filtered()
+            if event.kind == "exit":
+                self._decide(event, matched=False)
+                return "exit", event.exit_status, filtered
+            if not self._handle(event):
+                return "timeout", None, filtered  # the predicate overran the time limit
+            if self.state.done:
+                return "max-dumps", None, filtered
+
     # ----- one stop -----------------------------------------------------------------------------------
 
-    def _handle(self, event: StopEvent) -> None:
+    def _handle(self, event: StopEvent) -> bool:
+        """Decide one stop (and dump it); False when the predicate overran the watch's time limit."""
         inner = self._inner_exceptions(event) if "inner" in self.needs else ()
+        if "fields" in self.needs:
+            event, inner = fields.with_fields(self.session, event, inner)
         if "type_chain" in self.needs and not event.type_chain and event.exception_address:
             try:
                 event = attr.evolve(event, type_chain=self.session.type_chain(event.exception_address))
@@ -248,24 +402,35 @@ class _Watch:
         chains: Tuple[Tuple[str, ...], ...] = ()
         if "inner" in self.needs and "type_chain" in self.needs:
             chains = tuple(self._chain(e.address) for e in inner)
-        verdict = preds.evaluate(
-            self.predicate, preds.Facts(event=event, inner_exceptions=inner, inner_type_chains=chains)
-        )
+        facts = preds.Facts(event=event, inner_exceptions=inner, inner_type_chains=chains)
+        verdict = evaluate_within(self.predicate, facts, self.deadline)
+        if verdict is None:
+            limit = "the watch's time limit"
+            self._decide(event, False, predicate_error=f"the predicate did not return within {limit}")
+            log.error("the predicate %s did not return within the time limit", self.predicate.describe())
+            return False
         if verdict.error:
             log.warning("the predicate failed on %s: %s", event, verdict.error)
         decision = self._decide(event, verdict.matched, predicate_error=verdict.error)
         if decision.action == "dump":
             self._capture(event, decision, inner)
+        return True
 
     def _decide(
         self, event: StopEvent, matched: bool, predicate_error: Optional[str] = None
     ) -> DecisionRecord:
         free = _free_disk(self.policy.dump_dir)
+        if free is not None:  # room for the dump itself as well as min_free_disk
+            free = max(free - self._dump_size, 0)
         decision: Decision = self.state.decide(event, matched, time.monotonic(), free)
         record = DecisionRecord(
             action=decision.action, reason=decision.reason, detail=decision.detail, n=decision.n
         )
         self.decisions.append((event, record))
+        if event.kind != "exit":
+            self.exceptions += 1
+        if record.reason != "no-match":
+            self.matches += 1
         line = {
             "sequence": event.sequence,
             "time": event.time,
@@ -282,8 +447,9 @@ class _Watch:
         }
         if predicate_error:
             line["predicate_error"] = predicate_error
-        self._log.write(json.dumps(line) + "\n")
-        self._log.flush()
+        if event.crash is not None:  # second chance: stack-overflow, fail-fast (its message), ...
+            line["crash"] = {"kind": event.crash.kind, "message": event.crash.message}
+        _write_line(self._log_fd, json.dumps(line) + "\n")
         self.on_event("decision", {"event": event, "decision": record})
         return record
 
@@ -303,13 +469,16 @@ class _Watch:
         path = self.policy.path(
             self.process, self.session.pid or 0, event.exception_type, time.time(), decision.n or 0
         )
-        self.on_event("dump-start", {"event": event, "path": path})
         dump, dump_error = None, None
         try:
+            self.on_event("dump-start", {"event": event, "path": path})
             dump = self.session.dump(path, verify=self.policy.verify, expect=event)
         except PydbgautoError as e:
             dump_error = str(e)
             log.error("dump %s failed: %s", path, e)
+        except KeyboardInterrupt:  # the dump was removed by Session.dump; say so in the record
+            self._record_failure(event, decision, inner, path, threads, "interrupted by a signal: removed")
+            raise
         timings = {"stop_to_dump_start": seen_at - _monotonic_of(event.time)}
         if dump is not None:
             timings["dump_write"] = dump.seconds
@@ -330,11 +499,49 @@ class _Watch:
             versions=dict(self.session.versions),
             record_path=(dump.path if dump else path) + ".json",
         )
-        _write_new_json(capture.record_path or path + ".json", capture.to_dict())
+        capture = self._write_record(capture)
         self.captures.append(capture)
         self.on_event("dump-done", {"capture": capture})
 
+    def _write_record(self, capture: CaptureRecord) -> CaptureRecord:
+        """Write the capture record; a record that cannot be written is said in ``dump_error``."""
+        path = capture.record_path or ""
+        try:
+            _write_new_json(path, capture.to_dict())
+        except DumpError as e:
+            log.error("%s", e)
+            error = f"{capture.dump_error}; {e}" if capture.dump_error else str(e)
+            return attr.evolve(capture, dump_error=error, record_path=None)
+        return capture
+
+    def _record_failure(
+        self,
+        event: StopEvent,
+        decision: DecisionRecord,
+        inner: Tuple[ManagedException, ...],
+        path: str,
+        threads: Any,
+        error: str,
+    ) -> None:
+        capture = CaptureRecord(
+            event=event,
+            decision=decision,
+            exception=event.exception,
+            stack=event.stack,
+            threads=threads,
+            inner_exceptions=inner,
+            dump=None,
+            dump_error=error,
+            predicate=self.predicate.describe(),
+            versions=dict(self.session.versions),
+            record_path=path + ".json",
+        )
+        self.captures.append(self._write_record(capture))
+
     def _inner_exceptions(self, event: StopEvent) -> Tuple[ManagedException, ...]:
+        every = fields.aggregate_inner_exceptions(self.session, event.exception) if event.exception else None
+        if every is not None:  # an AggregateException: all of them, not only the first
+            return every
         found: List[ManagedException] = []
         current = event.exception
         while current is not None and current.inner_address and len(found) < MAX_INNER:
@@ -386,9 +593,129 @@ def _process_name(pid: int) -> str:
         return str(pid)
 
 
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
 def _write_new_json(path: str, data: Mapping[str, Any]) -> None:
-    """A capture record: created new (never overwritten), mode 0600 (it holds exception messages)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1)
-        f.write("\n")
+    """A capture record: created new (never overwritten, never through a symlink), mode 0600 whatever
+    the umask (it holds exception messages). Nothing half-written stays: a failed write removes it."""
+    text = json.dumps(data, indent=1) + "\n"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
+    except FileExistsError:
+        what = "a symlink" if os.path.islink(path) else "a file"
+        raise DumpError(
+            f"{what} is already at {path}: pydbgauto never writes a capture record through a symlink "
+            "or over a file; remove it, or use a dump folder only you can write to"
+        ) from None
+    except OSError as e:
+        raise DumpError(f"cannot create the capture record {path}: {e.strerror}") from e
+    try:
+        os.fchmod(fd, 0o600)
+        _write_all(fd, text.encode("utf-8"))
+        os.fsync(fd)
+    except OSError as e:
+        os.close(fd)
+        _unlink_quietly(path)
+        raise DumpError(f"cannot write the capture record {path}: {e.strerror}; it was removed") from e
+    os.close(fd)
+
+
+def open_private_log(path: str) -> int:
+    """Open (or create) the decision log for appending: never through a symlink, only a regular file of
+    ours with one link, mode 0600 whatever the umask. Returns the file descriptor."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NONBLOCK | _NOFOLLOW
+    try:
+        fd = os.open(path, flags, 0o600)
+    except OSError as e:
+        if e.errno == errno.ELOOP or os.path.islink(path):
+            raise ConfigurationError(
+                f"{path} is a symlink: pydbgauto never writes its decision log through a symlink "
+                "(someone may have planted it); remove it, or use a folder only you can write to"
+            ) from None
+        raise ConfigurationError(f"cannot open the decision log {path}: {e.strerror}") from e
+    try:
+        info = os.fstat(fd)
+        problem = None
+        if not stat.S_ISREG(info.st_mode):
+            problem = "is not a regular file"
+        elif info.st_nlink != 1:
+            problem = f"has {info.st_nlink} hard links (it may be another file under a planted name)"
+        elif info.st_uid != os.geteuid():
+            problem = f"belongs to user id {info.st_uid}, not to you"
+        if problem:
+            raise ConfigurationError(
+                f"the decision log {path} {problem}: remove it, or give another log_path / --dump-dir"
+            )
+        os.fchmod(fd, 0o600)
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def check_disk_for(pid: int, folder: str, min_free_disk: int) -> None:
+    """Refuse up front when the dump folder cannot hold a dump of ``pid`` plus ``min_free_disk``."""
+    free = _free_disk(folder)
+    need = processes.memory_size(pid)
+    if free is None or not need:
+        return
+    if free < need + min_free_disk:
+        raise DiskSpaceError(
+            f"the dump folder {folder} has {_mib(free)} free; a dump of pid {pid} can take up to "
+            f"{_mib(need)} (its readable memory) and min_free_disk is {_mib(min_free_disk)}: free some "
+            "space, choose another --dump-dir, or lower --min-free-disk"
+        )
+
+
+def evaluate_within(
+    predicate: preds.Predicate, facts: preds.Facts, deadline: Optional[float]
+) -> Optional[preds.Verdict]:
+    """Evaluate on a worker thread until ``deadline`` (monotonic; None: no limit); None when it overran.
+
+    The main thread waits in short slices, so a signal still ends the watch. A predicate that never
+    returns cannot be stopped (Python cannot kill a thread): its daemon thread is abandoned and runs on
+    until it returns or the process exits.
+    """
+    box: List[preds.Verdict] = []
+    worker = threading.Thread(
+        target=lambda: box.append(preds.evaluate(predicate, facts)), name="pydbgauto-predicate", daemon=True
+    )
+    worker.start()
+    while worker.is_alive():
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            return None
+        worker.join(0.2 if left is None else min(0.2, left))
+    return box[0] if box else preds.Verdict(False, "the predicate ended without an answer")
+
+
+def _write_line(fd: int, line: str) -> None:
+    """One decision log line in one write (O_APPEND): a crash loses at most the line being written."""
+    if fd >= 0:
+        _write_all(fd, line.encode("utf-8"))
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _mib(value: int) -> str:
+    return f"{value / (1 << 20):.0f} MiB"
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"

@@ -40,11 +40,23 @@ def test_the_notebook_is_valid_and_finds_its_root_without_the_variable() -> None
     nbformat.validate(nb)
     assert nb.metadata["kernelspec"]["name"] == "python3"
     setup = _cell(nb, "setup").source
-    assert 'os.environ.get("PYDBGAUTO_ROOT")' in setup and 'os.path.join(os.getcwd(), "..")' in setup
+    assert 'os.environ.get("PYDBGAUTO_ROOT")' in setup and "os.getcwd()" in setup
+    assert "pydbgauto.__file__" in setup  # from any working folder: where the importable package lives
     # a markdown cell explains each step
     kinds = [c.cell_type for c in nb.cells]
     assert kinds.count("markdown") >= 9
-    for tag in ("event", "exception", "stack", "threads", "dump", "detach", "reopened", "reopened-exception"):
+    tags = (
+        "event",
+        "exception",
+        "stack",
+        "threads",
+        "dump",
+        "detach",
+        "reopened",
+        "reopened-exception",
+        "watch",
+    )
+    for tag in tags:
         assert _cell(nb, tag).cell_type == "code"
 
 
@@ -101,9 +113,14 @@ def test_the_triage_notebook_runs_and_shows_the_exception_and_a_verified_dump(
 ) -> None:
     import nbclient
 
+    # from another working folder, without PYDBGAUTO_ROOT: the notebook finds the checkout by itself
+    del kernel_env["PYDBGAUTO_ROOT"]
+    os.environ.pop("PYDBGAUTO_ROOT", None)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
     nb = nbformat.read(NOTEBOOK, as_version=4)
     client = nbclient.NotebookClient(
-        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": os.path.dirname(NOTEBOOK)}}
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(elsewhere)}}
     )
     client.execute()
 
@@ -136,6 +153,22 @@ def test_the_triage_notebook_runs_and_shows_the_exception_and_a_verified_dump(
     assert "ThrowingApp.Program.ThrowInvalidOperation" in _outputs(_cell(nb, "reopened-stack"), "text/html")
     reopened = _outputs(_cell(nb, "reopened-exception"), "text/html")
     assert "System.InvalidOperationException" in reopened and "The order queue timeout expired" in reopened
+    assert f"project: {ROOT}" in _outputs(_cell(nb, "setup"), "stream")
+    # the live view (one display, updated in place) ended at the dump, and the result shows itself
+    watch_cell = _cell(nb, "watch")
+    live = [o for o in watch_cell.get("outputs", []) if o.get("output_type") == "display_data"]
+    assert len(live) == 1, watch_cell.get("outputs")
+    live_html = "".join(live[0]["data"]["text/html"])
+    assert "exceptions seen" in live_html and "ended: max-dumps" in live_html
+    assert "ThrowingApp.OrderRejectedException" in live_html
+    result_html = "".join(
+        o["data"]["text/html"]
+        for o in watch_cell.get("outputs", [])
+        if o.get("output_type") == "execute_result"
+    )
+    assert (
+        "1 captures; ended: max-dumps" in result_html and "ThrowingApp.OrderRejectedException" in result_html
+    )
     assert "exit status: 0" in _outputs(_cell(nb, "cleanup"), "stream")
     started = re.search(r"the app runs as pid (\d+)", _outputs(_cell(nb, "start"), "stream"))
     assert started, "the start cell did not print the app's pid"

@@ -431,3 +431,87 @@ def test_watch_with_cdb_captures_a_first_chance_exception(replay: Replay, tmp_pa
     assert any(c.startswith(".dump /ma ") for c in replay.commands())
     assert replay.reopened(), "the dump was reopened with cdb -z"
     assert "q" not in replay.commands() and "qd" in replay.commands()
+
+
+# -- the same Session on transcripts RECORDED from the real engine (tests/transcripts/cdb-engine) ------
+
+ENGINE = ROOT / "tests" / "transcripts" / "cdb-engine"
+
+
+def _recorded(name: str) -> str:
+    return (ENGINE / name).read_text(encoding="utf-8")
+
+
+def test_recorded_engine_attach_event_threads_and_verified_dump(replay: Replay, tmp_path: Path) -> None:
+    """The double plays what Microsoft's engine printed (recorded through the cdb test bed under Wine):
+    the Session reads the event, !pe, the throw site with its source line, !threads and a -z check from it.
+    The expected values come from the goldens of the same recording, so a new recording needs no edit here."""
+    from pydbgauto.sos import parse_events, parse_pe, parse_threads
+
+    expected = parse_pe(_recorded("pe-cdb-net10-invalidop.txt"))
+    assert expected is not None
+    tid = parse_events(_recorded("events-cdb-net10-first-chance.txt"))[-1].tid
+    finalizer = [
+        t for t in parse_threads(_recorded("clrthreads-cdb-net10-invalidop.txt")).threads if t.special
+    ][0]
+    replay.monkeypatch.setenv("CDB_REPLAY_SCENARIO", str(ENGINE / "replay-attach-net10.txt"))
+    replay.monkeypatch.setenv("CDB_REPLAY_DUMP_SCENARIO", str(ENGINE / "replay-dump-net10.txt"))
+    sos = tmp_path / "sos.dll"
+    sos.write_bytes(b"MZ")
+    s = Session.attach(0x20, **replay.options(sos_path=str(sos)))
+    replay.sessions.append(s)
+    assert s.versions["cdb"] == "10.0.29507.1001 AMD64"  # the engine's own banner
+    s.break_on_clr_exceptions()
+    ev = s.wait_for_event(timeout=10)
+    assert ev.kind == "first-chance" and ev.thread_id == tid
+    assert (
+        ev.exception is not None and ev.exception.type == expected.type == "System.InvalidOperationException"
+    )
+    assert ev.exception_address == expected.address
+    assert ev.throw_site is not None and ev.throw_site.method == "ThrowingApp.Program.ThrowInvalidOperation()"
+    assert ev.throw_site.line is not None and ev.throw_site.source_file is not None
+    assert ev.throw_site.source_file.endswith("Program.cs")
+    table = s.threads()
+    assert [t.exception_address for t in table.threads if t.os_id == tid] == [expected.address]
+    no_exception = s.execute("!pe", thread_id=finalizer.os_id)
+    assert no_exception.strip() == "There is no current managed exception on this thread"
+    record = s.dump(str(tmp_path / "app.dmp"))
+    assert record.verified, record.verify_error
+    assert (record.seen_thread_id, record.seen_exception_type) == (tid, expected.type)
+    s.close()
+    _assert_left_with_qd(replay)
+
+
+def test_recorded_engine_launch_crash_to_the_end(replay: Replay, tmp_path: Path) -> None:
+    """Session.launch through the module-load walk, .load <sos>, and an unhandled exception to the process's
+    exit, on what the real engine printed (the recording's title line lists the events it saw)."""
+    text = _recorded("replay-launch-net10.txt")
+    recorded_kinds = text.splitlines()[3].split(": ", 1)[1].split()
+    replay.monkeypatch.setenv("CDB_REPLAY_SCENARIO", str(ENGINE / "replay-launch-net10.txt"))
+    sos = tmp_path / "sos.dll"
+    sos.write_bytes(b"MZ")
+    s = Session.launch([r"Z:\app\ThrowingApp.exe", "crash"], **replay.options(sos_path=str(sos)))
+    replay.sessions.append(s)
+    commands = replay.commands()
+    assert commands.index("sxe ld") < commands.index("sxn ld") < commands.index(f".load {sos}")
+    s.break_on_clr_exceptions()
+    events = []
+    with pytest.raises(TargetExitedError):
+        while len(events) < 20:
+            events.append(s.wait_for_event(timeout=10))
+    assert [e.kind for e in events] == recorded_kinds
+    assert (
+        recorded_kinds[0] == "first-chance"
+        and "second-chance" in recorded_kinds
+        and recorded_kinds[-1] == "exit"
+    )
+    exceptions = [e for e in events if e.kind != "exit"]
+    assert {e.exception_type for e in exceptions} == {"System.InvalidOperationException"}
+    assert len({e.exception_address for e in exceptions}) == 1  # one object, every time
+    assert (
+        exceptions[0].throw_site is not None
+        and exceptions[0].throw_site.method == "ThrowingApp.Program.Crash()"
+    )
+    assert events[-1].exit_status == 0x80131506  # Wine's exit code for an unhandled exception
+    s.close()
+    assert replay.sent()[-1] == "qd"

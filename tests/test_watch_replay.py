@@ -44,7 +44,7 @@ def test_predicates_select_exactly_their_throws(runtime, tmp_path, case):
     result = replay(f"first-chance-{runtime}", tmp_path, when=predicate, max_dumps=5)
     assert result.ended == "exit"
     assert [c.exception.type for c in result.captures] == expected
-    throws = throws_seen(runtime)
+    throws = throws_seen(runtime, recorded=True)
     with open(result.log_path) as f:
         log = [json.loads(line) for line in f]
     assert len(log) == throws + 1 and log[-1]["kind"] == "exit"

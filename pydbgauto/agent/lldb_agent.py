@@ -37,9 +37,11 @@ if _PACKAGE_PARENT not in sys.path:
 from pydbgauto import coredump  # noqa: E402
 from pydbgauto import guardian, predicates, qcalls  # noqa: E402
 from pydbgauto.models import ManagedException, StopEvent  # noqa: E402
+from pydbgauto.agent.legacy_faults import LegacyFaults  # noqa: E402
 from pydbgauto.sos.clrstack import parse_clrstack  # noqa: E402
 from pydbgauto.sos.objects import parse_dumpmt  # noqa: E402
 from pydbgauto.sos.pe import parse_pe  # noqa: E402
+from pydbgauto.sos.threads import parse_threads  # noqa: E402
 
 # Predicate nodes the agent can decide from the type alone (no SOS command per throw).
 TYPE_ONLY_OPS = {"exception_type", "first_chance", "second_chance", "not", "all", "any"}
@@ -57,6 +59,10 @@ RH_EH_FIRST_RETHROW_FRAME = 2
 PASS_SIGNALS = (
     "SIGSEGV SIGFPE SIGBUS SIGILL SIGUSR1 SIGUSR2 SIGPIPE SIGCHLD SIGINT SIGTERM SIGHUP SIGWINCH SIGCONT"
 )
+# .NET 8: the Thread object is scanned this far for its last-thrown-object handle; the read is checked
+# against a bare pe at this many stops before it is trusted alone.
+THREAD_SCAN_BYTES = 0x400
+LTO_CHECKS = 3
 CLR_EXCEPTION_CODE = 0xE0434352  # what a CLR exception is called in EXCEPTION_RECORDs
 
 
@@ -82,9 +88,17 @@ class Agent:
         self.mechanism: Optional[str] = None
         self.append_bp: Optional[int] = None
         self.rethrow_bp: Optional[int] = None
+        self.faults: Optional[LegacyFaults] = None
+        self.thread_objects: Dict[int, int] = {}  # OS thread id -> the runtime's Thread object
+        self.lto_offset: Optional[int] = None  # the last-thrown-object handle's slot in a Thread object
+        self.lto_checks = 0
+        self.journaled_breakpoints = 0  # breakpoints the guardian's journal last heard of
+        self.tid_offset: Optional[int] = None  # where a Thread object holds its OS thread id
+        self.fault_arming: Optional[Dict[str, Any]] = None
         self.startup_bp: Optional[int] = None
         self.pending: List[Dict[str, Any]] = []
         self.last_event: Optional[Dict[str, Any]] = None  # the last event reported, for the dump
+        self.maps_at_start: set = set()  # anonymous rwx regions before pydbgauto ran anything
         # MethodTable -> (type name, base types...), filled by dumpmt once per type
         self.type_chains: Dict[int, Tuple[str, ...]] = {}
         self.filter: Optional[predicates.Predicate] = None
@@ -140,6 +154,7 @@ class Agent:
 
     def hc(self, command: str) -> str:
         started = time.monotonic()
+        _trace(f"hc {command}")
         ro = lldb.SBCommandReturnObject()
         self.ci.HandleCommand(command, ro)
         self.stats["sos_seconds"] += time.monotonic() - started
@@ -253,6 +268,7 @@ class Agent:
 
     def _describe(self) -> Dict[str, Any]:
         process = self._require_process()
+        self.maps_at_start = _anonymous_rwx(process.GetProcessID())
         coreclr = self._find_module("libcoreclr.so")
         directory = coreclr.GetFileSpec().GetDirectory() if coreclr else None
         self.runtime = {"directory": directory, "version": _runtime_version(directory)}
@@ -307,6 +323,10 @@ class Agent:
             if bp.GetNumLocations() == 0:
                 raise AgentError("arm", "no __cxa_rethrow in libstdc++.so.6: cannot stop at .NET 8 throws")
             self.rethrow_bp = bp.GetID()
+            # Hardware faults (NRE from a null dereference, divide by zero) raise no C++ exception on
+            # .NET 8: followed from the runtime's signal handlers to the exception (legacy_faults.py).
+            self.faults = LegacyFaults()
+            self.fault_arming = self.faults.arm(self)
         self.journal.sites(self._breakpoint_bytes())
         return {"mechanism": self.mechanism, "runtime": self.runtime}
 
@@ -339,7 +359,9 @@ class Agent:
         for bp_id in (self.append_bp, self.rethrow_bp):
             if bp_id is not None:
                 self.target.BreakpointDelete(bp_id)
-        self.append_bp, self.rethrow_bp, self.mechanism = None, None, None
+        if self.faults is not None:
+            self.faults.disarm(self)
+        self.append_bp, self.rethrow_bp, self.mechanism, self.faults = None, None, None, None
         self.journal.sites(self._breakpoint_bytes())
         return {}
 
@@ -531,15 +553,31 @@ class Agent:
                     event = self._first_chance_legacy(thread)
                     if self._passes_filter(event, thread):
                         events.append(event)
+                elif self.faults is not None:
+                    event = self.faults.on_stop(self, thread)  # .NET 8 hardware faults (legacy_faults.py)
+                    if event is not None and self._passes_filter(event, thread):
+                        events.append(event)
             elif reason == lldb.eStopReasonSignal and thread.GetStopReasonDataAtIndex(0) == SIGABRT:
-                events.append(
-                    {
-                        "kind": "second-chance",
-                        "thread_id": thread.GetThreadID(),
-                        "exception_address": None,
-                        "description": "SIGABRT: the runtime is aborting",
-                    }
-                )
+                event = {
+                    "kind": "second-chance",
+                    "thread_id": thread.GetThreadID(),
+                    "exception_address": None,
+                    "description": "SIGABRT: the runtime is aborting",
+                }
+                details = self.faults.abort_details(thread) if self.faults is not None else None
+                if details:
+                    event["fault"] = details
+                    event["description"] += f" after {details['description']}"
+                events.append(event)
+            elif self.faults is not None and reason == lldb.eStopReasonSignal:
+                event = self.faults.on_stop(self, thread)  # the fallback mode stops at the signals
+                if event is not None and self._passes_filter(event, thread):
+                    events.append(event)
+        if self.faults is not None and self.target is not None:
+            count = self.target.GetNumBreakpoints()
+            if count != self.journaled_breakpoints:  # legacy_faults adds and removes its own: journal them
+                self.journaled_breakpoints = count
+                self.journal.sites(self._breakpoint_bytes())
         return events
 
     def _take_filtered(self) -> List[Dict[str, Any]]:
@@ -588,19 +626,92 @@ class Agent:
         return self._type_chain(address) is not None
 
     def _first_chance_legacy(self, thread: "lldb.SBThread") -> Dict[str, Any]:
+        """__cxa_rethrow on .NET 8: the thread's last thrown object is the new exception.
+
+        Read from the runtime's Thread object (its handle slot, located once by matching what a bare
+        ``pe`` shows, and checked against ``pe`` for the first few stops), so a stop costs no SOS
+        command; ``pe`` is the fallback whenever the read cannot be trusted.
+        """
         self._require_process().SetSelectedThread(thread)
-        address = None
-        try:
-            exception = parse_pe(self.hc("pe"))
-            address = exception.address if exception else None
-        except Exception:
-            pass
+        tid = thread.GetThreadID()
+        address = self._last_thrown_read(tid)
+        if address is None or self.lto_checks < LTO_CHECKS:
+            shown = self._bare_pe_address()
+            if shown is not None and address is not None and shown != address:
+                self.lto_offset = None  # the slot was wrong after all: SOS decides from now on
+                self.lto_checks = LTO_CHECKS
+            elif shown is not None and address is None and self.lto_offset is None:
+                self._find_last_thrown_slot(tid, shown)
+            elif shown is not None:
+                self.lto_checks += 1
+            address = shown
         return {
             "kind": "first-chance",
-            "thread_id": thread.GetThreadID(),
+            "thread_id": tid,
             "exception_address": address,
             "description": "__cxa_rethrow",
         }
+
+    def _bare_pe_address(self) -> Optional[int]:
+        try:
+            exception = parse_pe(self.hc("pe"))
+        except Exception:
+            return None
+        return exception.address if exception else None
+
+    def _thread_object(self, tid: int) -> Optional[int]:
+        """The runtime's Thread object of an OS thread (clrthreads once per new thread). A cached one
+        must still hold the thread's id (OS thread ids are reused by new threads)."""
+        cached = self.thread_objects.get(tid)
+        if cached is not None and self.tid_offset is not None:
+            try:
+                if struct.unpack("<I", self._read(cached + self.tid_offset, 4))[0] != tid:
+                    cached = None
+            except AgentError:
+                cached = None
+            if cached is None:
+                del self.thread_objects[tid]
+        if tid not in self.thread_objects:
+            try:
+                table = parse_threads(self.hc("clrthreads"))
+            except Exception:
+                return None
+            self.thread_objects.update({t.os_id: t.thread_obj for t in table.threads if t.thread_obj})
+        return self.thread_objects.get(tid)
+
+    def _find_last_thrown_slot(self, tid: int, exception: int) -> None:
+        """The offset in the Thread object of the handle that holds ``exception`` (the last thrown)."""
+        thread_obj = self._thread_object(tid)
+        if thread_obj is None:
+            return
+        try:
+            data = self._read(thread_obj, THREAD_SCAN_BYTES)
+        except AgentError:
+            return
+        tid_slots = [o for o in range(0, len(data) - 3, 4) if struct.unpack_from("<I", data, o)[0] == tid]
+        if len(tid_slots) != 1:
+            return  # the thread's id must be findable, once, to check cached Thread objects later
+        self.tid_offset = tid_slots[0]
+        for offset in range(0, len(data) - 7, 8):
+            handle = struct.unpack_from("<Q", data, offset)[0]
+            try:
+                if handle >= 0x10000 and self._u64(handle) == exception:
+                    self.lto_offset = offset
+                    return
+            except AgentError:
+                continue
+
+    def _last_thrown_read(self, tid: int) -> Optional[int]:
+        if self.lto_offset is None:
+            return None
+        thread_obj = self._thread_object(tid)
+        if thread_obj is None:
+            return None
+        try:
+            candidate = self._u64(self._u64(thread_obj + self.lto_offset))
+        except AgentError:
+            return None
+        return candidate if self._is_exception(candidate) else None
 
     # ----- commands while stopped ----------------------------------------------------------------------
 
@@ -614,6 +725,12 @@ class Agent:
         ro = lldb.SBCommandReturnObject()
         self.ci.HandleCommand(command, ro)
         return {"output": ro.GetOutput() or "", "error": ro.GetError() or "", "succeeded": ro.Succeeded()}
+
+    def op_stop_stack(self, thread_id: Optional[int], max_frames: int, budget: float) -> Dict[str, Any]:
+        """A thread's managed stack in bounds: clrstack up to ``max_frames`` frames, else a bounded read."""
+        from pydbgauto.agent.stack_reader import read_stack
+
+        return read_stack(self, thread_id, limit=max_frames, budget=budget)
 
     def op_threads(self) -> Dict[str, Any]:
         process = self._require_process()
@@ -674,7 +791,8 @@ class Agent:
         return patches
 
     def op_stats(self) -> Dict[str, Any]:
-        return dict(self.stats, mechanism=self.mechanism)
+        faults = self.faults.stats if self.faults is not None else None
+        return dict(self.stats, mechanism=self.mechanism, faults=faults, fault_arming=self.fault_arming)
 
     # ----- leaving --------------------------------------------------------------------------------------
 
@@ -682,12 +800,27 @@ class Agent:
         process = self._require_process()
         if self.target is not None:
             self.target.DeleteAllBreakpoints()
+        freed = self._free_debugger_memory(process)
         self.journal.detaching()
         error = process.Detach()
         if not error.Success():
             raise AgentError("detach", f"detach failed: {error.GetCString()}")
         self.journal.detached()
-        return {}
+        return {"freed": freed}
+
+    def _free_debugger_memory(self, process: "lldb.SBProcess") -> List[str]:
+        """Give back the memory lldb allocated in the target for expressions (an anonymous rwx page per
+        allocation, kept for good otherwise). Only lldb's own allocations can be freed this way: for any
+        other region DeallocateMemory fails and the region is left alone."""
+        freed = []
+        for start, end in sorted(_anonymous_rwx(process.GetProcessID()) - self.maps_at_start):
+            # lldb's memory cache keeps the page after DeallocateMemory; lldb-server's own `_m` packet
+            # unmaps what it allocated with `_M` (it refuses any other address).
+            reply = self.hc(f"process plugin packet send _m{start:x}")
+            if "response: OK" in reply:
+                freed.append(f"{start:x}-{end:x}")
+            _trace(f"free {start:x}-{end:x}: {reply.strip()}")
+        return freed
 
     def op_kill(self) -> Dict[str, Any]:
         process = self._require_process()
@@ -726,6 +859,21 @@ def _ops(spec: Any) -> set:
         for value in spec:
             found |= _ops(value)
     return found
+
+
+def _anonymous_rwx(pid: int) -> set:
+    """(start, end) of the process's anonymous read-write-execute mappings: lldb's expression memory."""
+    regions = set()
+    try:
+        with open(f"/proc/{pid}/maps") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) == 5 and parts[1].startswith("rwx"):
+                    start, end = (int(x, 16) for x in parts[0].split("-"))
+                    regions.add((start, end))
+    except OSError:
+        pass
+    return regions
 
 
 def _legacy_eh_requested(pid: int) -> bool:

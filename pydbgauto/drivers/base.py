@@ -20,6 +20,7 @@ class StopKind(str, enum.Enum):
     FIRST_CHANCE = "first-chance"
     SECOND_CHANCE = "second-chance"
     EXIT = "exit"
+    BREAK = "break"  # stopped on request (``break_in``), not by an event of its own
     OTHER = "other"
 
 

@@ -671,6 +671,10 @@ class CdbDriver:
         self.type_filter: tuple[tuple[str, ...], bool] | None = None
         self.argv: list[str] = []
         self.last_stop: Optional[RawStop] = None
+        self._break_cond = threading.Condition()  # break_in from another thread while resume runs
+        self._resuming = False
+        self._break_requested = False
+        self._break_result: Optional[RawStop] = None
 
     # -- Driver protocol --------------------------------------------------------------------
     @property
@@ -758,17 +762,56 @@ class CdbDriver:
         self.armed = True
 
     def resume(self, timeout: Optional[float]) -> RawStop:
+        with self._break_cond:
+            self._resuming = True
+        stop: Optional[RawStop] = None
         try:
-            body = self._run(["g"], timeout, what="resume (g)")
-        except KeyboardInterrupt:
-            self._leave()
-            raise
-        lastevent = self._run([".lastevent"], self.command_timeout, what=".lastevent")
-        stop = classify_stop(body, lastevent)
+            try:
+                body = self._run(["g"], timeout, what="resume (g)")
+            except KeyboardInterrupt:
+                self._leave()
+                raise
+            lastevent = self._run([".lastevent"], self.command_timeout, what=".lastevent")
+            stop = classify_stop(body, lastevent)
+            if self._break_requested and stop.kind is StopKind.OTHER:
+                # our own break-in: cdb reports it as a break instruction on a thread it injected
+                stop = RawStop(
+                    StopKind.BREAK, thread_id=stop.thread_id, description=stop.description, text=stop.text
+                )
+        finally:
+            with self._break_cond:
+                self._resuming = self._break_requested = False
+                self._break_result = stop
+                self._break_cond.notify_all()
+        assert stop is not None
         if stop.kind is StopKind.EXIT:
             log.info("target exited: %s", stop.description)
         self.last_stop = stop
         return stop
+
+    def break_in(self, timeout: Optional[float] = 30.0) -> RawStop:
+        """Stop the target now: while ``resume`` runs in another thread, break in (Ctrl+Break to cdb's
+        process group, as for a time limit) and return the stop that ``resume`` returns too (kind BREAK,
+        or the event that won the race). Otherwise the target is already stopped (attach stops it, and
+        cdb runs it only inside ``resume``): a BREAK stop on the last event's thread."""
+        with self._break_cond:
+            if self._resuming:
+                if self._console is None or self._console.ended:
+                    raise DebuggerDiedError("cdb has already ended")
+                if not self._break_requested:
+                    self._break_requested = True
+                    self._console.transport.interrupt()
+                deadline = None if timeout is None else time.monotonic() + timeout
+                while self._resuming:
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        raise DebuggerTimeoutError(f"cdb did not break in within {timeout} s")
+                    self._break_cond.wait(remaining)
+                if self._break_result is None:
+                    raise DebuggerError("the wait that was broken into failed; see the error it raised")
+                return self._break_result
+        thread = self.last_stop.thread_id if self.last_stop is not None else None
+        return RawStop(StopKind.BREAK, thread_id=thread, description="stopped under the debugger")
 
     def write_dump(self, path: str, timeout: Optional[float], *, options: str = "/ma") -> None:
         """``.dump /ma "<path>"`` to exactly ``path`` (absolute, new). Success only when cdb says
@@ -819,6 +862,8 @@ class CdbDriver:
         from pydbgauto.sos.events import parse_events
 
         started = time.monotonic()
+        if expect is not None and expect.kind == "break":
+            return self._verify_snapshot_dump(record, timeout, started)
         commands = [".lastevent", ".prompt_allow -dis -ea -reg -src -sym", "!sym quiet", ".outmask- 0x244"]
         want_exception = expect is not None and expect.exception is not None
         if want_exception and self.sos_command:
@@ -880,6 +925,62 @@ class CdbDriver:
             verify_error="; ".join(problems) or None,
             seen_exception_type=seen_type,
             seen_thread_id=seen_thread,
+        )
+
+    def _verify_snapshot_dump(
+        self, record: "DumpRecord", timeout: Optional[float], started: float
+    ) -> "DumpRecord":
+        """A dump taken at a break-in (no exception of its own): ``cdb -z`` must list the threads
+        (``~``) and, with SOS, ``!threads`` must show at least one managed thread."""
+        import attr
+
+        from pydbgauto.sos import parse_threads
+
+        commands = [
+            ".lastevent",
+            ".prompt_allow -dis -ea -reg -src -sym",
+            "!sym quiet",
+            ".outmask- 0x244",
+            "~",
+        ]
+        if self.sos_command:
+            commands += [self.sos_command, "!threads"]
+        problems: list[str] = []
+        try:
+            replies = read_dump_with_cdb(
+                record.path,
+                commands,
+                cdb_path=self._cdb_path,
+                timeout=timeout,
+                env=self._env,
+                transport=self._transport_name,
+            )
+        except DumpVerificationError as e:
+            return attr.evolve(
+                record,
+                verified=False,
+                reader="cdb -z",
+                verify_error=str(e),
+                verify_seconds=time.monotonic() - started,
+            )
+        if not _THREAD_LINE.search(replies[4]):
+            problems.append(f"~ lists no thread in the dump: {replies[4].strip()[-200:]!r}")
+        if not self.sos_command:
+            problems.append("SOS was not loaded in this session, so the dump's managed threads were not read")
+        else:
+            try:
+                table = parse_threads(replies[-1])
+            except (ParseError, SosError) as e:
+                table = None
+                problems.append(f"!threads on the dump: {e}")
+            if table is not None and not table.threads:
+                problems.append("!threads lists no managed thread in the dump")
+        return attr.evolve(
+            record,
+            verified=not problems,
+            reader="cdb -z",
+            verify_seconds=time.monotonic() - started,
+            verify_error="; ".join(problems) or None,
         )
 
     def detach(self) -> None:
@@ -977,6 +1078,9 @@ class CdbDriver:
                     "or pass sos_path=<sos.dll>."
                 )
             self.sos_command = command
+
+
+_THREAD_LINE = re.compile(r"^[ .#]\s*\d+\s+Id:\s*[0-9a-fA-F]+\.[0-9a-fA-F]+", re.MULTILINE)
 
 
 def _process_id(text: str) -> Optional[int]:

@@ -15,7 +15,7 @@ from tests.watch_cases import CASES as SHARED_CASES
 from tests.watch_cases import throws_seen
 from pydbgauto import ConfigurationError
 from pydbgauto.watching import watch
-from tests.integration.conftest import ROOT, WaitingApp, lldb_processes, throw_lines
+from tests.integration.conftest import ROOT, WaitingApp, lldb_processes, throw_lines, tracer_of
 
 pytestmark = pytest.mark.lldb
 
@@ -94,7 +94,6 @@ def test_cooldown_dedupe_and_disk_guard(runtime, tmp_path, no_lldb_left):
     for options, expected in [
         (dict(cooldown=3600, dedupe=False, max_dumps=3), ["matched", "cooldown", "cooldown", "cooldown"]),
         (dict(max_dumps=3), ["matched", "duplicate-stack", "duplicate-stack", "duplicate-stack"]),
-        (dict(min_free_disk=1 << 60, max_dumps=3), ["disk", "disk", "disk", "disk"]),
     ]:
         app = WaitingApp(path)
         folder = tmp_path / str(len(os.listdir(tmp_path)))
@@ -113,6 +112,23 @@ def test_cooldown_dedupe_and_disk_guard(runtime, tmp_path, no_lldb_left):
         finally:
             if app.proc.poll() is None:
                 app.proc.kill()
+
+
+def test_disk_guard_refuses_up_front(runtime, tmp_path, no_lldb_left):
+    """min_free_disk plus the target's memory cannot fit: refused before a debugger starts (pid) or
+    before arming (launch), with the sizes in the message."""
+    app = WaitingApp(os.path.join(ROOT, ".build", f"app-{runtime}", "ThrowingApp"))
+    try:
+        with pytest.raises(pda.DiskSpaceError, match="min_free_disk"):
+            watch(pid=app.pid, dump_dir=str(tmp_path), min_free_disk=1 << 60, timeout=30)
+        assert tracer_of(app.pid) == 0
+    finally:
+        app.proc.kill()
+        app.proc.wait()
+    with pytest.raises(pda.DiskSpaceError, match="can take up to"):
+        watch(
+            launch=[app.proc.args[0], "quiet", "2"], dump_dir=str(tmp_path), min_free_disk=1 << 60, timeout=30
+        )
 
 
 def test_debugger_side_filter_and_round_trip_agree(app, tmp_path, no_lldb_left):

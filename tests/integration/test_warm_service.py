@@ -1,0 +1,132 @@
+"""The user's real target: an ASP.NET Core service that has served thousands of requests with exceptions,
+watched under a steady load from a client thread (issue 9, item 7).
+
+Every throw after the attach is accounted for once in the decision log, checked against the service's
+own per-type counts; every matching one is captured with a verified dump whose reader sees it as the
+thread's current exception; and `--name --wait` started before the service attaches once it starts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+import time
+from collections import Counter
+from typing import Any, Dict, List
+
+import pytest
+
+import pydbgauto as pda
+from tests.integration.service import Service
+
+pytestmark = [pytest.mark.lldb, pytest.mark.slow]
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+MATCH = "System.TimeoutException"
+NOISE = "System.FormatException"
+
+
+def type_counts(stats: Dict[str, Any]) -> Counter:
+    return Counter({t: n for t, n in stats["types"].items()})
+
+
+def test_warm_service_under_load_every_throw_logged_every_match_dumped(
+    service: Service, service_load: Any, tmp_path: Any, no_lldb_left: None
+) -> None:
+    service.warm_up(requests=150, n=10)  # 3,150 throws, tier-1 code, before the attach
+    result: Dict[str, pda.WatchResult] = {}
+    armed = threading.Event()
+    stop = threading.Event()
+
+    def run() -> None:
+        result["r"] = pda.watch(
+            pid=service.pid,
+            when=pda.exception_type(MATCH),
+            dump_dir=str(tmp_path),
+            max_dumps=None,
+            dedupe=False,
+            timeout=300,
+            stop=stop,
+            on_event=lambda kind, data: armed.set() if kind == "armed" else None,
+        )
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    assert armed.wait(60), "the watch did not arm"
+    before = type_counts(service.wait_idle())
+    load = service_load(service, "/handled", {"type": NOISE, "n": 3}, count=60, seconds=120)
+    background = service_load(
+        service, "/background", {"type": NOISE, "n": 2, "wait": 1}, count=20, seconds=120
+    )
+    for _ in range(3):
+        service.handled(MATCH, 1)  # the matches, while the load goes on
+    load.join(150)
+    background.join(150)
+    assert load.error is None and background.error is None, (load.error, background.error)
+    thrown = type_counts(service.wait_idle()) - before
+    stop.set()
+    worker.join(120)
+    assert not worker.is_alive()
+    r = result["r"]
+    assert thrown == Counter({NOISE: 60 * 3 + 20 * 2, MATCH: 3}), thrown
+    with open(r.log_path) as f:
+        lines = [json.loads(line) for line in f if line.strip()]
+    logged = Counter(line["exception_type"] for line in lines if line.get("kind") == "first-chance")
+    assert logged == thrown, (logged, thrown)  # every throw once, nothing else
+    assert len(r.captures) == 3
+    for capture in r.captures:
+        assert capture.exception is not None and capture.exception.type == MATCH
+        assert capture.dump is not None and capture.dump.verified, capture.dump
+        assert capture.dump.reader_warnings == ()
+        assert os.stat(capture.dump.path).st_mode & 0o777 == 0o600
+
+
+def test_watch_by_name_wait_started_before_the_service(
+    start_service: Any, runtime: str, tmp_path: Any, no_lldb_left: None
+) -> None:
+    """`pydbgauto watch --name ServiceApp --wait` first; the service starts later, warms up, and throws."""
+    cli = subprocess.Popen(
+        [
+            os.path.join(ROOT, "scripts", "pydbgauto"),
+            "watch",
+            "--name",
+            "ServiceApp",
+            "--wait",
+            "--type",
+            MATCH,
+            "--max-dumps",
+            "1",
+            "--timeout",
+            "240",
+            "--json",
+            "--dump-dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(1.0)
+        assert cli.poll() is None, cli.communicate()
+        service = start_service(runtime)
+        lines: List[Dict[str, Any]] = []
+        assert cli.stdout is not None
+        for raw in cli.stdout:
+            lines.append(json.loads(raw))
+            if lines[-1].get("event") == "armed":
+                break
+        assert lines and lines[-1].get("event") == "armed", lines
+        assert lines[-1].get("pid") == service.pid
+        service.warm_up(requests=40, n=5)  # warm it while watched: these are logged, not dumped
+        service.handled(MATCH, 1)
+        out, err = cli.communicate(timeout=240)
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.communicate()
+    assert cli.returncode == 0, err[-2000:]
+    dumps = [p for p in os.listdir(tmp_path) if p.endswith(".core")]
+    assert len(dumps) == 1, os.listdir(tmp_path)
