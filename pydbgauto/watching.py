@@ -288,6 +288,7 @@ class _Watch:
         self.decisions.append((event, record))
         line = {
             "sequence": event.sequence,
+            "pid": event.pid if event.pid is not None else self.session.pid,
             "time": event.time,
             "kind": event.kind,
             "thread_id": event.thread_id,
