@@ -124,7 +124,7 @@ def _parser() -> argparse.ArgumentParser:
     from pydbgauto.snapshot import register as register_dump
 
     register_dump(sub)
-    from pydbgauto.survey import register as register_survey
+    from pydbgauto.surveying import register as register_survey
 
     register_survey(sub)
     return parser

@@ -582,6 +582,11 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _print_armed(kind: str, data: Mapping[str, Any], seconds: float) -> None:
+    if kind == "armed":
+        print(f"pydbgauto survey: watching pid {data['pid']} for {seconds:g} s", file=sys.stderr, flush=True)
+
+
 def run(args: argparse.Namespace) -> int:
     """The ``survey`` subcommand; errors go up to ``cli.main``, which maps them to exit codes."""
     from pydbgauto import processes
@@ -594,7 +599,14 @@ def run(args: argparse.Namespace) -> int:
     print(f"pydbgauto survey: {COST_WARNING}", file=sys.stderr, flush=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SurveyCostWarning)
-        result = survey(pid, name=args.name, seconds=args.seconds, debugger=args.debugger, live=False)
+        result = survey(
+            pid,
+            name=args.name,
+            seconds=args.seconds,
+            debugger=args.debugger,
+            live=False,
+            on_event=lambda kind, data: _print_armed(kind, data, args.seconds),
+        )
     if args.json:
         print(
             json.dumps(

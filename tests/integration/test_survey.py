@@ -1,0 +1,131 @@
+"""The survey on the real lldb + SOS and the sample app: what it counts is what the app threw."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import tempfile
+from collections import Counter
+from typing import Any, Dict
+
+import pytest
+
+import pydbgauto as pda
+from pydbgauto.surveying import SurveyCostWarning
+from tests.integration.conftest import ROOT, WaitingApp, throw_lines
+
+pytestmark = pytest.mark.lldb
+
+SCENARIOS = ("repeat 6", "custom", "inner", "custom")
+
+
+def drive_when_armed(app: WaitingApp, *lines: str) -> Any:
+    def on_event(kind: str, data: Any) -> None:
+        if kind == "armed":
+            for line in lines:
+                app.send(line)
+
+    return on_event
+
+
+def test_survey_counts_what_the_app_threw(waiting_app: WaitingApp, no_lldb_left: None) -> None:
+    app = waiting_app
+    temp_before = set(glob.glob(os.path.join(tempfile.gettempdir(), "pydbgauto-survey-*")))
+    with pytest.warns(SurveyCostWarning, match="stops the process at every exception"):
+        result = pda.survey(pid=app.pid, seconds=25, on_event=drive_when_armed(app, *SCENARIOS, "exit"))
+    app.proc.wait(30)
+    thrown = Counter(parts[2] for parts in throw_lines(app.lines))
+    assert sum(thrown.values()) == 6 + 1 + 2 + 1, app.lines
+    assert {c.key: c.count for c in result.by_type} == dict(thrown)
+    assert result.total == sum(thrown.values()) and result.unread == 0
+    assert result.ended == "exit"  # the app was told to exit; the survey ends with it
+    # one row per type here (each type has one message pattern and one site); the custom message folded
+    rows = {r.type: r for r in result.rows}
+    assert rows["System.InvalidOperationException"].count == 6 and result.rows[0].n == 1
+    assert rows["System.InvalidOperationException"].site == "ThrowingApp.Program.ThrowInvalidOperation()"
+    custom = rows["ThrowingApp.OrderRejectedException"]
+    assert custom.pattern == "Order <n> was rejected: card declined" and custom.count == 2
+    assert custom.site == "ThrowingApp.Program.ThrowCustom()"
+    # every throw was on the app's main thread (the THROW lines say which)
+    tids = {int(parts[3].split("=")[1]) for parts in throw_lines(app.lines)}
+    assert {int(c.key, 16) for c in result.by_thread} == tids
+    assert all(r.first_chance == r.count for r in result.rows)
+    # the suggested watch line selects the row: its message regex matches the row's message
+    command = result.watch_command(custom.n)
+    assert f"--pid {app.pid} --type ThrowingApp.OrderRejectedException" in command
+    assert re.search(
+        custom.watch_args[custom.watch_args.index("--message") + 1], "Order 42 was rejected: card declined"
+    )
+    assert "<table" in result._repr_html_()
+    assert set(glob.glob(os.path.join(tempfile.gettempdir(), "pydbgauto-survey-*"))) <= temp_before  # removed
+
+
+@pytest.fixture
+def unique_app(tmp_path: Any) -> str:
+    folder = tmp_path / "app"
+    shutil.copytree(os.path.join(ROOT, ".build", "app-net10"), folder)
+    name = "pdaS" + secrets.token_hex(4)
+    os.rename(folder / "ThrowingApp", folder / name)
+    return str(folder / name)
+
+
+def test_cli_survey_by_name_json(unique_app: str, no_lldb_left: None) -> None:
+    """`pydbgauto survey --name X --seconds S --json`: the cost warning first on stderr, then the summary."""
+    app = WaitingApp(unique_app)
+    try:
+        cli = subprocess.Popen(
+            [os.path.join(ROOT, "scripts", "pydbgauto"), "survey", "--name", os.path.basename(unique_app)]
+            + ["--seconds", "12", "--json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert cli.stderr is not None
+        first = cli.stderr.readline()
+        assert first.startswith("pydbgauto survey: a survey stops the process at every exception"), first
+        assert "docs/linux.md" in first
+        armed = cli.stderr.readline()  # "watching pid N for S s": armed, throws from now on are seen
+        assert armed.startswith(f"pydbgauto survey: watching pid {app.pid} for 12 s"), armed
+        app.send("repeat 3")
+        out, err = cli.communicate(timeout=90)
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.communicate()
+        app.finish()
+    assert cli.returncode == 0, err[-2000:]
+    data: Dict[str, Any] = json.loads(out)
+    thrown = Counter(parts[2] for parts in throw_lines(app.lines))
+    assert (
+        {c["key"]: c["count"] for c in data["by_type"]}
+        == dict(thrown)
+        == {"System.InvalidOperationException": 3}
+    )
+    assert data["pid"] == app.pid and data["target"] == ["--name", os.path.basename(unique_app)]
+    assert data["watch_commands"]["1"].startswith(
+        f"pydbgauto watch --name {os.path.basename(unique_app)} --type"
+    )
+
+
+def test_cli_survey_exit_code_1_when_nothing_is_thrown(waiting_app: WaitingApp, no_lldb_left: None) -> None:
+    proc = subprocess.run(
+        [
+            os.path.join(ROOT, "scripts", "pydbgauto"),
+            "survey",
+            "--pid",
+            str(waiting_app.pid),
+            "--seconds",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert proc.stdout.startswith(f"pid {waiting_app.pid} (ThrowingApp): 0 exceptions in")
+    assert waiting_app.proc.poll() is None and waiting_app.state() in ("S", "R")  # left running
