@@ -392,3 +392,37 @@ def test_multi_printer_prints_each_process_with_its_pid() -> None:
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     assert lines[0]["pid"] == 42 and lines[0]["event"] == "exception" and lines[0]["type"] == "System.X"
     assert lines[1] == {"event": "process-error", "pid": 43, "error": "NotDotnetError: no runtime"}
+
+
+def test_multi_result_views() -> None:
+    from pydbgauto.models import CaptureRecord, DecisionRecord
+    from pydbgauto.multi import MultiWatchResult
+    from pydbgauto.watching import WatchResult
+
+    def one(pid: int, at: float) -> WatchResult:
+        ev = attr_evolve(event("System.X", "<b>boom</b>", at=at), pid=pid)
+        capture = CaptureRecord(
+            event=ev, decision=DecisionRecord("dump", "matched", n=1), exception=ev.exception
+        )
+        return WatchResult((capture,), ((ev, capture.decision),), "stopped", "/tmp/log.jsonl", 1.0)
+
+    result = MultiWatchResult(
+        "App",
+        ((7, one(7, 5.0)), (8, one(8, 2.0))),
+        ((9, "NotDotnetError: x"),),
+        "max-dumps",
+        "/tmp/log.jsonl",
+        3.0,
+    )
+    assert [c.event.pid for c in result.captures] == [8, 7]  # in the order they were seen
+    assert (result.events_seen, result.matched, result.pids) == (2, 2, (7, 8))
+    assert "2 processes called 'App' watched" in str(result) and "pid 9 (NotDotnetError: x)" in str(result)
+    text = result._repr_html_()
+    check_html(text)
+    assert "pid 7" in text and "<b>boom" not in text
+
+
+def attr_evolve(ev: StopEvent, **changes: Any) -> StopEvent:
+    import attr
+
+    return attr.evolve(ev, **changes)

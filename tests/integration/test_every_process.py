@@ -10,6 +10,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -19,7 +20,7 @@ import pytest
 
 import pydbgauto as pda
 from pydbgauto.multi import MultiWatchResult, watch_all
-from tests.integration.conftest import ROOT, WaitingApp, lldb_processes, throw_lines
+from tests.integration.conftest import ROOT, WaitingApp, lldb_processes, throw_lines, tracer_of
 
 pytestmark = pytest.mark.lldb
 
@@ -208,3 +209,38 @@ def test_no_such_name_refused_before_any_debugger(tmp_path: Any) -> None:
     with pytest.raises(pda.ConfigurationError, match="timeout"):
         watch_all("pdaNoSuch", wait=True, dump_dir=str(tmp_path), timeout=0)
     assert time.monotonic() - started < 5 and set(lldb_processes()) == before
+
+
+def test_ctrl_c_detaches_from_every_process_and_leaves_them_running(
+    unique_app: str, apps: List[WaitingApp], tmp_path: Any, no_lldb_left: None
+) -> None:
+    name = os.path.basename(unique_app)
+    apps += [WaitingApp(unique_app), WaitingApp(unique_app)]
+    cli = subprocess.Popen(
+        [os.path.join(ROOT, "scripts", "pydbgauto"), "watch", "--name", name, "--wait", "--json"]
+        + ["--type", IOE, "--timeout", "180", "--dump-dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    armed: Set[int] = set()
+    try:
+        assert cli.stdout is not None
+        for raw in cli.stdout:
+            line = json.loads(raw)
+            if line.get("event") == "armed":
+                armed.add(line["pid"])
+            if armed == {a.pid for a in apps}:
+                break
+        cli.send_signal(signal.SIGINT)
+        _, err = cli.communicate(timeout=60)
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.communicate()
+    assert cli.returncode == 130, err[-2000:]
+    assert "interrupted" in err
+    for app in apps:
+        assert app.proc.poll() is None and tracer_of(app.pid) == 0
+        app.send("invalid-op")  # it runs on, undebugged
+        assert app.wait_for_line("CAUGHT System.InvalidOperationException", 30), app.lines
