@@ -163,13 +163,15 @@ def watch_all(
     session_options: Optional[Mapping[str, Any]] = None,
     stop: Optional[threading.Event] = None,
     poll_interval: float = 0.5,
+    live: Optional[bool] = None,
 ) -> MultiWatchResult:
     """Watch every process called ``name`` (with ``wait``, also those that start later), each with its own
     debugger on its own thread, until ``timeout``, ``max_dumps`` dumps in total, ``stop``, or (without
     ``wait``) until every one has ended. Options as :func:`pydbgauto.watch`; see the module docstring for
     which limits are per process. ``on_event(kind, data)`` gets every process's events with ``data["pid"]``
     (their end as ``"process-done"``), ``"process-error"`` for a process that could not be watched, and
-    at the end ``"done"`` with the :class:`MultiWatchResult`; calls are serialised (one at a time)."""
+    at the end ``"done"`` with the :class:`MultiWatchResult`; calls are serialised (one at a time).
+    ``live``: a live view over all processes, as :func:`pydbgauto.watch` (None: in a Jupyter kernel)."""
     predicate = (
         preds.as_predicate(when) if when is not None else (preds.first_chance() | preds.second_chance())
     )
@@ -199,6 +201,10 @@ def watch_all(
     pids = processes.find_pids(name)  # also checks the name
     if not pids and not wait:
         raise NoSuchProcessError(f"no process called {name!r} is running (use --wait to wait for one)")
+    from pydbgauto import progress
+
+    if live or (live is None and progress.in_notebook()):
+        on_event = progress.NotebookProgress().wrap(on_event)
     return _Multi(
         name,
         wait,
@@ -446,6 +452,7 @@ def run_cli(args: argparse.Namespace, predicate: Optional[preds.Predicate], on_e
         verify=not args.no_verify,
         debugger=args.debugger,
         on_event=on_event,
+        live=False,
     )
     if not result.results and result.errors:
         raise NoSuchProcessError("no process could be watched: " + "; ".join(w for _, w in result.errors))

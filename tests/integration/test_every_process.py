@@ -27,14 +27,19 @@ pytestmark = pytest.mark.lldb
 IOE = "System.InvalidOperationException"
 
 
-@pytest.fixture
-def unique_app(tmp_path: Any) -> Iterator[str]:
-    """The net10 sample app as ``<tmp>/app/pdaE<hex>``: a process name no other test uses (<= 15 chars)."""
-    folder = tmp_path / "app"
-    shutil.copytree(os.path.join(ROOT, ".build", "app-net10"), folder)
+def copy_app(tmp_path: Any, runtime: str) -> str:
+    """The sample app as ``<tmp>/app-<runtime>/pdaE<hex>``: a process name no other test uses (<= 15
+    characters, the kernel's comm)."""
+    folder = tmp_path / f"app-{runtime}"
+    shutil.copytree(os.path.join(ROOT, ".build", f"app-{runtime}"), folder)
     name = "pdaE" + secrets.token_hex(4)
     os.rename(folder / "ThrowingApp", folder / name)
-    yield str(folder / name)
+    return str(folder / name)
+
+
+@pytest.fixture
+def unique_app(tmp_path: Any) -> Iterator[str]:
+    yield copy_app(tmp_path, "net10")
 
 
 @pytest.fixture
@@ -68,8 +73,9 @@ class Armed:
 
 
 def test_three_processes_one_started_late_max_dumps_in_total(
-    unique_app: str, apps: List[WaitingApp], tmp_path: Any, no_lldb_left: None
+    runtime: str, apps: List[WaitingApp], tmp_path: Any, no_lldb_left: None
 ) -> None:
+    unique_app = copy_app(tmp_path, runtime)
     name = os.path.basename(unique_app)
     apps += [WaitingApp(unique_app), WaitingApp(unique_app)]
     armed = Armed()
