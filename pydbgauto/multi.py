@@ -43,6 +43,9 @@ from pydbgauto.watching import LOG_NAME, WatchResult, _process_name, _Watch
 __all__ = ["MultiWatchResult", "SharedLimit", "watch_all"]
 
 EventCallback = Callable[[str, Mapping[str, Any]], None]
+# Each loop waits for events in slices this long (or poll_interval, if longer) to see the shared stop: every
+# slice breaks in and resumes its target (a few ms), so not much more often than once a second.
+LOOP_SLICE = 1.0
 
 
 class SharedLimit:
@@ -328,7 +331,7 @@ class _Multi:
                     on_event,
                     self.in_debugger_filter,
                     self.stop,
-                    self.poll_interval,
+                    max(self.poll_interval, LOOP_SLICE),
                 )
                 loop.state = SharedLimitState(self.policy, self.shared)
             except BaseException:
