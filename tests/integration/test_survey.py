@@ -7,6 +7,7 @@ import json
 import os
 import re
 import secrets
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -129,3 +130,45 @@ def test_cli_survey_exit_code_1_when_nothing_is_thrown(waiting_app: WaitingApp, 
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert proc.stdout.startswith(f"pid {waiting_app.pid} (ThrowingApp): 0 exceptions in")
     assert waiting_app.proc.poll() is None and waiting_app.state() in ("S", "R")  # left running
+
+
+def test_the_suggested_watch_command_dumps_that_row(
+    waiting_app: WaitingApp, tmp_path: Any, no_lldb_left: None
+) -> None:
+    """Survey, pick the custom exception's row, run its `pydbgauto watch` line: it dumps that one only."""
+    app = waiting_app
+    with pytest.warns(SurveyCostWarning):
+        result = pda.survey(pid=app.pid, seconds=8, on_event=drive_when_armed(app, "invalid-op", "custom"))
+    assert app.wait_for_line("OK custom", 30), app.lines
+    row = next(r for r in result.rows if r.type == "ThrowingApp.OrderRejectedException")
+    argv = shlex.split(result.watch_command(row.n, dump_dir=str(tmp_path)))
+    assert argv[:2] == ["pydbgauto", "watch"]
+    cli = subprocess.Popen(
+        [os.path.join(ROOT, "scripts", "pydbgauto")] + argv[1:] + ["--json", "--timeout", "120"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines = []
+    try:
+        assert cli.stdout is not None
+        for raw in cli.stdout:
+            lines.append(json.loads(raw))
+            if lines[-1]["event"] == "armed":
+                app.send("invalid-op")  # another row: seen, not dumped
+                app.send("custom")  # this row: dumped
+        _, err = cli.communicate(timeout=120)
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.communicate()
+    assert cli.returncode == 0, err[-2000:]
+    actions = [(line["type"], line["action"]) for line in lines if line["event"] == "exception"]
+    assert actions == [
+        ("System.InvalidOperationException", "skip"),
+        ("ThrowingApp.OrderRejectedException", "dump"),
+    ], lines
+    dumps = [line for line in lines if line["event"] == "dump"]
+    assert (
+        len(dumps) == 1 and dumps[0]["capture"]["exception"]["type"] == "ThrowingApp.OrderRejectedException"
+    )
