@@ -286,7 +286,7 @@ class _Watch:
             action=decision.action, reason=decision.reason, detail=decision.detail, n=decision.n
         )
         self.decisions.append((event, record))
-        line = {
+        line: Dict[str, Any] = {
             "sequence": event.sequence,
             "pid": event.pid if event.pid is not None else self.session.pid,
             "time": event.time,
