@@ -11,6 +11,7 @@ import shlex
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections import Counter
 from typing import Any, Dict
 
@@ -172,3 +173,35 @@ def test_the_suggested_watch_command_dumps_that_row(
     assert (
         len(dumps) == 1 and dumps[0]["capture"]["exception"]["type"] == "ThrowingApp.OrderRejectedException"
     )
+
+
+def test_survey_of_the_sample_service(start_service: Any, no_lldb_left: None) -> None:
+    """On the ASP.NET Core sample: what the survey counts per type is what the service says it threw."""
+    service = start_service("net10")
+    armed = threading.Event()
+
+    def drive() -> None:
+        assert armed.wait(60)
+        for _ in range(3):
+            service.handled("System.InvalidOperationException", n=3)
+        service.handled("System.Collections.Generic.KeyNotFoundException", n=2)
+        service.background("System.FormatException", n=2)
+
+    driver = threading.Thread(target=drive, daemon=True)
+    driver.start()
+    with pytest.warns(SurveyCostWarning):
+        result = pda.survey(
+            pid=service.pid, seconds=20, on_event=lambda kind, data: kind == "armed" and armed.set()
+        )
+    driver.join(30)
+    stats = service.stats()
+    assert stats["types"] == {
+        "System.InvalidOperationException": 9,
+        "System.Collections.Generic.KeyNotFoundException": 2,
+        "System.FormatException": 2,
+    }
+    assert {c.key: c.count for c in result.by_type} == stats["types"]
+    assert result.rows[0].type == "System.InvalidOperationException" and result.rows[0].count == 9
+    assert (
+        result.rows[0].pattern is not None and "<n>" in result.rows[0].pattern
+    )  # numbered messages, one row
