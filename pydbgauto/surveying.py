@@ -37,7 +37,7 @@ from typing import Any, ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import attr
 
-from pydbgauto.errors import ConfigurationError
+from pydbgauto.errors import ConfigurationError, NoSuchProcessError
 from pydbgauto.models import StopEvent, _Model
 
 __all__ = [
@@ -491,6 +491,8 @@ def survey(
     target: Tuple[str, ...] = ("--pid", str(pid)) if pid is not None else ("--name", str(name))
     if name is not None:
         pid = processes.find_one(name)  # exactly one: a survey watches one process
+    elif os.path.isdir("/proc") and not os.path.isdir(f"/proc/{pid}"):
+        raise NoSuchProcessError(f"no process with pid {pid} is running")
     warnings.warn(COST_WARNING, SurveyCostWarning, stacklevel=2)
     armed: List[float] = []
 
@@ -596,6 +598,8 @@ def run(args: argparse.Namespace) -> int:
         if not args.name.strip() or "/" in args.name:
             raise ConfigurationError(f"--name takes a process name such as ThrowingApp, not {args.name!r}")
         processes.find_one(args.name)  # no such process / several: refused before any debugger starts
+    elif os.path.isdir("/proc") and not os.path.isdir(f"/proc/{pid}"):
+        raise NoSuchProcessError(f"no process with pid {pid} is running")
     print(f"pydbgauto survey: {COST_WARNING}", file=sys.stderr, flush=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SurveyCostWarning)

@@ -313,6 +313,9 @@ def test_survey_of_a_name_no_process_has(capsys: pytest.CaptureFixture[str]) -> 
     assert cli.main(["survey", "--name", "pdaNoSuchProcessZ", "--seconds", "5"]) == 3
     assert "no process called 'pdaNoSuchProcessZ'" in capsys.readouterr().err
     assert cli.main(["survey", "--name", "a/b", "--seconds", "5"]) == 2
+    assert cli.main(["survey", "--pid", "4194305", "--seconds", "5"]) == 3  # above pid_max: never running
+    err = capsys.readouterr().err
+    assert "no process with pid 4194305" in err and "a survey stops the process" not in err  # no warning
 
 
 @pytest.mark.parametrize(
