@@ -173,7 +173,8 @@ class SurveyResult(_Model):
     rows: Tuple[SurveyRow, ...] = ()
     by_type: Tuple[SurveyCount, ...] = ()
     by_site: Tuple[SurveyCount, ...] = ()
-    by_thread: Tuple[SurveyCount, ...] = ()
+    by_thread: Tuple[SurveyCount, ...] = ()  # with several processes the keys are "<pid>:<thread>"
+    by_pid: Tuple[SurveyCount, ...] = ()
     ended: str = "timeout"  # as watch's: "timeout", "exit", "stopped", ...
     exit_status: Optional[int] = None
     unread: int = 0  # stops where SOS could not read the exception (type None)
@@ -185,6 +186,7 @@ class SurveyResult(_Model):
         "by_type": SurveyCount,
         "by_site": SurveyCount,
         "by_thread": SurveyCount,
+        "by_pid": SurveyCount,
     }
 
     @property
@@ -241,8 +243,10 @@ def _counts(counter: "Counter[str]", seconds: float) -> Tuple[SurveyCount, ...]:
     return tuple(SurveyCount(key, count, _rate(count, seconds)) for key, count in ordered)
 
 
-def _tid(event: StopEvent) -> str:
-    return "?" if event.thread_id is None else f"0x{event.thread_id:x}"
+def _tid(event: StopEvent, several: bool = False) -> str:
+    """The thread as ``0x1a2b``; with several processes ``<pid>:0x1a2b``."""
+    tid = "?" if event.thread_id is None else f"0x{event.thread_id:x}"
+    return f"{event.pid}:{tid}" if several else tid
 
 
 def summarise(
@@ -266,8 +270,10 @@ def summarise(
     by_type: "Counter[str]" = Counter()
     by_site: "Counter[str]" = Counter()
     by_thread: "Counter[str]" = Counter()
+    by_pid: "Counter[str]" = Counter()
     unread = 0
     total = 0
+    several = len({e.pid for e in events if e.kind != "exit"}) > 1
     for event in events:
         if event.kind == "exit":
             continue
@@ -283,14 +289,15 @@ def summarise(
         keys[key] = (type_name, pattern, site)
         by_type[type_name or "?"] += 1
         by_site[site or "?"] += 1
-        by_thread[_tid(event)] += 1
+        by_thread[_tid(event, several)] += 1
+        by_pid[str(event.pid)] += 1
     ordered = sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))
     rows = []
     for n, (key, members) in enumerate(ordered, 1):
         type_name, pattern, site = keys[key]
         first = members[0]
         example = first.exception.message if first.exception else None
-        threads: "Counter[str]" = Counter(_tid(e) for e in members)
+        threads: "Counter[str]" = Counter(_tid(e, several) for e in members)
         times = [e.time - started for e in members if e.time and started]
         rows.append(
             SurveyRow(
@@ -318,6 +325,7 @@ def summarise(
         by_type=_counts(by_type, seconds),
         by_site=_counts(by_site, seconds),
         by_thread=_counts(by_thread, seconds),
+        by_pid=_counts(by_pid, seconds),
         ended=ended,
         exit_status=exit_status,
         unread=unread,
@@ -336,7 +344,12 @@ def _cut(text: Optional[str], width: int) -> str:
 
 
 def summary_head(result: SurveyResult) -> str:
-    who = f"pid {result.pid}" if result.pid is not None else "the process"
+    if result.pid is not None:
+        who = f"pid {result.pid}"
+    elif len(result.by_pid) > 1:
+        who = f"{len(result.by_pid)} processes"
+    else:
+        who = "the process"
     if result.process:
         who += f" ({result.process})"
     text = (
@@ -367,7 +380,10 @@ def summary_text(result: SurveyResult, top: int = 20) -> str:
             lines.append(f"{'':>3} {'':>7} {'':>8}  {'':<40} {'':>7}  in {_cut(row.site or '?', 70)}")
         if len(result.rows) > top:
             lines.append(f"    ... {len(result.rows) - top} more rows (--json has them all)")
-        for title, counts in (("by type", result.by_type), ("by thread", result.by_thread)):
+        breakdowns = [("by type", result.by_type), ("by thread", result.by_thread)]
+        if len(result.by_pid) > 1:
+            breakdowns.append(("by process", result.by_pid))
+        for title, counts in breakdowns:
             lines.append(f"{title}:")
             lines += [f"  {c}" for c in counts[:top]]
         lines.append("to dump the exceptions of a row:")
@@ -472,10 +488,10 @@ def survey(
     session_options: Optional[Mapping[str, Any]] = None,
     live: Optional[bool] = None,
 ) -> SurveyResult:
-    """Watch every exception of one process (``pid``, or the one process called ``name``) for ``seconds``
-    without dumping, and summarise them. Issues :class:`SurveyCostWarning` first (every exception stops
-    the process). ``log_path``: keep the decision log there (default: a temporary one, removed).
-    ``on_event``, ``live``: as :func:`pydbgauto.watch`."""
+    """Watch every exception of a process (``pid``, or every process called ``name``: one debugger each, as
+    :func:`pydbgauto.watch_all`) for ``seconds`` without dumping, and summarise them. Issues
+    :class:`SurveyCostWarning` first (every exception stops the process). ``log_path``: keep the decision
+    log there (default: a temporary one, removed). ``on_event``, ``live``: as :func:`pydbgauto.watch`."""
     from pydbgauto import processes
     from pydbgauto.watching import watch
 
@@ -489,8 +505,12 @@ def survey(
         if not os.path.isdir(os.path.dirname(log_path)):
             raise ConfigurationError(f"the folder of log_path {log_path} does not exist")
     target: Tuple[str, ...] = ("--pid", str(pid)) if pid is not None else ("--name", str(name))
+    pids: List[int] = []
     if name is not None:
-        pid = processes.find_one(name)  # exactly one: a survey watches one process
+        pids = processes.find_pids(name)
+        if not pids:
+            raise NoSuchProcessError(f"no process called {name!r} is running")
+        pid = pids[0] if len(pids) == 1 else None
     elif os.path.isdir("/proc") and not os.path.isdir(f"/proc/{pid}"):
         raise NoSuchProcessError(f"no process with pid {pid} is running")
     warnings.warn(COST_WARNING, SurveyCostWarning, stacklevel=2)
@@ -502,6 +522,8 @@ def survey(
         if on_event is not None:
             on_event(kind, data)
 
+    if len(pids) > 1:
+        return _survey_all(str(name), seconds, debugger, log_path, collect, armed, session_options, live)
     folder = tempfile.mkdtemp(prefix="pydbgauto-survey-")
     try:
         result = watch(
@@ -538,6 +560,56 @@ def survey(
     )
 
 
+def _survey_all(
+    name: str,
+    seconds: float,
+    debugger: Optional[str],
+    log_path: Optional[str],
+    collect: Any,
+    armed: List[float],
+    session_options: Optional[Mapping[str, Any]],
+    live: Optional[bool],
+) -> SurveyResult:
+    """Every process called ``name``, each with its own debugger; one summary over all of them."""
+    from pydbgauto.multi import watch_all
+
+    folder = tempfile.mkdtemp(prefix="pydbgauto-survey-")
+    try:
+        result = watch_all(
+            name,
+            when=_never,
+            dump_dir=folder,
+            max_dumps=None,
+            timeout=seconds,
+            dedupe=False,
+            min_free_disk=0,
+            verify=False,
+            debugger=debugger,
+            in_debugger_filter=False,
+            log_path=log_path or os.path.join(folder, "survey-decisions.jsonl"),
+            on_event=collect,
+            session_options=session_options,
+            live=live,
+        )
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    if not result.results:
+        raise NoSuchProcessError(
+            f"no process called {name!r} could be surveyed: " + "; ".join(w for _, w in result.errors)
+        )
+    started = min(armed) if armed else time.time() - result.elapsed
+    watched = max(min(seconds, time.time() - started), 1e-6)
+    events = [event for _, one in result.results for event, _ in one.decisions]
+    return summarise(
+        sorted(events, key=lambda e: e.time),
+        watched,
+        process=name,
+        target=("--name", name),
+        ended=result.ended,
+        started=started,
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # the command
 
@@ -555,7 +627,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     )
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("--pid", type=_positive_int, help="the process id")
-    target.add_argument("--name", help="the process name (exactly one process must have it)")
+    target.add_argument("--name", help="the process name (every process of that name, one debugger each)")
     p.add_argument("--seconds", type=_positive_float, required=True, help="how long to watch")
     p.add_argument("--top", type=_positive_int, default=20, help="rows to print (default 20; --json: all)")
     p.add_argument("--debugger", choices=["lldb", "cdb"], help="default: lldb on Linux, cdb on Windows")
@@ -597,7 +669,8 @@ def run(args: argparse.Namespace) -> int:
     if args.name is not None:
         if not args.name.strip() or "/" in args.name:
             raise ConfigurationError(f"--name takes a process name such as ThrowingApp, not {args.name!r}")
-        processes.find_one(args.name)  # no such process / several: refused before any debugger starts
+        if not processes.find_pids(args.name):  # refused before the warning and any debugger
+            raise NoSuchProcessError(f"no process called {args.name!r} is running")
     elif os.path.isdir("/proc") and not os.path.isdir(f"/proc/{pid}"):
         raise NoSuchProcessError(f"no process with pid {pid} is running")
     print(f"pydbgauto survey: {COST_WARNING}", file=sys.stderr, flush=True)

@@ -429,3 +429,18 @@ def attr_evolve(ev: StopEvent, **changes: Any) -> StopEvent:
     import attr
 
     return attr.evolve(ev, **changes)
+
+
+def test_several_processes_key_threads_by_pid() -> None:
+    events = [
+        attr_evolve(event("System.X", f"n {i}", thread=0x10, sequence=i), pid=100 + i % 2) for i in range(5)
+    ]
+    result = summarise(events, 5.0, process="App", target=("--name", "App"))
+    assert {c.key: c.count for c in result.by_pid} == {"100": 3, "101": 2}
+    assert {c.key: c.count for c in result.by_thread} == {"100:0x10": 3, "101:0x10": 2}
+    assert len(result.rows) == 1 and {t.key for t in result.rows[0].threads} == {"100:0x10", "101:0x10"}
+    text = str(result)
+    assert text.startswith("2 processes (App): 5 exceptions") and "by process:" in text
+    assert result.watch_command(1).startswith("pydbgauto watch --name App --type System.X")
+    one = summarise(events[:1], 1.0, pid=100)
+    assert [c.key for c in one.by_thread] == ["0x10"]  # one process: plain thread ids

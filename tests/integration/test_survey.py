@@ -67,13 +67,18 @@ def test_survey_counts_what_the_app_threw(waiting_app: WaitingApp, no_lldb_left:
     assert set(glob.glob(os.path.join(tempfile.gettempdir(), "pydbgauto-survey-*"))) <= temp_before  # removed
 
 
-@pytest.fixture
-def unique_app(tmp_path: Any) -> str:
-    folder = tmp_path / "app"
-    shutil.copytree(os.path.join(ROOT, ".build", "app-net10"), folder)
+def copy_app(tmp_path: Any, runtime: str) -> str:
+    """The sample app under a process name of its own (other tests run ThrowingApp on this machine)."""
+    folder = tmp_path / f"app-{runtime}"
+    shutil.copytree(os.path.join(ROOT, ".build", f"app-{runtime}"), folder)
     name = "pdaS" + secrets.token_hex(4)
     os.rename(folder / "ThrowingApp", folder / name)
     return str(folder / name)
+
+
+@pytest.fixture
+def unique_app(tmp_path: Any) -> str:
+    return copy_app(tmp_path, "net10")
 
 
 def test_cli_survey_by_name_json(unique_app: str, no_lldb_left: None) -> None:
@@ -205,3 +210,31 @@ def test_survey_of_the_sample_service(start_service: Any, no_lldb_left: None) ->
     assert (
         result.rows[0].pattern is not None and "<n>" in result.rows[0].pattern
     )  # numbered messages, one row
+
+
+def test_survey_of_every_process_of_a_name(tmp_path: Any, no_lldb_left: None) -> None:
+    """Two processes of one name: one debugger each, one summary; per process what each app threw."""
+    path = copy_app(tmp_path, "net10")
+    apps = [WaitingApp(path), WaitingApp(path)]
+    scenarios = {apps[0].pid: ("repeat 3", "exit"), apps[1].pid: ("custom", "inner", "exit")}
+    try:
+        with pytest.warns(SurveyCostWarning):
+            result = pda.survey(
+                name=os.path.basename(path),
+                seconds=30,
+                on_event=lambda kind, data: kind == "armed"
+                and [next(a for a in apps if a.pid == data["pid"]).send(s) for s in scenarios[data["pid"]]],
+            )
+        for app in apps:
+            app.proc.wait(30)
+    finally:
+        for app in apps:
+            if app.proc.poll() is None:
+                app.proc.kill()
+                app.proc.wait()
+    assert result.pid is None and result.ended == "exit"  # both told to exit
+    assert {c.key: c.count for c in result.by_pid} == {str(a.pid): len(throw_lines(a.lines)) for a in apps}
+    thrown = Counter(parts[2] for a in apps for parts in throw_lines(a.lines))
+    assert {c.key: c.count for c in result.by_type} == dict(thrown)
+    assert all(c.key.split(":")[0] in {str(a.pid) for a in apps} for c in result.by_thread)
+    assert result.watch_command(1).startswith(f"pydbgauto watch --name {os.path.basename(path)} ")
