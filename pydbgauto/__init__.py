@@ -134,6 +134,10 @@ __all__ = [
 # replace the function on the package (pda.watch would become the module).
 _LAZY = {"Session": "pydbgauto.session", "watch": "pydbgauto.watching", "WatchResult": "pydbgauto.watching"}
 _LAZY["dump_now"] = "pydbgauto.snapshot"
+# (the module is `surveying`, not `survey`, for the same reason)
+_LAZY.update(survey="pydbgauto.surveying", SurveyResult="pydbgauto.surveying")
+_LAZY.update(watch_all="pydbgauto.multi", MultiWatchResult="pydbgauto.multi")
+__all__ += ["MultiWatchResult", "SurveyResult", "survey", "watch_all"]
 
 
 def __getattr__(name: str) -> Any:

@@ -140,6 +140,9 @@ def _parser() -> argparse.ArgumentParser:
     from pydbgauto.snapshot import register as register_dump
 
     register_dump(sub)
+    from pydbgauto.surveying import register as register_survey
+
+    register_survey(sub)
     return parser
 
 
@@ -225,6 +228,11 @@ def _watch(args: argparse.Namespace) -> int:
     if args.wait and not args.name:
         raise errors.ConfigurationError("--wait goes with --name")
     predicate = build_predicate(args)
+    from pydbgauto import multi
+
+    if multi.wants_every_process(args):  # several processes of the name, or --wait: one watch per process
+        every: Any = multi.MultiPrinter(sys.stdout, args.json)
+        return multi.run_cli(args, predicate, _with_progress(args, every))
     printer = _Printer(sys.stdout, args.json)
     result = watch(
         pid=args.pid,

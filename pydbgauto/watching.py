@@ -431,8 +431,9 @@ class _Watch:
             self.exceptions += 1
         if record.reason != "no-match":
             self.matches += 1
-        line = {
+        line: Dict[str, Any] = {
             "sequence": event.sequence,
+            "pid": event.pid if event.pid is not None else self.session.pid,
             "time": event.time,
             "kind": event.kind,
             "thread_id": event.thread_id,
