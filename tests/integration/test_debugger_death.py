@@ -211,9 +211,11 @@ def test_target_survives_the_debuggers_death(
             waiter = threading.Thread(target=dump)
             waiter.start()
             deadline = time.monotonic() + 30
+            partial: list = []
             while time.monotonic() < deadline:
-                partial = [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
-                if partial and partial[0].stat().st_size > (4 << 20):
+                # The core is written into an unnamed file (O_TMPFILE) in the folder: lldb holds it open.
+                partial = [size for size in _open_unnamed_files(lldb_pid, str(tmp_path))]
+                if partial and partial[0] > (4 << 20):
                     break
                 time.sleep(0.002)
             assert partial and waiter.is_alive(), "no dump under way to interrupt"
@@ -387,3 +389,20 @@ def test_lldb_killed_during_a_storm_of_throws(waiting_app, runtime, guardian_rep
         waiting_app.lines[-2:],
     )
     assert_target_healthy(waiting_app, sites)
+
+
+def _open_unnamed_files(pid: int, folder: str) -> list:
+    """Sizes of the unnamed (O_TMPFILE) files in ``folder`` that process ``pid`` holds open."""
+    sizes = []
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return sizes
+    for fd in fds:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if target.startswith(folder + "/#") and target.endswith("(deleted)"):
+                sizes.append(os.stat(f"/proc/{pid}/fd/{fd}").st_size)
+        except OSError:
+            continue
+    return sizes
