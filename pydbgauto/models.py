@@ -131,7 +131,8 @@ class ManagedException(_Model):
     nested: Tuple["ManagedException", ...] = ()  # the blocks after "Nested exception ---" (-nested)
     raw: str = attr.field(default="", repr=False, eq=False)
     fields: Optional[Tuple[ObjectField, ...]] = attr.field(default=None, metadata={"omit_if_none": True})
-    truncated: Optional[str] = None  # what was not read (pe skipped on a too-deep thread: pydbgauto.bounded)
+    # what was not read (pe skipped on a too-deep thread: pydbgauto.bounded)
+    truncated: Optional[str] = attr.field(default=None, metadata={"omit_if_none": True})
 
     _nested: ClassVar[Dict[str, Type[_Model]]] = {}
 
@@ -200,8 +201,8 @@ class ManagedStack(_Model):
     raw: str = attr.field(default="", repr=False, eq=False)
     # What was left out when the stack was too deep to read whole (None: every frame is here); see
     # pydbgauto.sos.deepstack. ``depth``: the thread's frame count, when it was counted.
-    truncated: Optional[str] = None
-    depth: Optional[int] = None
+    truncated: Optional[str] = attr.field(default=None, metadata={"omit_if_none": True})
+    depth: Optional[int] = attr.field(default=None, metadata={"omit_if_none": True})
 
     _nested: ClassVar[Dict[str, Type[_Model]]] = {"frames": StackFrame}
 

@@ -114,15 +114,19 @@ def test_watch_by_name_wait_started_before_the_service(
         service = start_service(runtime)
         lines: List[Dict[str, Any]] = []
         assert cli.stdout is not None
-        for raw in cli.stdout:
+        for raw in cli.stdout:  # --wait watches every process of the name: wait for ours
             lines.append(json.loads(raw))
-            if lines[-1].get("event") == "armed":
+            if lines[-1].get("event") == "armed" and lines[-1].get("pid") == service.pid:
                 break
-        assert lines and lines[-1].get("event") == "armed", lines
-        assert lines[-1].get("pid") == service.pid
-        service.warm_up(requests=40, n=5)  # warm it while watched: these are logged, not dumped
+        assert lines and lines[-1].get("event") == "armed" and lines[-1].get("pid") == service.pid, lines
+        # Keep reading: a CLI whose output pipe is full blocks, and with it the stopped service.
+        reader = threading.Thread(target=lambda: lines.extend(json.loads(r) for r in cli.stdout), daemon=True)
+        reader.start()
+        service.warm_up(requests=10, n=3)  # warm it while watched: these are logged, not dumped
         service.handled(MATCH, 1)
-        out, err = cli.communicate(timeout=240)
+        cli.wait(timeout=240)
+        reader.join(30)
+        err = cli.stderr.read() if cli.stderr is not None else ""
     finally:
         if cli.poll() is None:
             cli.kill()
