@@ -459,6 +459,11 @@ def run_cli(args: argparse.Namespace, predicate: Optional[preds.Predicate], on_e
     )
     if not result.results and result.errors:
         raise NoSuchProcessError("no process could be watched: " + "; ".join(w for _, w in result.errors))
+    if not result.results and args.wait and args.timeout is not None:
+        raise NoSuchProcessError(
+            f"no process named {args.name!r} started within {args.timeout:g} s: check the name "
+            "(`ps -eo comm`), or give --timeout more time"
+        )
     if any(c.dump is None or (not args.no_verify and not c.dump.verified) for c in result.captures):
         return cli.EXIT_DUMP
     return cli.EXIT_OK if result.captures else cli.EXIT_NO_MATCH
