@@ -34,11 +34,11 @@ import attr
 
 from pydbgauto import predicates as preds
 from pydbgauto import processes
-from pydbgauto.errors import ConfigurationError, NoSuchProcessError
+from pydbgauto.errors import NoSuchProcessError
 from pydbgauto.models import CaptureRecord, StopEvent
 from pydbgauto.policy import GIB, Decision, DumpPolicy, PolicyState
-from pydbgauto.session import Session, check_dump_folder
-from pydbgauto.watching import LOG_NAME, WatchResult, _process_name, _Watch
+from pydbgauto.session import Session
+from pydbgauto.watching import WatchResult, _process_name, _Watch, prepare
 
 __all__ = ["MultiWatchResult", "SharedLimit", "watch_all"]
 
@@ -175,32 +175,20 @@ def watch_all(
     (their end as ``"process-done"``), ``"process-error"`` for a process that could not be watched, and
     at the end ``"done"`` with the :class:`MultiWatchResult`; calls are serialised (one at a time).
     ``live``: a live view over all processes, as :func:`pydbgauto.watch` (None: in a Jupyter kernel)."""
-    predicate = (
-        preds.as_predicate(when) if when is not None else (preds.first_chance() | preds.second_chance())
+    predicate, policy, log_path = prepare(
+        when,
+        dump_dir,
+        max_dumps,
+        skip_first,
+        cooldown,
+        dedupe,
+        min_free_disk,
+        name_template,
+        verify,
+        log_path,
+        timeout,
+        poll_interval,
     )
-    dump_dir = os.path.abspath(dump_dir)
-    check_dump_folder(dump_dir)
-    policy_args: Dict[str, Any] = dict(
-        dump_dir=dump_dir,
-        max_dumps=max_dumps,
-        skip_first=skip_first,
-        cooldown=cooldown,
-        dedupe_stack=dedupe,
-        dedupe_object=dedupe,
-        min_free_disk=min_free_disk,
-        verify=verify,
-    )
-    if name_template is not None:
-        policy_args["name_template"] = name_template
-    policy = DumpPolicy(**policy_args)
-    log_path = os.path.abspath(log_path or os.path.join(dump_dir, LOG_NAME))
-    check_dump_folder(os.path.dirname(log_path))
-    if timeout is not None and timeout <= 0:
-        raise ConfigurationError(
-            f"timeout must be positive seconds (or None to wait for ever), not {timeout!r}"
-        )
-    if poll_interval <= 0:
-        raise ConfigurationError(f"poll_interval must be positive seconds, not {poll_interval!r}")
     pids = processes.find_pids(name)  # also checks the name
     if not pids and not wait:
         raise NoSuchProcessError(f"no process called {name!r} is running (use --wait to wait for one)")

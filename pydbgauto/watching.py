@@ -168,32 +168,20 @@ def watch(
     targets = sum(x is not None for x in (pid, name, launch))
     if targets != 1:
         raise ConfigurationError("watch needs exactly one target: pid=, name= or launch=[argv]")
-    predicate = (
-        preds.as_predicate(when) if when is not None else (preds.first_chance() | preds.second_chance())
+    predicate, policy, log_path = prepare(
+        when,
+        dump_dir,
+        max_dumps,
+        skip_first,
+        cooldown,
+        dedupe,
+        min_free_disk,
+        name_template,
+        verify,
+        log_path,
+        timeout,
+        poll_interval,
     )
-    dump_dir = os.path.abspath(dump_dir)
-    check_dump_folder(dump_dir)
-    policy_args: Dict[str, Any] = dict(
-        dump_dir=dump_dir,
-        max_dumps=max_dumps,
-        skip_first=skip_first,
-        cooldown=cooldown,
-        dedupe_stack=dedupe,
-        dedupe_object=dedupe,
-        min_free_disk=min_free_disk,
-        verify=verify,
-    )
-    if name_template is not None:
-        policy_args["name_template"] = name_template
-    policy = DumpPolicy(**policy_args)
-    log_path = os.path.abspath(log_path or os.path.join(dump_dir, LOG_NAME))
-    check_dump_folder(os.path.dirname(log_path))
-    if timeout is not None and timeout <= 0:
-        raise ConfigurationError(
-            f"timeout must be positive seconds (or None to wait for ever), not {timeout!r}"
-        )
-    if poll_interval <= 0:
-        raise ConfigurationError(f"poll_interval must be positive seconds, not {poll_interval!r}")
     if pid is not None and (debugger or "lldb") == "lldb" and os.name == "posix":
         processes.check_attachable(pid)  # before anything is opened: the real cause, no debugger
         check_disk_for(pid, dump_dir, min_free_disk)
@@ -562,6 +550,51 @@ class _Watch:
             return self.session.type_chain(address)
         except PydbgautoError:
             return ()
+
+
+def prepare(
+    when: Any,
+    dump_dir: str,
+    max_dumps: Optional[int],
+    skip_first: int,
+    cooldown: float,
+    dedupe: bool,
+    min_free_disk: int,
+    name_template: Optional[str],
+    verify: bool,
+    log_path: Optional[str],
+    timeout: Optional[float],
+    poll_interval: float,
+) -> Tuple[preds.Predicate, DumpPolicy, str]:
+    """The checked predicate, dump policy and decision-log path of a watch (one process or several):
+    bad input is refused here, before any debugger starts."""
+    predicate = (
+        preds.as_predicate(when) if when is not None else (preds.first_chance() | preds.second_chance())
+    )
+    dump_dir = os.path.abspath(dump_dir)
+    check_dump_folder(dump_dir)
+    policy_args: Dict[str, Any] = dict(
+        dump_dir=dump_dir,
+        max_dumps=max_dumps,
+        skip_first=skip_first,
+        cooldown=cooldown,
+        dedupe_stack=dedupe,
+        dedupe_object=dedupe,
+        min_free_disk=min_free_disk,
+        verify=verify,
+    )
+    if name_template is not None:
+        policy_args["name_template"] = name_template
+    policy = DumpPolicy(**policy_args)
+    log_path = os.path.abspath(log_path or os.path.join(dump_dir, LOG_NAME))
+    check_dump_folder(os.path.dirname(log_path))
+    if timeout is not None and timeout <= 0:
+        raise ConfigurationError(
+            f"timeout must be positive seconds (or None to wait for ever), not {timeout!r}"
+        )
+    if poll_interval <= 0:
+        raise ConfigurationError(f"poll_interval must be positive seconds, not {poll_interval!r}")
+    return predicate, policy, log_path
 
 
 def _with_source_lines(stack: Optional[ManagedStack], dump: Optional[DumpRecord]) -> Optional[ManagedStack]:
