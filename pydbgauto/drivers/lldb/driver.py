@@ -24,7 +24,7 @@ import threading
 import time
 from typing import Any, Deque, Dict, List, Mapping, Optional, Tuple
 
-from pydbgauto import guardian, interrupts, locate, processes
+from pydbgauto import interrupts, locate, processes
 from pydbgauto.drivers.base import (
     DEFAULT,
     Driver,
@@ -36,6 +36,7 @@ from pydbgauto.drivers.base import (
     resolve_timeout,
 )
 from pydbgauto.drivers.framing import ReplyBuffer, new_token
+from pydbgauto.drivers.lldb import guardian
 from pydbgauto.errors import (
     AgentLoadError,
     ConfigurationError,
@@ -53,11 +54,10 @@ from pydbgauto.errors import (
 
 log = logging.getLogger(__name__)
 
-WATCHDOG_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lldb_watchdog.py")
-AGENT_PATH = os.path.join(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "agent", "lldb_agent.py"
-)
-PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+WATCHDOG_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "watchdog.py")
+AGENT_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "agent.py")
+# The folder that holds the pydbgauto package (this file is pydbgauto/drivers/lldb/driver.py).
+PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 # What lldb prints when `command script import` of the agent fails, and when the agent is not there.
 IMPORT_FAILED = "error: module importing failed"
 NO_AGENT = "error: 'pda' is not a valid command"
@@ -109,7 +109,9 @@ class LldbDriver(Driver):
         self.startup_timeout = startup_timeout
         self._output_dir = output_dir
         self._proc: Optional[subprocess.Popen[bytes]] = None
-        self._guardian: Optional[subprocess.Popen[bytes]] = None  # outlives lldb: pydbgauto/guardian.py
+        self._guardian: Optional[
+            subprocess.Popen[bytes]
+        ] = None  # outlives lldb: pydbgauto/drivers/lldb/guardian.py
         self._reply_r: Optional[int] = None
         self._cancel_w: Optional[int] = None
         self._buffer = ReplyBuffer()
@@ -120,7 +122,7 @@ class LldbDriver(Driver):
         self._in_flight: Optional[Tuple[str, str]] = None  # (token, op) of a request sent, not answered
         self._poked = False  # the target got a SIGSTOP from _cancel_wait
         self._own_output_dir: Optional[str] = None  # a folder we made for a launched target's output
-        self._watchdog: Optional[subprocess.Popen[bytes]] = None  # pydbgauto/drivers/lldb_watchdog.py
+        self._watchdog: Optional[subprocess.Popen[bytes]] = None  # pydbgauto/drivers/lldb/watchdog.py
         self._lock = threading.Lock()
         self.info: Dict[str, Any] = {}
         self.target_stdout: Optional[str] = None
@@ -421,8 +423,8 @@ class LldbDriver(Driver):
         self._send_line(f"command script import {AGENT_PATH}")
 
     def _start_watchdog(self) -> None:
-        """The watchdog that outlives us (pydbgauto/drivers/lldb_watchdog.py): it makes lldb let the target
-        go should this process die while lldb waits (pydbgauto/guardian.py restores the code if lldb dies)."""
+        """The watchdog that outlives us (watchdog.py here): it makes lldb let the target go should this
+        process die while lldb waits (guardian.py here restores the code if lldb dies)."""
         assert self._proc is not None
         env = {k: v for k, v in os.environ.items() if not k.startswith("PYDBGAUTO_")}
         try:

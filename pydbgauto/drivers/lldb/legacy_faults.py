@@ -56,7 +56,9 @@ from typing import Any, Dict, Optional
 import lldb  # type: ignore[import-not-found]
 
 # Imported by lldb (through the agent or alone): make the pydbgauto package importable for the parser.
-_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_PACKAGE_PARENT = os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+)
 if _PACKAGE_PARENT not in sys.path:
     sys.path.insert(0, _PACKAGE_PARENT)
 

@@ -30,14 +30,17 @@ import lldb  # type: ignore[import-not-found]
 
 # The agent runs inside lldb's own Python: make the pydbgauto package importable for the core writer
 # and the SOS parsers (one parser for the whole project).
-_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_PACKAGE_PARENT = os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+)
 if _PACKAGE_PARENT not in sys.path:
     sys.path.insert(0, _PACKAGE_PARENT)
 
 from pydbgauto import coredump  # noqa: E402
-from pydbgauto import guardian, predicates, qcalls  # noqa: E402
+from pydbgauto import predicates  # noqa: E402
+from pydbgauto.drivers.lldb import guardian, qcalls  # noqa: E402
 from pydbgauto.models import ManagedException, StopEvent  # noqa: E402
-from pydbgauto.agent.legacy_faults import LegacyFaults  # noqa: E402
+from pydbgauto.drivers.lldb.legacy_faults import LegacyFaults  # noqa: E402
 from pydbgauto.sos.clrstack import parse_clrstack  # noqa: E402
 from pydbgauto.sos.objects import parse_dumpmt  # noqa: E402
 from pydbgauto.sos.pe import parse_pe  # noqa: E402
@@ -55,7 +58,7 @@ APPEND_FRAME_QCALL = "AppendExceptionStackFrame"
 RH_EH_FIRST_FRAME = 1
 RH_EH_FIRST_RETHROW_FRAME = 2
 # Signals the runtime raises and handles itself; they must reach it without stopping the target.
-# SIGCONT: the stop guard's release (pydbgauto/guardian.py).
+# SIGCONT: the stop guard's release (pydbgauto/drivers/lldb/guardian.py).
 PASS_SIGNALS = (
     "SIGSEGV SIGFPE SIGBUS SIGILL SIGUSR1 SIGUSR2 SIGPIPE SIGCHLD SIGINT SIGTERM SIGHUP SIGWINCH SIGCONT"
 )
@@ -728,7 +731,7 @@ class Agent:
 
     def op_stop_stack(self, thread_id: Optional[int], max_frames: int, budget: float) -> Dict[str, Any]:
         """A thread's managed stack in bounds: clrstack up to ``max_frames`` frames, else a bounded read."""
-        from pydbgauto.agent.stack_reader import read_stack
+        from pydbgauto.drivers.lldb.stack_reader import read_stack
 
         return read_stack(self, thread_id, limit=max_frames, budget=budget)
 
