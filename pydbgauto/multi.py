@@ -28,73 +28,24 @@ import json
 import os
 import threading
 import time
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, TextIO, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, TextIO, Tuple
 
 import attr
 
 from pydbgauto import predicates as preds
 from pydbgauto import processes
 from pydbgauto.errors import NoSuchProcessError
-from pydbgauto.models import CaptureRecord, StopEvent
-from pydbgauto.policy import GIB, Decision, DumpPolicy, PolicyState
+from pydbgauto.models import CaptureRecord
+from pydbgauto.policy import GIB, DumpPolicy
 from pydbgauto.session import Session
-from pydbgauto.watching import WatchResult, _process_name, _Watch, prepare
+from pydbgauto.watching import EventCallback, WatchResult, prepare
+from pydbgauto.watching.loop import WatchLoop
+from pydbgauto.watching.shared_limit import SharedLimit, SharedLimitState
 
-__all__ = ["MultiWatchResult", "SharedLimit", "watch_all"]
-
-EventCallback = Callable[[str, Mapping[str, Any]], None]
+__all__ = ["MultiWatchResult", "SharedLimit", "SharedLimitState", "watch_all"]
 # Each loop waits for events in slices this long (or poll_interval, if longer) to see the shared stop: every
 # slice breaks in and resumes its target (a few ms), so not much more often than once a second.
 LOOP_SLICE = 1.0
-
-
-class SharedLimit:
-    """``max_dumps`` across several watches: a count of dump decisions under a lock, and the event that
-    ends every watch once it is reached."""
-
-    def __init__(self, limit: Optional[int], stop: threading.Event) -> None:
-        self.limit = limit
-        self.dumps = 0
-        self.lock = threading.Lock()
-        self.stop = stop
-
-    @property
-    def reached(self) -> bool:
-        return self.limit is not None and self.dumps >= self.limit
-
-
-class SharedLimitState(PolicyState):
-    """One process's :class:`PolicyState` whose ``max_dumps`` check counts the dumps of every process.
-
-    Every other check (duplicates, ``skip_first``, ``cooldown``, disk) stays this process's own."""
-
-    def __init__(self, policy: DumpPolicy, shared: SharedLimit) -> None:
-        super().__init__(policy)
-        self.shared = shared
-
-    def _decide(self, event: StopEvent, matched: bool, now: float, free_disk: Optional[int]) -> Decision:
-        with self.shared.lock:
-            if not self.shared.reached:
-                decision = super()._decide(event, matched, now, free_disk)
-                if decision.dump:
-                    self.shared.dumps += 1
-                    if self.shared.reached:
-                        self.shared.stop.set()
-                return decision
-            own = self.dumps
-            self.dumps = self.policy.max_dumps or own  # the total is reached: the limit check answers
-            try:
-                decision = super()._decide(event, matched, now, free_disk)
-            finally:
-                self.dumps = own
-            if decision.reason == "limit":
-                decision = attr.evolve(
-                    decision,
-                    detail=f"#{event.sequence} {event.exception_type or 'unknown exception'}: "
-                    f"max_dumps={self.shared.limit} dumps across all processes decided already "
-                    f"({own} of them in this one)",
-                )
-            return decision
 
 
 @attr.frozen
@@ -307,10 +258,10 @@ class _Multi:
         try:
             if self.stop.is_set():
                 return
-            process = _process_name(pid)
+            process = processes.name_of(pid)
             session = Session.attach(pid=pid, debugger=self.debugger, **self.session_options)
             try:
-                loop = _Watch(
+                loop = WatchLoop(
                     session,
                     self.predicate,
                     self.policy,
@@ -320,8 +271,8 @@ class _Multi:
                     self.in_debugger_filter,
                     self.stop,
                     max(self.poll_interval, LOOP_SLICE),
+                    state=SharedLimitState(self.policy, self.shared),
                 )
-                loop.state = SharedLimitState(self.policy, self.shared)
             except BaseException:
                 session.close()
                 raise

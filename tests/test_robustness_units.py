@@ -18,7 +18,8 @@ from pydbgauto.cli import _size_arg
 from pydbgauto.errors import AlreadyTracedError, ConfigurationError, DumpError, NoSuchProcessError
 from pydbgauto.errors import NotDotnetError, TargetError
 from pydbgauto.models import StopEvent
-from pydbgauto.watching import WatchResult, _write_new_json, evaluate_within, open_private_log
+from pydbgauto.watching import WatchResult, evaluate_within, open_private_log
+from pydbgauto.watching.records import write_new_json
 
 
 @pytest.fixture
@@ -72,12 +73,12 @@ def test_capture_record_refuses_symlinks_and_existing_files(tmp_path, umask_000)
     victim.write_text("precious")
     (tmp_path / "a.core.json").symlink_to(victim)
     with pytest.raises(DumpError, match="symlink"):
-        _write_new_json(str(tmp_path / "a.core.json"), {"x": 1})
+        write_new_json(str(tmp_path / "a.core.json"), {"x": 1})
     assert victim.read_text() == "precious"
     (tmp_path / "b.core.json").write_text("{}")
     with pytest.raises(DumpError, match="a file is already"):
-        _write_new_json(str(tmp_path / "b.core.json"), {"x": 1})
-    _write_new_json(str(tmp_path / "c.core.json"), {"x": 1})
+        write_new_json(str(tmp_path / "b.core.json"), {"x": 1})
+    write_new_json(str(tmp_path / "c.core.json"), {"x": 1})
     assert os.stat(tmp_path / "c.core.json").st_mode & 0o777 == 0o600
     assert json.loads((tmp_path / "c.core.json").read_text()) == {"x": 1}
 
