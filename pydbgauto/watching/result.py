@@ -1,4 +1,5 @@
-"""What a watch hands back (:class:`WatchResult`), and the type of its ``on_event`` callback."""
+"""What a watch hands back (:class:`WatchResult`; :class:`MultiWatchResult` for every process of a name),
+and the type of its ``on_event`` callback."""
 
 from __future__ import annotations
 
@@ -69,6 +70,54 @@ class WatchResult:
             f"{len(self.dumps)} dumps written{f', {failed} failed' if failed else ''}; "
             f"ended: {ended} after {self.elapsed:.1f} s; decision log: {self.log_path}"
         )
+
+
+@attr.frozen
+class MultiWatchResult:
+    """What a watch of every process of a name saw and did: one ``WatchResult`` per process watched."""
+
+    name: str
+    results: Tuple[Tuple[int, WatchResult], ...]  # (pid, result), in the order they were attached
+    errors: Tuple[Tuple[int, str], ...]  # (pid, why it could not be watched)
+    ended: str  # "max-dumps", "timeout", "exit" (every process ended), "stopped", "interrupted"
+    log_path: str
+    elapsed: float
+
+    @property
+    def pids(self) -> Tuple[int, ...]:
+        return tuple(pid for pid, _ in self.results)
+
+    @property
+    def captures(self) -> Tuple[CaptureRecord, ...]:
+        """Every process's captures, in the order their stops were seen."""
+        every = [c for _, r in self.results for c in r.captures]
+        return tuple(sorted(every, key=lambda c: c.event.time))
+
+    @property
+    def events_seen(self) -> int:
+        return sum(r.events_seen for _, r in self.results)
+
+    @property
+    def matched(self) -> int:
+        return sum(r.matched for _, r in self.results)
+
+    def __str__(self) -> str:
+        text = (
+            f"{len(self.results)} processes called {self.name!r} watched: "
+            f"{self.events_seen} exceptions seen, {self.matched} matched, {len(self.captures)} dumps "
+            f"written; ended: {self.ended} after {self.elapsed:.1f} s; decision log: {self.log_path}"
+        )
+        if self.errors:
+            text += "; not watched: " + ", ".join(f"pid {pid} ({why})" for pid, why in self.errors)
+        return text
+
+    def _repr_html_(self) -> str:
+        from pydbgauto.display import _details_html, _e, _root, watch_result_html
+
+        parts = [f'<div class="pdg-head pdg-label">{_e(self)}</div>']
+        for pid, result in self.results:
+            parts.append(_details_html(f"pid {pid}: {result}", watch_result_html(result), open_=False))
+        return _root("watch-all", "".join(parts))
 
 
 def signal_name(signum: int) -> str:

@@ -196,6 +196,8 @@ class Watcher:
                 raise self._late()
             self._finished.wait(0.1)
         self._join(STOP_GRACE)
+        if self.result is not None and self.result.ended == "exit":
+            return  # seen to exit: its pid may be another process's by now
         # The watch may have ended before the program did (max_dumps reached): it runs on, detached.
         while self.target_pid is not None and _alive(self.target_pid):
             if deadline is not None and time.monotonic() > deadline:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 import signal
 import subprocess
 import threading
@@ -20,26 +19,16 @@ import pytest
 
 import pydbgauto as pda
 from pydbgauto.multi import MultiWatchResult, watch_all
-from tests.integration.conftest import ROOT, WaitingApp, lldb_processes, throw_lines, tracer_of
+from tests.integration.conftest import ROOT, WaitingApp, lldb_processes, renamed_app, throw_lines, tracer_of
 
 pytestmark = pytest.mark.lldb
 
 IOE = "System.InvalidOperationException"
 
 
-def copy_app(tmp_path: Any, runtime: str) -> str:
-    """The sample app as ``<tmp>/app-<runtime>/pdaE<hex>``: a process name no other test uses (<= 15
-    characters, the kernel's comm)."""
-    folder = tmp_path / f"app-{runtime}"
-    shutil.copytree(os.path.join(ROOT, ".build", f"app-{runtime}"), folder)
-    name = "pdaE" + secrets.token_hex(4)
-    os.rename(folder / "ThrowingApp", folder / name)
-    return str(folder / name)
-
-
 @pytest.fixture
 def unique_app(tmp_path: Any) -> Iterator[str]:
-    yield copy_app(tmp_path, "net10")
+    yield renamed_app(tmp_path, "net10", "pdaE")
 
 
 @pytest.fixture
@@ -75,7 +64,7 @@ class Armed:
 def test_three_processes_one_started_late_max_dumps_in_total(
     runtime: str, apps: List[WaitingApp], tmp_path: Any, no_lldb_left: None
 ) -> None:
-    unique_app = copy_app(tmp_path, runtime)
+    unique_app = renamed_app(tmp_path, runtime, "pdaE")
     name = os.path.basename(unique_app)
     apps += [WaitingApp(unique_app), WaitingApp(unique_app)]
     armed = Armed()
