@@ -35,9 +35,9 @@ from pydbgauto import processes
 from pydbgauto.errors import NoSuchProcessError
 from pydbgauto.policy import GIB, DumpPolicy
 from pydbgauto.session import Session
-from pydbgauto.watching import EventCallback, WatchResult, prepare
+from pydbgauto.watching.checks import prepare
 from pydbgauto.watching.loop import WatchLoop
-from pydbgauto.watching.result import MultiWatchResult
+from pydbgauto.watching.result import EventCallback, MultiWatchResult, WatchResult
 from pydbgauto.watching.shared_limit import SharedLimit, SharedLimitState
 
 __all__ = ["MultiWatchResult", "SharedLimit", "SharedLimitState", "watch_all"]

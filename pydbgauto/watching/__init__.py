@@ -27,18 +27,22 @@ The package is ``watching``, not ``watch``: a submodule named like the public fu
 function on the package (``pda.watch`` would become the module).
 """
 
-from pydbgauto.watching.capture import evaluate_within
-from pydbgauto.watching.checks import check_disk_for, prepare
-from pydbgauto.watching.decision_log import LOG_NAME, open_private_log
-from pydbgauto.watching.one_process import watch
-from pydbgauto.watching.result import EventCallback, WatchResult
-from pydbgauto.watching.signals import END_SIGNALS
-from pydbgauto.watching.watcher import Watcher
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the names for type checkers; at run time they load on first use (below)
+    from pydbgauto.watching.capture import evaluate_within
+    from pydbgauto.watching.checks import check_disk_for, prepare
+    from pydbgauto.watching.decision_log import LOG_NAME, open_private_log
+    from pydbgauto.watching.one_process import watch
+    from pydbgauto.watching.result import EventCallback, MultiWatchResult, WatchResult
+    from pydbgauto.watching.signals import END_SIGNALS
+    from pydbgauto.watching.watcher import Watcher
 
 __all__ = [
     "END_SIGNALS",
     "EventCallback",
     "LOG_NAME",
+    "MultiWatchResult",
     "WatchResult",
     "Watcher",
     "check_disk_for",
@@ -47,3 +51,28 @@ __all__ = [
     "prepare",
     "watch",
 ]
+
+# Each name's module: importing the package (the pytest plugin does, at every pytest start) loads no
+# session or driver until a name that needs one is used.
+_WHERE = {
+    "END_SIGNALS": "signals",
+    "EventCallback": "result",
+    "LOG_NAME": "decision_log",
+    "MultiWatchResult": "result",
+    "WatchResult": "result",
+    "Watcher": "watcher",
+    "check_disk_for": "checks",
+    "evaluate_within": "capture",
+    "open_private_log": "decision_log",
+    "prepare": "checks",
+    "watch": "one_process",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pydbgauto.watching' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"pydbgauto.watching.{module}"), name)
