@@ -21,10 +21,11 @@ import time
 from typing import Any, List, Mapping, Optional, Tuple
 
 from pydbgauto import arg_types, errors, processes
+from pydbgauto.dumpfile import check_dump_folder
 from pydbgauto.errors import ConfigurationError, PydbgautoError
 from pydbgauto.models import ManagedStack, SnapshotRecord, ThreadExceptionRecord, ThreadTable
 from pydbgauto.policy import DumpPolicy
-from pydbgauto.session import Session, check_dump_folder
+from pydbgauto.session import Session
 from pydbgauto.sos import parse_clrstack_all
 from pydbgauto.watching.records import write_new_json
 

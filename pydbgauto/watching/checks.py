@@ -11,7 +11,7 @@ from pydbgauto import predicates as preds
 from pydbgauto import processes
 from pydbgauto.errors import ConfigurationError, DiskSpaceError
 from pydbgauto.policy import DumpPolicy
-from pydbgauto.session import check_dump_folder
+from pydbgauto.dumpfile import check_dump_folder
 from pydbgauto.watching.decision_log import LOG_NAME
 
 

@@ -13,8 +13,6 @@ from pydbgauto.models import DecisionRecord, StopEvent
 from pydbgauto.watching.records import NOFOLLOW, write_all
 
 LOG_NAME = "pydbgauto-decisions.jsonl"
-# The description Session gives a stop the debugger-side filter resumed without asking Python.
-FILTERED = "resumed by the debugger-side filter"
 
 
 def decision_line(
@@ -38,7 +36,7 @@ def decision_line(
         "action": decision.action,
         "reason": decision.reason,
         "detail": decision.detail,
-        "filtered_in_debugger": event.description == FILTERED,
+        "filtered_in_debugger": event.filtered,
     }
     if predicate_error:
         line["predicate_error"] = predicate_error

@@ -11,7 +11,7 @@ import pytest
 
 from pydbgauto.errors import ConfigurationError
 from pydbgauto.models import CrashInfo, DecisionRecord, ManagedException, StopEvent
-from pydbgauto.watching.decision_log import FILTERED, decision_line, open_private_log, write_line
+from pydbgauto.watching.decision_log import decision_line, open_private_log, write_line
 
 IOE = "System.InvalidOperationException"
 
@@ -47,7 +47,7 @@ def test_a_stop_line_says_what_was_seen_and_decided() -> None:
 
 
 def test_the_event_pid_a_filtered_stop_a_predicate_error_and_a_crash_are_said() -> None:
-    event = StopEvent(kind="first-chance", sequence=1, pid=7, description=FILTERED)
+    event = StopEvent(kind="first-chance", sequence=1, pid=7, filtered=True)
     line = decision_line(
         event, DecisionRecord(action="skip", reason="no-match"), False, 42, "ZeroDivisionError"
     )
