@@ -7,8 +7,9 @@ standalone mode it attaches (or starts the process) itself and detaches on ``clo
 
 Framing is not needed here (``dbgCommand`` returns one command's output), but the commands, the
 user-string checks and the stop classification are the cdb driver's
-(:mod:`pydbgauto.drivers.cdb_commands`, :mod:`pydbgauto.drivers.cdb_safety`): the same engine. ``pykd.go()`` blocks; a time limit on ``resume`` is kept by a timer that calls
-``pykd.breakin()`` when pykd has it.
+(:mod:`pydbgauto.drivers.cdb_commands`, :mod:`pydbgauto.drivers.cdb_safety`): the same engine.
+``pykd.go()`` blocks; a time limit on ``resume`` is kept by a timer that calls ``pykd.breakin()``
+when pykd has it.
 """
 
 from __future__ import annotations
