@@ -184,7 +184,12 @@ class CdbDriver(Driver):
     def set_type_filter(self, type_names: Sequence[str], derived: bool) -> None:
         """Continue, inside cdb, every CLR exception whose type is not in ``type_names``
         (or, with ``derived``, not derived from one of them). An empty list removes the filter.
-        Second-chance exceptions always stop."""
+        Second-chance exceptions always stop.
+
+        Not what ``set_filter`` does (cdb keeps the base class's "not supported"): the stops this filter
+        lets pass leave no record the Session could list with ``take_filtered`` (each needs the exception
+        object's address, which only SOS's ``!pe`` text would give), so a watch's decision log would lose
+        them."""
         commands = type_filter_commands(type_names, derived)
         if not type_names:
             self._run(commands, self.command_timeout, what="clear type filter")
