@@ -417,7 +417,7 @@ def _remaining(deadline: Optional[float], path: str, name: str) -> Optional[floa
 def _run(
     argv: List[str], path: str, name: str, deadline: Optional[float], env: Optional[Dict[str, str]] = None
 ) -> Tuple[int, str, str]:
-    from pydbgauto.verify import run_reader
+    from pydbgauto.readers.run import run_reader
 
     done = run_reader(argv, name, path, _remaining(deadline, path, name), env)
     return done.returncode, done.stdout, done.stderr
@@ -444,7 +444,7 @@ class _DotnetDumpReader(_Reader):
     _LISTING = re.compile(r"^\s*(\*?)\s*\d+\s+0x[0-9A-Fa-f]+\s+\((\d+)\)\s*$")
 
     def __init__(self) -> None:
-        from pydbgauto.verify import reader_env
+        from pydbgauto.readers.run import reader_env
 
         self.tool = locate.find_dotnet_dump()
         self.env = reader_env()

@@ -70,7 +70,7 @@ def crash_dump(tmp_path_factory: pytest.TempPathFactory) -> Tuple[str, Dict[str,
 @pytest.fixture(scope="module")
 def collected_dump(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tuple[str, int]]:
     """A full dump by ``dotnet-dump collect`` of the sample app in `wait` mode (no exception anywhere)."""
-    from pydbgauto.verify import reader_env
+    from pydbgauto.readers.run import reader_env
 
     path = str(tmp_path_factory.mktemp("collect") / "wait.core")
     app = subprocess.Popen([APP, "wait"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
