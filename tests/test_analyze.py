@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import shutil
@@ -19,11 +18,9 @@ import pytest
 import pydbgauto
 
 from pydbgauto import locate
-from pydbgauto.analyze import DumpAnalysis, analyze
+from pydbgauto.analysis import DumpAnalysis, analyze
+from pydbgauto.cli import analyze as analyze_cli
 from pydbgauto.errors import ConfigurationError, DumpVerificationError
-
-# the package attribute `analyze` is the function; the module comes from sys.modules
-analyze_mod = importlib.import_module("pydbgauto.analyze")
 
 pytestmark = pytest.mark.lldb
 
@@ -220,7 +217,7 @@ def _cli(argv: List[str]) -> Tuple[int, str, str]:
     import io
 
     parser = argparse.ArgumentParser(prog="pydbgauto")
-    analyze_mod.register(parser.add_subparsers(dest="subcommand"))
+    analyze_cli.register(parser.add_subparsers(dest="subcommand"))
     args = parser.parse_args(argv)
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -322,7 +319,7 @@ def test_notebook_views(crash_dump):
 
 
 def test_public_name_stays_the_function_after_the_submodule_is_imported():
-    code = "import pydbgauto, pydbgauto.analyze; print(callable(pydbgauto.analyze))"
+    code = "import pydbgauto, pydbgauto.analysis, pydbgauto.cli.analyze; print(callable(pydbgauto.analyze))"
     done = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
@@ -336,7 +333,7 @@ def test_public_name_stays_the_function_after_the_submodule_is_imported():
 def test_public_name_before_the_submodule_is_imported():
     code = (
         "import sys, pydbgauto; f = pydbgauto.analyze; "
-        "print(f is sys.modules['pydbgauto.analyze'].analyze)"
+        "print(f is sys.modules['pydbgauto.analysis'].analyze)"
     )
     done = subprocess.run(
         [sys.executable, "-c", code],
