@@ -51,16 +51,8 @@ def read(
     DumpVerificationError when dotnet-dump cannot open the dump.
     """
     tool = locate.find_dotnet_dump(dotnet_dump)
-    commands: List[str] = (
-        ["pe " + (f"{exception_address:#x}" if exception_address else "")] if read_exception else []
-    )
-    commands.append("clrthreads")
-    if thread_id is not None:
-        commands += [f"setthread -t {thread_id}", "clrstack"]
-    argv = [tool, "analyze", path]
-    for command in commands + ["exit"]:
-        argv += ["-c", command.strip()]
-    done = run_reader(argv, READER, path, timeout, reader_env())
+    commands = read_commands(exception_address, thread_id, read_exception)
+    done = run_reader(argv(tool, path, commands), READER, path, timeout, reader_env())
     text = done.stdout + done.stderr
     if done.returncode != 0 and "ThreadCount:" not in text:
         raise DumpVerificationError(
@@ -74,6 +66,27 @@ def read(
         raw=text,
         warnings=reader_output.warning_lines(text),
     )
+
+
+def read_commands(
+    exception_address: Optional[int], thread_id: Optional[int], read_exception: bool
+) -> List[str]:
+    """What :func:`read` runs: ``pe [address]``, ``clrthreads``, then the thread's ``clrstack``."""
+    commands: List[str] = (
+        ["pe " + (f"{exception_address:#x}" if exception_address else "")] if read_exception else []
+    )
+    commands.append("clrthreads")
+    if thread_id is not None:
+        commands += [f"setthread -t {thread_id}", "clrstack"]
+    return commands
+
+
+def argv(tool: str, path: str, commands: Sequence[str]) -> List[str]:
+    """``dotnet-dump analyze <path> -c <command> ... -c exit``."""
+    out = [tool, "analyze", path]
+    for command in list(commands) + ["exit"]:
+        out += ["-c", command.strip()]
+    return out
 
 
 def _try(parser, text: str):  # type: ignore[no-untyped-def]
@@ -133,10 +146,7 @@ class DotnetDumpReader(Reader):
         self.env = reader_env()
 
     def _analyze(self, path: str, commands: Sequence[str], deadline: Optional[float]) -> Tuple[int, str]:
-        argv = [self.tool, "analyze", path]
-        for command in list(commands) + ["exit"]:
-            argv += ["-c", command]
-        rc, out, err = self.run(argv, path, deadline, self.env)
+        rc, out, err = self.run(argv(self.tool, path, commands), path, deadline, self.env)
         return rc, out + (("\n" + err) if err.strip() else "")
 
     def overview(self, path: str, deadline: Optional[float]) -> Tuple[str, str, str]:

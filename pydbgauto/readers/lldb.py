@@ -24,12 +24,15 @@ class LldbReader(Reader):
         self.lldb = locate.find_lldb()
         self.sos = locate.find_sos_plugin()
 
-    def _batch(self, path: str, commands: Sequence[str], deadline: Optional[float]) -> Tuple[List[str], str]:
+    def argv(self, path: str, commands: Sequence[str]) -> List[str]:
         argv = [self.lldb, "--no-lldbinit", "--no-use-colors", "--batch", "--core", path]
         argv += ["-o", f"plugin load {self.sos}"]
         for command in commands:
             argv += ["-o", command]
-        rc, out, err = self.run(argv, path, deadline)
+        return argv
+
+    def _batch(self, path: str, commands: Sequence[str], deadline: Optional[float]) -> Tuple[List[str], str]:
+        rc, out, err = self.run(self.argv(path, commands), path, deadline)
         text = out + (("\n" + err) if err.strip() else "")
         if not reader_output.lldb_loaded_sos(text):
             raise DumpVerificationError(f"{self.name} could not read {path} (exit {rc}): {tail(text)}")
