@@ -14,7 +14,7 @@ import pytest
 import pydbgauto as pda
 from pydbgauto import coredump, processes
 from pydbgauto import predicates as preds
-from pydbgauto.cli import _size_arg
+from pydbgauto.cli.watch import _size_arg
 from pydbgauto.errors import AlreadyTracedError, ConfigurationError, DumpError, NoSuchProcessError
 from pydbgauto.errors import NotDotnetError, TargetError
 from pydbgauto.models import StopEvent
