@@ -18,6 +18,7 @@ import pytest
 import pydbgauto
 
 from pydbgauto import locate
+from tests import real_parts
 from pydbgauto.analysis import DumpAnalysis, analyze
 from pydbgauto.cli import analyze as analyze_cli
 from pydbgauto.errors import ConfigurationError, DumpVerificationError
@@ -28,25 +29,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 APP = os.path.join(ROOT, ".build", "app-net10", "ThrowingApp")
 
 
-def _missing() -> List[str]:
-    missing = [] if os.access(APP, os.X_OK) else [f"sample app {APP}"]
-    try:
-        locate.find_lldb()
-        locate.find_sos_plugin()
-        locate.find_dotnet_dump()
-    except pydbgauto.DebuggerNotFoundError as e:
-        missing.append(str(e))
-    return missing
-
-
 @pytest.fixture(scope="module", autouse=True)
 def _parts() -> None:
-    missing = _missing()
-    if missing:
-        message = "analyze tests need the real tools (run scripts/setup): " + "; ".join(missing)
-        if os.environ.get("PYDBGAUTO_REQUIRE_INTEGRATION"):
-            pytest.fail(message)
-        pytest.skip(message)
+    real_parts.require("analyze tests", APP)
 
 
 @pytest.fixture(scope="module")

@@ -5,41 +5,24 @@ other, and never raises for a dump it cannot read. No mocks: real lldb, SOS and 
 from __future__ import annotations
 
 import os
-from typing import List, Tuple
+from typing import Tuple
 
 import attr
 import pytest
 
 import pydbgauto
-from pydbgauto import locate
 from pydbgauto.models import DumpRecord, StopEvent
 from pydbgauto.verify import READER, verify_dump
+from tests import real_parts
 
 pytestmark = pytest.mark.lldb
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-APP = os.path.join(ROOT, ".build", "app-net10", "ThrowingApp")
-
-
-def _missing() -> List[str]:
-    missing = [] if os.access(APP, os.X_OK) else [f"sample app {APP}"]
-    try:
-        locate.find_lldb()
-        locate.find_sos_plugin()
-        locate.find_dotnet_dump()
-    except pydbgauto.DebuggerNotFoundError as e:
-        missing.append(str(e))
-    return missing
+APP = real_parts.APP_NET10
 
 
 @pytest.fixture(scope="module")
 def crash(tmp_path_factory: pytest.TempPathFactory) -> Tuple[DumpRecord, StopEvent]:
-    missing = _missing()
-    if missing:
-        message = "verify tests need the real tools (run scripts/setup): " + "; ".join(missing)
-        if os.environ.get("PYDBGAUTO_REQUIRE_INTEGRATION"):
-            pytest.fail(message)
-        pytest.skip(message)
+    real_parts.require("verify tests", APP)
     from pydbgauto.watching import watch
 
     folder = tmp_path_factory.mktemp("verify")
