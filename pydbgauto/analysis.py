@@ -242,7 +242,7 @@ def _compare(
     found: List[str] = []
     dump = capture.dump
     if dump is not None:
-        from pydbgauto.session import file_sha256
+        from pydbgauto.dumpfile import file_sha256
 
         size = os.path.getsize(path)
         if dump.size and dump.size != size:
