@@ -12,7 +12,7 @@ import pytest
 
 import pydbgauto as pda
 from pydbgauto import coredump, processes
-from pydbgauto.cli import _size_arg
+from pydbgauto.cli.watch import _size_arg
 from pydbgauto.errors import AlreadyTracedError, ConfigurationError, NoSuchProcessError
 from pydbgauto.errors import NotDotnetError, TargetError
 
