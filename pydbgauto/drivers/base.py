@@ -8,20 +8,11 @@ never interprets SOS output: the Session hands the text to ``pydbgauto.sos``.
 
 from __future__ import annotations
 
-import enum
 from typing import Mapping, Optional, Protocol, Sequence, Tuple, runtime_checkable
 
 import attr
 
-
-class StopKind(str, enum.Enum):
-    """Why the target stopped, as far as the debugger (not SOS) can tell."""
-
-    FIRST_CHANCE = "first-chance"
-    SECOND_CHANCE = "second-chance"
-    EXIT = "exit"
-    BREAK = "break"  # stopped on request (``break_in``), not by an event of its own
-    OTHER = "other"
+from pydbgauto.models import StopKind  # the models layer owns it (StopEvent.kind); drivers import it here
 
 
 @attr.frozen
