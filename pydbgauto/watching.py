@@ -50,7 +50,7 @@ from pydbgauto.models import (
     ManagedStack,
     StopEvent,
 )
-from pydbgauto.policy import GIB, Decision, DumpPolicy, PolicyState
+from pydbgauto.policy import GIB, DumpPolicy, PolicyState
 from pydbgauto.session import Session, check_dump_folder
 
 log = logging.getLogger(__name__)
@@ -410,10 +410,7 @@ class _Watch:
         free = _free_disk(self.policy.dump_dir)
         if free is not None:  # room for the dump itself as well as min_free_disk
             free = max(free - self._dump_size, 0)
-        decision: Decision = self.state.decide(event, matched, time.monotonic(), free)
-        record = DecisionRecord(
-            action=decision.action, reason=decision.reason, detail=decision.detail, n=decision.n
-        )
+        record = self.state.decide(event, matched, time.monotonic(), free)
         self.decisions.append((event, record))
         if event.kind != "exit":
             self.exceptions += 1
