@@ -49,6 +49,7 @@ from pydbgauto.errors import (
     SosError,
 )
 from pydbgauto.models import CaptureRecord, ManagedException, ManagedStack, ThreadTable, _Model
+from pydbgauto.models import hex_text as _hex
 from pydbgauto.sos import parse_clrstack_all, parse_pe, parse_threads
 
 __all__ = ["READERS", "DumpAnalysis", "ThreadException", "analyze", "register"]
@@ -60,10 +61,6 @@ EXIT_OK, EXIT_USAGE, EXIT_READER, EXIT_UNREADABLE = 0, 2, 4, 5
 
 # ---------------------------------------------------------------------------------------------
 # models
-
-
-def _hex(value: Optional[int]) -> str:
-    return "?" if value is None else f"0x{value:x}"
 
 
 @attr.frozen

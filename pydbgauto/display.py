@@ -29,6 +29,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable, List, Mapping, Optional, Sequence, Tuple
 
 from pydbgauto import models
+from pydbgauto.models import hex_text as _hex
 
 if TYPE_CHECKING:  # the session models are only needed for the annotations
     from pydbgauto.models import (
@@ -134,10 +135,6 @@ def markdown_escape(text: object) -> str:
     value = str(text).replace("\r\n", "\n").replace("\r", "\n")
     escaped = "".join(_MD_ESCAPES.get(ch, ch) for ch in value)
     return escaped.replace("\n", "<br>")
-
-
-def _hex(value: Optional[int]) -> str:
-    return "?" if value is None else f"0x{value:x}"
 
 
 def _hresult(value: int) -> str:

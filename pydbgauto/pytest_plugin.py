@@ -32,6 +32,7 @@ import pytest
 
 from pydbgauto.errors import DebuggerNotFoundError, DebuggerTimeoutError, PydbgautoError
 from pydbgauto.models import CaptureRecord, DecisionRecord, StopEvent
+from pydbgauto.models import hex_text as _hex
 
 __all__ = ["CaptureList", "Watcher", "debugger_unavailable", "describe_captures"]
 
@@ -385,10 +386,6 @@ def describe_captures(watchers: Sequence[Watcher]) -> str:
                 why = str(reasons[0]) if reasons else ""
                 parts.append(f"matched, not dumped: {str(event).splitlines()[0]} [{why}]")
     return "\n".join(parts)
-
-
-def _hex(value: Optional[int]) -> str:
-    return "?" if value is None else f"{value:#x}"
 
 
 # ----- availability ------------------------------------------------------------------------------------
