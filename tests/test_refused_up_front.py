@@ -6,14 +6,13 @@ from __future__ import annotations
 import os
 import secrets
 import subprocess
-import sys
 from typing import Iterator
 
 import pytest
 
 import pydbgauto as pda
 from pydbgauto import ConfigurationError, NoSuchProcessError, NotDotnetError
-from tests.integration.conftest import ROOT, lldb_processes, process_state, tracer_of
+from tests.integration.conftest import ROOT, lldb_processes, process_state, run_cli, tracer_of
 
 
 @pytest.fixture
@@ -21,18 +20,6 @@ def no_lldb_started() -> Iterator[None]:
     before = set(lldb_processes())
     yield
     assert set(lldb_processes()) == before, "a debugger was started for input that is refused up front"
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    return subprocess.run(
-        [sys.executable, "-m", "pydbgauto", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=120,
-    )
 
 
 @pytest.mark.parametrize(

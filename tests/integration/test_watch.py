@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
@@ -13,7 +11,7 @@ import pydbgauto as pda
 from tests.watch_cases import CASES as SHARED_CASES
 from tests.watch_cases import throws_seen
 from pydbgauto.watching import watch
-from tests.integration.conftest import ROOT, WaitingApp, throw_lines, tracer_of
+from tests.integration.conftest import ROOT, WaitingApp, run_cli, throw_lines, tracer_of
 
 pytestmark = pytest.mark.lldb
 
@@ -172,18 +170,6 @@ def test_second_chance_capture_of_a_crash(app, tmp_path, no_lldb_left):
 
 
 # ----- the CLI ------------------------------------------------------------------------------------------
-
-
-def run_cli(*args: str, cwd: str = ROOT) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    return subprocess.run(
-        [sys.executable, "-m", "pydbgauto", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        timeout=300,
-    )
 
 
 def test_cli_json_lines_and_exit_codes(app, tmp_path, no_lldb_left):
