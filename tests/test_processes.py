@@ -1,8 +1,7 @@
 """pydbgauto.processes: finding a process by the names users call it, and what /proc says about a pid.
 
 Real /proc reads of this test's own process and of children it starts (copies of /bin/sleep under names
-no other test uses, killed by their own pid). The attach refusals (gone, zombie, traced, not .NET) are in
-tests/test_robustness_units.py.
+no other test uses, killed by their own pid).
 """
 
 from __future__ import annotations
@@ -11,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Iterator, List
@@ -18,7 +18,13 @@ from typing import Iterator, List
 import pytest
 
 from pydbgauto import processes
-from pydbgauto.errors import ConfigurationError, NoSuchProcessError, NotDotnetError
+from pydbgauto.errors import (
+    AlreadyTracedError,
+    ConfigurationError,
+    NoSuchProcessError,
+    NotDotnetError,
+    TargetError,
+)
 
 SLEEP = shutil.which("sleep") or "/bin/sleep"
 
@@ -43,7 +49,21 @@ def _sleeper(tmp_path: Path, started: List[subprocess.Popen], name: str, argv0: 
         shutil.copy(SLEEP, program)
     child = subprocess.Popen([argv0 or str(program), "60"], executable=str(program))
     started.append(child)
+    _wait_for_exec(child.pid, [argv0 or str(program), "60"])
     return child.pid
+
+
+def _wait_for_exec(pid: int, argv: List[str]) -> None:
+    """Until /proc shows the new program: Popen can return before the kernel has set the child's comm and
+    argv (the close-on-exec pipe it waits on closes first), and until then the child is still "python3"."""
+    want = b"".join(a.encode() + b"\0" for a in argv)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            if f.read() == want:
+                return
+        time.sleep(0.005)
+    raise AssertionError(f"pid {pid} did not show {argv} in /proc within 10 s")
 
 
 @pytest.mark.parametrize("name", ["", "a/b", "x\0y"])
@@ -83,6 +103,7 @@ def test_find_pids_knows_dotnet_app_dll(tmp_path: Path, started: List[subprocess
     script.write_text("import time\ntime.sleep(60)\n")
     child = subprocess.Popen(["dotnet", str(script)], executable=sys.executable)
     started.append(child)
+    _wait_for_exec(child.pid, ["dotnet", str(script)])
     assert processes.find_pids(app) == [child.pid]
     assert processes.find_pids(app + ".dll") == [child.pid]
 
@@ -137,3 +158,77 @@ def test_wait_for_runtime_gives_up_on_a_process_without_dotnet() -> None:
 def test_pid_max_is_the_kernels() -> None:
     with open("/proc/sys/kernel/pid_max") as f:
         assert processes._pid_max() == int(f.read())
+
+
+# ----- can a debugger attach? ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "pid, error, text",
+    [
+        (0, ConfigurationError, "positive"),
+        (-5, ConfigurationError, "positive"),
+        (True, ConfigurationError, "positive"),
+        (10**9, NoSuchProcessError, "pids on this system end"),
+    ],
+)
+def test_bad_pids_are_refused(pid, error, text):
+    with pytest.raises(error, match=text):
+        processes.check_attachable(pid)
+
+
+def test_gone_zombie_and_not_dotnet_pids_are_refused():
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    with pytest.raises(NoSuchProcessError, match="no process"):
+        processes.check_attachable(gone.pid)
+    zombie = subprocess.Popen(["true"])
+    deadline = time.monotonic() + 5
+    while processes.state_of(zombie.pid) != "Z" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    try:
+        with pytest.raises(TargetError, match="zombie"):
+            processes.check_attachable(zombie.pid)
+    finally:
+        zombie.wait()
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        with pytest.raises(NotDotnetError, match="does not run .NET"):
+            processes.check_attachable(sleeper.pid)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_a_traced_pid_names_its_tracer():
+    # strace would do; python's own ptrace is not at hand: use a child stopped under "gdb -p"-like tracing
+    # by running it under `strace` when available.
+    import shutil
+
+    if not shutil.which("strace"):
+        pytest.skip("strace is not installed")
+    traced = subprocess.Popen(["strace", "-o", "/dev/null", "sleep", "30"])
+    try:
+        deadline = time.monotonic() + 5
+        child = None
+        while child is None and time.monotonic() < deadline:
+            out = subprocess.run(["pgrep", "-P", str(traced.pid)], capture_output=True, text=True).stdout
+            child = int(out.split()[0]) if out.split() else None
+            time.sleep(0.05)
+        assert child is not None
+        with pytest.raises(AlreadyTracedError, match=f"already traced by pid {traced.pid} \\(strace\\)"):
+            processes.check_attachable(child, require_dotnet=False)
+    finally:
+        traced.kill()
+
+
+def test_a_zombie_is_not_a_process_called_by_its_name():
+    zombie = subprocess.Popen(["true"])
+    try:
+        deadline = time.monotonic() + 5
+        while processes.state_of(zombie.pid) != "Z" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert processes.state_of(zombie.pid) == "Z"
+        assert zombie.pid not in processes.find_pids("true")
+    finally:
+        zombie.wait()
