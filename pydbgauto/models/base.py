@@ -37,7 +37,7 @@ class _Model:
             if value is None and field.metadata.get("omit_if_none"):
                 continue  # an optional part that was not fetched: the record stays as it was without it
             if value is False and field.metadata.get("omit_if_false"):
-                continue
+                continue  # a flag that is rarely set: records without it read as before
             if isinstance(value, tuple):
                 value = [v.to_dict(include_raw) if isinstance(v, _Model) else v for v in value]
             elif isinstance(value, _Model):

@@ -73,6 +73,8 @@ class StopEvent(_Model):
     time: float = 0.0  # seconds since the epoch when pydbgauto saw the stop
     error: Optional[str] = None  # why exception or stack is missing, when SOS could not tell
     crash: Optional[CrashInfo] = None  # second chance: how the process is dying
+    # A first-chance stop the debugger-side filter resumed without reporting (Session.take_filtered):
+    # it has only the exception's address and type, no stack.
     filtered: bool = attr.field(default=False, metadata={"omit_if_false": True})
 
     _nested: ClassVar[Dict[str, Type[_Model]]] = {
