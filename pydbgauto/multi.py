@@ -282,8 +282,8 @@ class _PidStream:
 
 
 class MultiPrinter:
-    """The ``watch`` printer of the command line for every process: one ``cli._Printer`` per pid writing
-    through a :class:`_PidStream`; the end of all as a last line (JSON: ``{"event": "summary-all"}``)."""
+    """The ``watch`` printer of the command line for every process: one ``cli.printer.Printer`` per pid
+    writing to a :class:`_PidStream`; the end of all as a last line (JSON: ``{"event": "summary-all"}``)."""
 
     def __init__(self, out: TextIO, as_json: bool) -> None:
         self.out = out
@@ -291,7 +291,7 @@ class MultiPrinter:
         self.printers: Dict[int, Any] = {}
 
     def __call__(self, kind: str, data: Mapping[str, Any]) -> None:
-        from pydbgauto.cli import _Printer
+        from pydbgauto.cli.printer import Printer
 
         if kind == "done":
             self._summary(data["result"])
@@ -305,7 +305,7 @@ class MultiPrinter:
             printer = self.printers.get(pid)
             if printer is None:
                 stream: Any = _PidStream(self.out, pid, self.as_json)
-                printer = self.printers[pid] = _Printer(stream, self.as_json)
+                printer = self.printers[pid] = Printer(stream, self.as_json)
             printer("done" if kind == "process-done" else kind, data)
         self.out.flush()
 
@@ -330,23 +330,9 @@ class MultiPrinter:
 
 def run_cli(args: argparse.Namespace, predicate: Optional[preds.Predicate], on_event: EventCallback) -> int:
     """``pydbgauto watch --name X`` over every process of the name; exit codes as ``watch``'s."""
-    from pydbgauto import cli
+    from pydbgauto.cli.watch import exit_code, watch_options
 
-    result = watch_all(
-        args.name,
-        wait=args.wait,
-        when=predicate,
-        dump_dir=args.dump_dir,
-        max_dumps=args.max_dumps or None,
-        skip_first=args.skip_first,
-        cooldown=args.cooldown,
-        dedupe=not args.no_dedupe,
-        timeout=args.timeout,
-        verify=not args.no_verify,
-        debugger=args.debugger,
-        on_event=on_event,
-        live=False,
-    )
+    result = watch_all(args.name, **watch_options(args, predicate, on_event))
     if not result.results and result.errors:
         raise NoSuchProcessError("no process could be watched: " + "; ".join(w for _, w in result.errors))
     if not result.results and args.wait and args.timeout is not None:
@@ -354,6 +340,4 @@ def run_cli(args: argparse.Namespace, predicate: Optional[preds.Predicate], on_e
             f"no process named {args.name!r} started within {args.timeout:g} s: check the name "
             "(`ps -eo comm`), or give --timeout more time"
         )
-    if any(c.dump is None or (not args.no_verify and not c.dump.verified) for c in result.captures):
-        return cli.EXIT_DUMP
-    return cli.EXIT_OK if result.captures else cli.EXIT_NO_MATCH
+    return exit_code(args, result.captures)

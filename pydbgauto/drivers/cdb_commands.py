@@ -6,8 +6,8 @@ in-debugger type filter, ``~e`` thread prefixes and ``.dump`` are built here onc
 string goes through :mod:`pydbgauto.drivers.cdb_safety` first.
 
 Pure but for :func:`write_dump_with`, which looks at the dump file around the command.
-Event banners and ``.dump`` replies are parsed in ``pydbgauto.sos``; this module only maps them
-to the driver's :class:`~pydbgauto.drivers.base.RawStop` and to errors.
+Event banners, ``.dump`` replies and SOS's load failures are read in ``pydbgauto.sos``; this module
+only maps them to the driver's :class:`~pydbgauto.drivers.base.RawStop` and to errors.
 """
 
 from __future__ import annotations
@@ -26,12 +26,12 @@ from pydbgauto.drivers.cdb_safety import (
     quote_path,
 )
 from pydbgauto.errors import ConfigurationError, DumpError, ParseError, SosError, UnsafeInputError
+from pydbgauto.sos.reader_output import SOS_LOAD_FAILURES
 
 __all__ = [
     "CLR_EXCEPTION_CODES",
     "CLR_FILTERS",
     "DUMP_OPTIONS",
-    "SOS_LOAD_FAILURES",
     "arm_commands",
     "build_command_line",
     "classify_stop",
@@ -55,12 +55,6 @@ CLR_EXCEPTION_CODES = (0xE0434352, 0xE0434F4D)
 CLR_FILTERS = ("clr",) + tuple(f"{code:x}" for code in CLR_EXCEPTION_CODES)
 
 DUMP_OPTIONS = frozenset({"/ma", "/mA", "/mfFhut", "/m", "/mh", "/mi"})
-
-# What a failed .load/.loadby of SOS prints (cdb's and SOS's own words).
-SOS_LOAD_FAILURES = re.compile(
-    r"(?i)(unable to find module|the call to loadlibrary\([^)]*\) failed|couldn't load|"
-    r"failed to load|no export|not a valid extension|sos does not support)"
-)
 
 
 # ---------------------------------------------------------------------------------------------
