@@ -29,6 +29,7 @@ from typing import Any, Callable, Iterator, List, Mapping, Optional
 
 import pytest
 
+from tests.integration.normal_user import NormalUser, find_user, make_user_workspace, remove_workspace
 from tests.integration.service import SERVICES, Load, Service
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -78,9 +79,9 @@ class WaitingApp:
     A thread drains its stdout all the time: an app blocked on a full pipe looks like a missed event.
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, **popen: Any) -> None:  # popen: e.g. NormalUser.popen_kwargs()
         self.proc = subprocess.Popen(
-            [path, "wait"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
+            [path, "wait"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1, **popen
         )
         self.lines: List[str] = []
         self._changed = threading.Condition()
@@ -169,9 +170,10 @@ def run_cli(*args: str, cwd: str = ROOT) -> subprocess.CompletedProcess:
     )
 
 
-def lldb_processes() -> List[int]:
-    """lldb and lldb-server processes started by this test process (the driver tags their environment)."""
-    tag = f"PYDBGAUTO_OWNER_PID={os.getpid()}".encode()
+def lldb_processes(owner: Optional[int] = None) -> List[int]:
+    """lldb and lldb-server processes started by this test process, or by the pydbgauto in pid ``owner``
+    (the driver tags their environment)."""
+    tag = f"PYDBGAUTO_OWNER_PID={owner or os.getpid()}".encode()
     out = subprocess.run(["pgrep", "-f", "lldb"], capture_output=True, text=True).stdout
     mine = []
     for pid in (int(p) for p in out.split()):
@@ -182,6 +184,21 @@ def lldb_processes() -> List[int]:
         except OSError:
             pass
     return sorted(mine)
+
+
+@pytest.fixture(scope="session")
+def normal_user() -> Iterator[NormalUser]:
+    """A normal user with a workspace of its own (tests/integration/normal_user.py): as root the account
+    scripts/setup creates, else ourselves."""
+    entry = find_user()
+    if entry is None:
+        message = "no normal user to test with: run scripts/setup as root (it creates pydbgauto-test)"
+        if os.environ.get("PYDBGAUTO_REQUIRE_INTEGRATION"):
+            pytest.fail(message)
+        pytest.skip(message)
+    user = make_user_workspace(entry, list(APPS))
+    yield user
+    remove_workspace(user)
 
 
 @pytest.fixture

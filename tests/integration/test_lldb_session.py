@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import threading
 import time
 
@@ -19,6 +20,7 @@ from pydbgauto import (
 from pydbgauto.session import Session
 from pydbgauto.readers import dotnet_dump
 from tests.integration.conftest import APPS, WaitingApp, process_state, throw_lines, tracer_of
+from tests.integration.normal_user import PYTHON
 
 pytestmark = pytest.mark.lldb
 
@@ -223,15 +225,34 @@ def test_dump_folder_that_does_not_exist(app, tmp_path, no_lldb_left):
             s.dump(str(tmp_path / "missing" / "x.core"))
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere; permission checks need a normal user")
-def test_dump_folder_not_writable(app, tmp_path):  # pragma: no cover - CI runs as root
-    folder = tmp_path / "ro"
-    folder.mkdir(mode=0o500)
-    with Session.launch([app, "invalid-op"], kill_on_close=True) as s:
-        s.break_on_clr_exceptions()
-        s.wait_for_event(60)
-        with pytest.raises(ConfigurationError, match="not writable"):
-            s.dump(str(folder / "x.core"))
+# Run as a normal user (root writes anywhere): as root, the account scripts/setup creates.
+_DUMP_INTO_READ_ONLY_FOLDER = """
+import sys
+from pydbgauto import ConfigurationError
+from pydbgauto.session import Session
+app, folder = sys.argv[1:]
+with Session.launch([app, "invalid-op"], kill_on_close=True) as s:
+    s.break_on_clr_exceptions()
+    s.wait_for_event(60)
+    try:
+        s.dump(folder + "/x.core")
+    except ConfigurationError as e:
+        print("REFUSED", e)
+"""
+
+
+def test_dump_folder_not_writable(normal_user, runtime):
+    folder = normal_user.mkdir(f"read-only-{runtime}", mode=0o500)
+    done = subprocess.run(
+        [PYTHON, "-c", _DUMP_INTO_READ_ONLY_FOLDER, normal_user.app(runtime), folder],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        **normal_user.popen_kwargs(),
+    )
+    assert done.returncode == 0 and "Traceback" not in done.stderr, (done.stdout, done.stderr)
+    assert "REFUSED" in done.stdout and "not writable" in done.stdout, done.stdout
+    assert not os.listdir(folder)
 
 
 def test_lldb_missing(app, no_lldb_left):
