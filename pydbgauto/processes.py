@@ -17,6 +17,7 @@ from pydbgauto.errors import (
 )
 
 RUNTIME_LIBRARY = "libcoreclr.so"
+CAP_SYS_PTRACE = 19
 
 
 def _names_of(pid: int) -> List[str]:
@@ -69,7 +70,7 @@ def find_one(name: str, *, wait: bool = False, timeout: Optional[float] = None, 
     """The one process called ``name``; with ``wait`` poll until it starts (or ``timeout`` passes)."""
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
-        pids = find_pids(name)
+        pids = _debuggable_first(find_pids(name), name)
         if len(pids) == 1:
             return pids[0]
         if len(pids) > 1:
@@ -82,6 +83,48 @@ def find_one(name: str, *, wait: bool = False, timeout: Optional[float] = None, 
         if deadline is not None and time.monotonic() > deadline:
             raise NoSuchProcessError(f"no process called {name!r} started within {timeout} s")
         time.sleep(poll)
+
+
+def _debuggable_first(pids: List[int], name: str) -> List[int]:
+    """Without privilege only our own processes can be debugged: other users' processes of that name (a
+    root service, another account's copy) do not make ours ambiguous. None of ours but some of theirs:
+    refused with the cause."""
+    if may_debug_others() or not pids:
+        return pids
+    owners = {pid: uid_of(pid) for pid in pids}
+    mine = [pid for pid, uid in owners.items() if uid == os.geteuid()]
+    if mine:
+        return mine
+    theirs = ", ".join(f"pid {pid} of user id {uid}" for pid, uid in owners.items() if uid is not None)
+    if not theirs:  # they all exited just now
+        return []
+    raise TargetError(
+        f"permission denied: no process called {name!r} is yours (user id {os.geteuid()}): {theirs}; "
+        "run pydbgauto as that user (or as root)"
+    )
+
+
+def may_debug_others() -> bool:
+    """Root, or CAP_SYS_PTRACE in the effective set: may attach to other users' processes."""
+    if os.geteuid() == 0:
+        return True
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapEff:"):
+                    return bool(int(line.split()[1], 16) >> CAP_SYS_PTRACE & 1)
+    except (OSError, ValueError):
+        pass
+    return False
+
+
+def uid_of(pid: int) -> Optional[int]:
+    """The effective user id ``pid`` runs as (None when it is gone)."""
+    try:
+        uids = _status(pid).get("Uid", "").split()
+    except OSError:
+        return None
+    return int(uids[1]) if len(uids) > 1 else None
 
 
 # ----- can a debugger attach? (Linux /proc) -------------------------------------------------------------

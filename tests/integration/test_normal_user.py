@@ -8,6 +8,7 @@ sample apps and dotnet-dump (``~/.dotnet/tools``); nothing runs with root's envi
 from __future__ import annotations
 
 import json
+import secrets
 import os
 import shutil
 import stat
@@ -163,3 +164,50 @@ def test_the_user_cannot_signal_or_read_roots_process(normal_user, root_process)
         **normal_user.popen_kwargs(),
     )
     assert done.stdout.split("\n")[:2] == ["mem: denied", "kill: denied"], (done.stdout, done.stderr)
+
+
+def test_watch_by_name_takes_the_users_own_process(normal_user):
+    """``--name`` as a normal user: root's process of the same name does not make the user's ambiguous (it
+    could never be attached to); with root's alone, refused with the cause (exit 3)."""
+    folder = normal_user.mkdir("named")
+    name = "NU" + secrets.token_hex(4)
+    shutil.copytree(os.path.dirname(normal_user.app("net10")), os.path.join(folder, "app"))
+    os.rename(os.path.join(folder, "app", "ThrowingApp"), os.path.join(folder, "app", name))
+    normal_user.chown_tree(folder)
+    path = os.path.join(folder, "app", name)
+    dumps = normal_user.mkdir("named", "dumps")
+    others = WaitingApp(path)  # ours: root's when we are root, else a second one of the user's own
+    mine = None
+    try:
+        if normal_user.switch:
+            alone = normal_user.pydbgauto("watch", "--name", name, "--dump-dir", dumps, "--timeout", "30")
+            assert alone.returncode == 3, (alone.stdout, alone.stderr)
+            assert f"no process called {name!r} is yours" in alone.stderr
+            assert f"pid {others.pid} of user id 0" in alone.stderr and "Traceback" not in alone.stderr
+        mine = WaitingApp(path, **normal_user.popen_kwargs())
+        watch = normal_user.popen(
+            [PYTHON, "-m", "pydbgauto", "watch", "--name", name, "--json", "--type"]
+            + ["System.InvalidOperationException", "--dump-dir", dumps, "--no-verify", "--timeout", "120"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            lines = _watch_lines(watch, lambda: mine.send("invalid-op") if mine else None)
+            stderr = watch.stderr.read() if watch.stderr else ""
+            watch.wait(60)
+        finally:
+            if watch.poll() is None:
+                watch.kill()
+                watch.wait()
+        if not normal_user.switch:  # two of the user's own: ambiguous, as before
+            assert watch.returncode == 2 and "attach by pid" in stderr, (lines, stderr)
+            return
+        assert watch.returncode == 0, (lines, stderr)
+        assert [line["pid"] for line in lines if line.get("event") == "exception"] == [mine.pid], lines
+        assert tracer_of(others.pid) == 0 and tracer_of(mine.pid) == 0
+    finally:
+        for app in (others, mine):
+            if app is not None and app.proc.poll() is None:
+                app.proc.kill()
+                app.proc.wait()
