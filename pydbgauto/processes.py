@@ -8,6 +8,7 @@ import os
 import time
 from typing import Dict, List, Optional
 
+from pydbgauto import ptrace_access
 from pydbgauto.errors import (
     AlreadyTracedError,
     ConfigurationError,
@@ -17,7 +18,6 @@ from pydbgauto.errors import (
 )
 
 RUNTIME_LIBRARY = "libcoreclr.so"
-CAP_SYS_PTRACE = 19
 
 
 def _names_of(pid: int) -> List[str]:
@@ -89,7 +89,7 @@ def _debuggable_first(pids: List[int], name: str) -> List[int]:
     """Without privilege only our own processes can be debugged: other users' processes of that name (a
     root service, another account's copy) do not make ours ambiguous. None of ours but some of theirs:
     refused with the cause."""
-    if may_debug_others() or not pids:
+    if ptrace_access.may_debug_others() or not pids:
         return pids
     owners = {pid: uid_of(pid) for pid in pids}
     mine = [pid for pid, uid in owners.items() if uid == os.geteuid()]
@@ -102,20 +102,6 @@ def _debuggable_first(pids: List[int], name: str) -> List[int]:
         f"permission denied: no process called {name!r} is yours (user id {os.geteuid()}): {theirs}; "
         "run pydbgauto as that user (or as root)"
     )
-
-
-def may_debug_others() -> bool:
-    """Root, or CAP_SYS_PTRACE in the effective set: may attach to other users' processes."""
-    if os.geteuid() == 0:
-        return True
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("CapEff:"):
-                    return bool(int(line.split()[1], 16) >> CAP_SYS_PTRACE & 1)
-    except (OSError, ValueError):
-        pass
-    return False
 
 
 def uid_of(pid: int) -> Optional[int]:
@@ -215,6 +201,9 @@ def check_attachable(pid: int, *, require_dotnet: bool = True) -> None:
             f"permission denied: pid {pid} belongs to user id {uid}, not to you (user id {os.geteuid()}); "
             "run pydbgauto as that user (or as root)"
         )
+    obstacle = ptrace_access.refusal(pid, status)
+    if obstacle:
+        raise TargetError(f"permission denied: {obstacle}")
     if not require_dotnet:
         return
     try:
@@ -223,7 +212,7 @@ def check_attachable(pid: int, *, require_dotnet: bool = True) -> None:
     except PermissionError:
         raise TargetError(
             f"permission denied reading /proc/{pid}/maps: this user may not debug pid {pid} "
-            "(run as its owner or as root; check kernel.yama.ptrace_scope)"
+            "(run as its owner or as root)"
         ) from None
     except OSError:
         raise NoSuchProcessError(f"no process with pid {pid}: it exited just now") from None

@@ -211,3 +211,73 @@ def test_watch_by_name_takes_the_users_own_process(normal_user):
             if app is not None and app.proc.poll() is None:
                 app.proc.kill()
                 app.proc.wait()
+
+
+_NOT_DUMPABLE = (
+    "import ctypes, time; ctypes.CDLL(None).prctl(4, 0, 0, 0, 0); print('READY', flush=True); time.sleep(120)"
+)
+
+
+@pytest.mark.parametrize("how", ["setcap", "prctl", "ambient-caps"])
+def test_own_process_the_kernel_keeps_from_the_user_is_refused_with_the_cause(normal_user, how):
+    """The user's own process, out of its reach: not dumpable (a setcap'd apphost, as for a service binding
+    port 80; or prctl), or holding a capability the user's debugger lacks (systemd AmbientCapabilities=).
+    Refused before lldb starts, saying why (was: "run as its owner", which the user is)."""
+    if how != "prctl" and not normal_user.switch:
+        pytest.skip("granting a capability needs root")
+    folder = normal_user.mkdir(f"kept-{how}")
+    if how == "setcap":
+        shutil.copytree(os.path.dirname(normal_user.app("net10")), os.path.join(folder, "app"))
+        normal_user.chown_tree(folder)
+        app = os.path.join(folder, "app", "ThrowingApp")
+        subprocess.run(["setcap", "cap_net_bind_service+ep", app], check=True)  # after chown: it clears caps
+        target = normal_user.popen([app, "wait"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    elif how == "prctl":
+        target = normal_user.popen([PYTHON, "-c", _NOT_DUMPABLE], stdout=subprocess.PIPE, text=True)
+    else:
+        target = subprocess.Popen(
+            ["setpriv", "--reuid", str(normal_user.uid), "--regid", str(normal_user.gid), "--clear-groups"]
+            + ["--inh-caps", "+net_bind_service", "--ambient-caps", "+net_bind_service"]
+            + [normal_user.app("net10"), "wait"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=normal_user.env(),
+        )
+    try:
+        assert target.stdout is not None and target.stdout.readline().startswith(("READY", "PID"))
+        assert tracer_and_uid(target.pid)["uid"] == normal_user.uid
+        done = normal_user.pydbgauto(
+            "watch", "--pid", str(target.pid), "--dump-dir", folder, "--timeout", "30"
+        )
+        assert done.returncode == 3 and "Traceback" not in done.stderr, (done.stdout, done.stderr)
+        expected = "holds capabilities this user's debugger does not (cap_net_bind_service)"
+        if how != "ambient-caps":
+            expected = f"pid {target.pid} is not dumpable"
+        assert expected in done.stderr and "run pydbgauto as root" in done.stderr, done.stderr
+        assert tracer_of(target.pid) == 0 and target.poll() is None
+    finally:
+        target.kill()
+        target.wait()
+
+
+@pytest.mark.parametrize("scope", ["0", "1", "2", "3"])
+def test_a_yama_refusal_is_explained(normal_user, scope):
+    """This machine has no Yama: a file stands in for /proc/sys/kernel/yama/ptrace_scope (a test double of
+    the sysctl), read by the user's pydbgauto, which explains an attach the kernel refused."""
+    folder = normal_user.mkdir(f"yama-{scope}")
+    fake = os.path.join(folder, "ptrace_scope")
+    with open(fake, "w") as f:
+        f.write(scope + "\n")
+    normal_user.chown(fake)
+    code = "import sys; from pydbgauto import ptrace_access; print(ptrace_access.yama_refusal(sys.argv[1]))"
+    done = subprocess.run(
+        [PYTHON, "-c", code, fake], capture_output=True, text=True, timeout=60, **normal_user.popen_kwargs()
+    )
+    expected = {
+        "0": "None",
+        "1": "only to its own descendants; launch the program under pydbgauto instead",
+        "2": "only CAP_SYS_PTRACE may attach",
+        "3": "no process may be attached to",
+    }[scope]
+    assert expected in done.stdout, (done.stdout, done.stderr)

@@ -14,7 +14,7 @@ import tempfile
 import threading
 from typing import Any, Dict, List, Optional
 
-from pydbgauto import locate, processes
+from pydbgauto import locate, processes, ptrace_access
 from pydbgauto.drivers.base import Target
 from pydbgauto.drivers.lldb import guardian, protocol
 from pydbgauto.drivers.lldb.channel import AgentChannel
@@ -153,7 +153,11 @@ class LldbProcess(AgentChannel):
         except TargetError as e:
             # lldb says "lost connection" for most failures: look for the real cause ourselves.
             processes.check_attachable(pid, require_dotnet=False)
-            raise TargetError(f"{e} (no cause found in /proc/{pid}: try attaching with lldb -p {pid})") from e
+            cause = (
+                ptrace_access.yama_refusal()
+                or f"no cause found in /proc/{pid}: try attaching with lldb -p {pid}"
+            )
+            raise TargetError(f"{e} ({cause})") from e
         self._attached = True
         return described
 
