@@ -19,7 +19,7 @@ from pydbgauto import (
 )
 from pydbgauto.session import Session
 from pydbgauto.readers import dotnet_dump
-from tests.integration.conftest import APPS, WaitingApp, process_state, throw_lines, tracer_of
+from tests.integration.conftest import WaitingApp, process_state, renamed_app, throw_lines, tracer_of
 from tests.integration.normal_user import PYTHON
 
 pytestmark = pytest.mark.lldb
@@ -135,10 +135,11 @@ def test_attach_by_pid_then_detach_leaves_target_running(waiting_app, runtime, t
     assert waiting_app.proc.returncode == 0
 
 
-def test_attach_by_name(runtime, no_lldb_left):
-    w = WaitingApp(APPS[runtime])
+def test_attach_by_name(runtime, tmp_path, no_lldb_left):
+    app = renamed_app(tmp_path, runtime, "ByName")  # other tests run ThrowingApp at the same time
+    w = WaitingApp(app)
     try:
-        with Session.attach(name="ThrowingApp") as s:
+        with Session.attach(name=os.path.basename(app)) as s:
             assert s.pid == w.pid
             s.break_on_clr_exceptions()
             w.send("custom")
