@@ -480,8 +480,10 @@ class Session:
         stack: Optional[ManagedStack] = None
         errors: List[str] = []
         if parse:
+            pe_text: Optional[str] = None  # the driver's pe of the object, read with the stack
             try:
-                stack = self._stop_stack(raw.thread_id)
+                wanted = raw.exception_address if raw.kind is not StopKind.BREAK else None
+                stack, pe_text = self._stop_stack(raw.thread_id, wanted)
             except (SosError, PydbgautoError) as e:
                 errors.append(f"clrstack: {e}")
             try:
@@ -491,6 +493,8 @@ class Session:
                     exception = bounded.read_exception(
                         self.sos, raw.exception_address, raw.thread_id, stack.depth
                     )
+                elif pe_text is not None:
+                    exception = parse_pe(pe_text)
                 else:
                     exception = self.exception(raw.exception_address)
             except (SosError, PydbgautoError) as e:
@@ -520,15 +524,18 @@ class Session:
             crash=crash,
         )
 
-    def _stop_stack(self, thread_id: Optional[int]) -> ManagedStack:
-        """The stopped thread's stack in bounds (a driver with ``stop_stack``), else plain clrstack."""
+    def _stop_stack(
+        self, thread_id: Optional[int], exception_address: Optional[int]
+    ) -> Tuple[ManagedStack, Optional[str]]:
+        """The stopped thread's stack in bounds (a driver with ``stop_stack``), else plain clrstack; and
+        the ``pe`` text of ``exception_address`` when the driver read it in the same request."""
         reader = getattr(self.driver, "stop_stack", None)
         if reader is None:
-            return self.stack(thread_id)
-        reply = reader(thread_id, self.stack_frame_limit, self.stack_budget)
+            return self.stack(thread_id), None
+        reply = reader(thread_id, self.stack_frame_limit, self.stack_budget, exception_address)
         if not reply.get("deep"):
-            return parse_clrstack(reply["text"])
-        return build_stack(reply)
+            return parse_clrstack(reply["text"]), reply.get("pe")
+        return build_stack(reply), None
 
 
 def _real_linux_process(driver: Driver) -> bool:

@@ -15,6 +15,7 @@ Why each mechanism is what it is: docs/linux.md.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
@@ -24,24 +25,54 @@ import sys
 import threading
 import time
 import traceback
-from typing import Any, Dict, List, Optional, Tuple
+import types
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 import lldb  # type: ignore[import-not-found]
 
 # The agent runs inside lldb's own Python: make the pydbgauto package importable for the core writer
-# and the SOS parsers (one parser for the whole project).
+# and the SOS parsers (one parser for the whole project), without running its __init__: that loads the
+# public API (sessions, analysis, display), ~0.1 s of every start that the agent never uses.
 _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 if _PACKAGE_PARENT not in sys.path:
     sys.path.insert(0, _PACKAGE_PARENT)
+if "pydbgauto" not in sys.modules:
+    _package = types.ModuleType("pydbgauto")
+    _package.__path__ = [os.path.join(_PACKAGE_PARENT, "pydbgauto")]
+    sys.modules["pydbgauto"] = _package
 
-from pydbgauto import coredump  # noqa: E402
-from pydbgauto import guardian, predicates, qcalls  # noqa: E402
-from pydbgauto.models import ManagedException, StopEvent  # noqa: E402
-from pydbgauto.agent.legacy_faults import LegacyFaults  # noqa: E402
-from pydbgauto.sos.clrstack import parse_clrstack  # noqa: E402
-from pydbgauto.sos.objects import parse_dumpmt  # noqa: E402
-from pydbgauto.sos.pe import parse_pe  # noqa: E402
-from pydbgauto.sos.threads import parse_threads  # noqa: E402
+from pydbgauto import guardian, qcalls  # noqa: E402
+from pydbgauto.agent.lldb_settings import START_UP_SETTINGS  # noqa: E402
+
+if TYPE_CHECKING:
+    from pydbgauto import coredump, predicates
+    from pydbgauto.agent.legacy_faults import LegacyFaults
+    from pydbgauto.agent.stop_cache import StopCache
+
+# First needed at the first stop: imported beside the attach, which releases the GIL (a stop that needs
+# one of them first waits for its import to finish, as any import does).
+LATER_MODULES = (
+    "pydbgauto.models",
+    "pydbgauto.sos.pe",
+    "pydbgauto.sos.clrstack",
+    "pydbgauto.sos.objects",
+    "pydbgauto.sos.threads",
+    "pydbgauto.predicates",
+    "pydbgauto.coredump",
+    "pydbgauto.agent.stack_reader",
+    "pydbgauto.agent.stop_cache",
+)
+
+
+def _import_later_modules() -> None:
+    for name in LATER_MODULES:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - the op that needs it imports it again and reports the error
+            pass
+
+
+threading.Thread(target=_import_later_modules, name="pydbgauto-imports", daemon=True).start()
 
 # Predicate nodes the agent can decide from the type alone (no SOS command per throw).
 TYPE_ONLY_OPS = {"exception_type", "first_chance", "second_chance", "not", "all", "any"}
@@ -104,6 +135,7 @@ class Agent:
         self.filter: Optional[predicates.Predicate] = None
         self.filter_type_only = False
         self.filtered: List[Dict[str, Any]] = []  # first-chance stops the filter let pass, for the log
+        self._stop_cache: Optional["StopCache"] = None
         self.runtime: Dict[str, Any] = {}
         self.wake_pipe = os.pipe()
         self.journal = guardian.Journal.from_environment()  # the guardian: survive lldb's death
@@ -113,7 +145,8 @@ class Agent:
             "frame_stops": 0,  # AppendExceptionStackFrame for a later frame of a throw already reported
             "run_seconds": 0.0,
             "sos_seconds": 0.0,
-            "sos_commands": 0,
+            "sos_commands": 0,  # every command the agent ran (lldb's and SOS's)
+            "commands": {},  # how many of each, by its first word
         }
 
     # ----- plumbing -------------------------------------------------------------------------------------
@@ -159,6 +192,8 @@ class Agent:
         self.ci.HandleCommand(command, ro)
         self.stats["sos_seconds"] += time.monotonic() - started
         self.stats["sos_commands"] += 1
+        name = command.split(" ", 1)[0]
+        self.stats["commands"][name] = self.stats["commands"].get(name, 0) + 1
         return (ro.GetOutput() or "") + (ro.GetError() or "")
 
     def _require_process(self) -> "lldb.SBProcess":
@@ -188,6 +223,8 @@ class Agent:
         self.hc("sethostruntime -none")
         self.hc("settings set interpreter.prompt-on-quit false")
         self.hc("settings set auto-confirm true")
+        for setting in START_UP_SETTINGS:
+            self.hc(f"settings set {setting}")
         return {"lldb": lldb.SBDebugger.GetVersionString().splitlines()[0]}
 
     def _signals(self) -> None:
@@ -325,6 +362,8 @@ class Agent:
             self.rethrow_bp = bp.GetID()
             # Hardware faults (NRE from a null dereference, divide by zero) raise no C++ exception on
             # .NET 8: followed from the runtime's signal handlers to the exception (legacy_faults.py).
+            from pydbgauto.agent.legacy_faults import LegacyFaults
+
             self.faults = LegacyFaults()
             self.fault_arming = self.faults.arm(self)
         self.journal.sites(self._breakpoint_bytes())
@@ -376,6 +415,8 @@ class Agent:
         self.filter, self.filter_type_only = None, False
         if spec is None:
             return {"filtering": False, "type_only": False}
+        from pydbgauto import predicates
+
         predicate = predicates.from_spec(spec)
         if not predicate.needs <= AGENT_CAN_FETCH:
             # e.g. inner(...): the inner chain is fetched by the watch loop; deciding here without it
@@ -394,6 +435,8 @@ class Agent:
         chain = self.type_chains.get(mt)
         if chain is not None:
             return chain
+        from pydbgauto.sos.objects import parse_dumpmt
+
         names: List[str] = []
         current: Optional[int] = mt
         while current and len(names) < 32:
@@ -417,6 +460,11 @@ class Agent:
         """True when the event must be reported (no filter, or the filter matched or could not tell)."""
         if self.filter is None or event["kind"] != "first-chance" or not event.get("exception_address"):
             return True
+        from pydbgauto import predicates
+        from pydbgauto.models import ManagedException, StopEvent
+        from pydbgauto.sos.clrstack import parse_clrstack
+        from pydbgauto.sos.pe import parse_pe
+
         address = event["exception_address"]
         chain = self._type_chain(address)
         if chain is None:
@@ -653,6 +701,8 @@ class Agent:
         }
 
     def _bare_pe_address(self) -> Optional[int]:
+        from pydbgauto.sos.pe import parse_pe
+
         try:
             exception = parse_pe(self.hc("pe"))
         except Exception:
@@ -672,6 +722,8 @@ class Agent:
             if cached is None:
                 del self.thread_objects[tid]
         if tid not in self.thread_objects:
+            from pydbgauto.sos.threads import parse_threads
+
             try:
                 table = parse_threads(self.hc("clrthreads"))
             except Exception:
@@ -726,11 +778,30 @@ class Agent:
         self.ci.HandleCommand(command, ro)
         return {"output": ro.GetOutput() or "", "error": ro.GetError() or "", "succeeded": ro.Succeeded()}
 
-    def op_stop_stack(self, thread_id: Optional[int], max_frames: int, budget: float) -> Dict[str, Any]:
-        """A thread's managed stack in bounds: clrstack up to ``max_frames`` frames, else a bounded read."""
+    def op_stop_stack(
+        self,
+        thread_id: Optional[int],
+        max_frames: int,
+        budget: float,
+        exception_address: Optional[int] = None,
+    ) -> Dict[str, Any]:
+        """A thread's managed stack in bounds: clrstack up to ``max_frames`` frames, else a bounded read;
+        with ``exception_address`` and a stack within bounds, also ``pe`` of it (both from the stop cache
+        when this stop is provably like an earlier one: stop_cache.py)."""
         from pydbgauto.agent.stack_reader import read_stack
 
-        return read_stack(self, thread_id, limit=max_frames, budget=budget)
+        reply = read_stack(self, thread_id, limit=max_frames, budget=budget)
+        if exception_address and not reply.get("deep"):
+            reply["pe"] = self.stop_cache.pe(self, exception_address)
+        return reply
+
+    @property
+    def stop_cache(self) -> "StopCache":
+        if self._stop_cache is None:
+            from pydbgauto.agent.stop_cache import StopCache
+
+            self._stop_cache = StopCache()
+        return self._stop_cache
 
     def op_threads(self) -> Dict[str, Any]:
         process = self._require_process()
@@ -741,6 +812,8 @@ class Agent:
 
     def op_dump(self, path: str) -> Dict[str, Any]:
         """Write an ELF core of the stopped target to ``path`` (a new file)."""
+        from pydbgauto import coredump
+
         process = self._require_process()
         started = time.monotonic()
         threads = [coredump.ThreadState(tid=t.GetThreadID(), registers=_gp_registers(t)) for t in process]
@@ -756,7 +829,7 @@ class Agent:
         info["seconds"] = time.monotonic() - started
         return info
 
-    def _exception_record(self, thread_id: int) -> Optional[coredump.ExceptionRecord]:
+    def _exception_record(self, thread_id: int) -> "Optional[coredump.ExceptionRecord]":
         """For the dump's diagnostic page: the exception of the last event, if it is this thread's.
         Parameters: the exception object's address and the OS thread id (documented in docs/linux.md)."""
         event = self.last_event
@@ -765,6 +838,8 @@ class Agent:
         thread = self._require_process().GetThreadByID(thread_id)
         pc = thread.GetFrameAtIndex(0).GetPC() if thread.IsValid() else 0
         address = event.get("exception_address") or 0
+        from pydbgauto import coredump
+
         return coredump.ExceptionRecord(code=CLR_EXCEPTION_CODE, address=pc, parameters=(address, thread_id))
 
     def _breakpoint_bytes(self) -> List[Tuple[int, bytes]]:
@@ -792,7 +867,14 @@ class Agent:
 
     def op_stats(self) -> Dict[str, Any]:
         faults = self.faults.stats if self.faults is not None else None
-        return dict(self.stats, mechanism=self.mechanism, faults=faults, fault_arming=self.fault_arming)
+        cache = self._stop_cache.stats if self._stop_cache is not None else None
+        return dict(
+            self.stats,
+            mechanism=self.mechanism,
+            faults=faults,
+            fault_arming=self.fault_arming,
+            stop_cache=cache,
+        )
 
     # ----- leaving --------------------------------------------------------------------------------------
 
@@ -915,6 +997,8 @@ def _thread_stops(process: "lldb.SBProcess") -> List[Tuple[int, bool]]:
 def _gp_registers(thread: "lldb.SBThread") -> Dict[str, int]:
     """The general-purpose registers of a thread's innermost frame, as NT_PRSTATUS wants them."""
     frame = thread.GetFrameAtIndex(0)
+    from pydbgauto import coredump
+
     values: Dict[str, int] = {}
     for name in coredump.GP_REGISTERS:
         reg = frame.FindRegister(name)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import glob
 import json
 import logging
 import os
@@ -279,11 +280,23 @@ class LldbDriver:
         self.info["filter_type_only"] = reply["type_only"]
         return bool(reply["filtering"])
 
-    def stop_stack(self, thread_id: Optional[int], max_frames: int, budget: float) -> Dict[str, Any]:
+    def stop_stack(
+        self,
+        thread_id: Optional[int],
+        max_frames: int,
+        budget: float,
+        exception_address: Optional[int] = None,
+    ) -> Dict[str, Any]:
         """The stopped thread's stack, bounded (the agent's ``stop_stack``: clrstack text or a reading
-        for ``pydbgauto.sos.deepstack.build_stack``); the reply comes within ``budget`` plus a grace."""
+        for ``pydbgauto.sos.deepstack.build_stack``), and with ``exception_address`` the ``pe`` text of
+        that object when the stack was within bounds; the reply comes within ``budget`` plus a grace."""
         reply = self._request(
-            "stop_stack", budget + INTERRUPT_GRACE, thread_id=thread_id, max_frames=max_frames, budget=budget
+            "stop_stack",
+            budget + INTERRUPT_GRACE,
+            thread_id=thread_id,
+            max_frames=max_frames,
+            budget=budget,
+            exception_address=exception_address,
         )
         return dict(reply)
 
@@ -767,7 +780,15 @@ def _kill_group(pgid: int) -> None:
 
 @functools.lru_cache(maxsize=8)
 def lldb_python_dir(lldb_path: str) -> Optional[str]:
-    """Where lldb's own Python module lives (``lldb -P``): /usr/lib/llvm-19/lib/python3.11/site-packages."""
+    """Where lldb's own Python module lives (``lldb -P``): /usr/lib/llvm-19/lib/python3.11/site-packages.
+
+    Found beside the lldb binary when its installation has exactly one such folder (``lldb -P`` is a whole
+    lldb start, ~0.15 s of every session's start-up); otherwise asked of lldb.
+    """
+    prefix = os.path.dirname(os.path.dirname(os.path.realpath(lldb_path)))
+    beside = glob.glob(os.path.join(prefix, "lib", "python3.*", "site-packages", "lldb", "_lldb*.so"))
+    if len(beside) == 1:
+        return os.path.dirname(os.path.dirname(beside[0]))
     try:
         done = subprocess.run(
             [lldb_path, "-P"], capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL
