@@ -159,7 +159,8 @@ def watch(
     on a worker thread within what is left of ``timeout``: one that overruns it ends the watch (the
     target is released; the thread is abandoned, see docs/linux.md).
     ``stop``: set it (from another thread) to end the watch between events (``ended == "stopped"``); the
-    wait then runs in slices of ``poll_interval`` seconds (each slice breaks in and resumes the target).
+    wait then runs in slices of ``poll_interval`` seconds (each slice breaks in and resumes the target), as
+    it does whenever the predicate is decided in the debugger (so its resumed stops are logged as they go).
     ``live``: a live view (counts, last exception, dumps) updated as the watch goes; None shows it when
     running in a Jupyter kernel (``pydbgauto.progress``).
     ``handle_signals`` (main thread only): SIGINT, SIGTERM and SIGHUP (where their handler is the
@@ -354,7 +355,9 @@ class _Watch:
             if remaining is not None and remaining <= 0:
                 return "timeout", None, filtered
             step = remaining
-            if self.stop is not None:
+            # With the predicate in the debugger, slices too: the stops it resumed are logged as they come,
+            # and neither lldb nor Python holds a whole long watch's worth of them (memory stays flat).
+            if self.stop is not None or filtered:
                 step = self.poll_interval if remaining is None else min(self.poll_interval, remaining)
             try:
                 event = self.session.wait_for_event(step)
