@@ -3,8 +3,9 @@
 attach    Session.attach + break_on_clr_exceptions, vs a bare ``lldb -p PID`` attach + detach as a user runs
           it (and the same bare lldb given pydbgauto's start-up settings), interleaved in one run
 stop      a throw (the command sent to the app) to the stopped event with pe + clrstack parsed: the first
-          throw after the attach (SOS answers) and the same throw again (the agent's stop cache answers),
-          vs SOS's own clrstack + pe at a fresh stop (what the cache saves)
+          throw after the attach (SOS answers) and the same throw again, 8 times (the agent's stop cache
+          answers; on .NET 8 the first 3 stops also check a bare pe), vs SOS's own clrstack + pe at a
+          fresh stop (what the cache saves)
 warm      400 throws in bursts before the attach, so tiered compilation has rewritten the runtime's code;
           and the events seen for throws made after the attach
 """
@@ -91,7 +92,7 @@ def bench_attach_and_stop(rt: str, repeats: int, warm: bool = False) -> None:
                 s.break_on_clr_exceptions()
                 attach.append(time.monotonic() - started)
                 first.append(_throw_to_event(app, s))
-                again.extend(_throw_to_event(app, s) for _ in range(4))
+                again.extend(_throw_to_event(app, s) for _ in range(8))
                 sos.extend(_sos_at_a_fresh_stop(app, s) for _ in range(2))
         median = statistics.median
         report(
