@@ -17,7 +17,8 @@ import time
 from typing import List, Tuple
 
 import pydbgauto as pda
-from pydbgauto.watching import KEEP_DECISIONS, watch
+from pydbgauto.watching import watch
+from pydbgauto.watching.capture import KEEP_DECISIONS
 from tests.bench.common import APPS, report, rss_kb
 
 STORM_TYPE = "System.Collections.Generic.KeyNotFoundException"  # what `ThrowingApp storm` throws
