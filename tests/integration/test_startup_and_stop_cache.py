@@ -79,3 +79,44 @@ def test_other_threads_types_and_messages_are_not_served_from_the_cache(waiting_
         waiting_app.send("rethrow")
         for _ in range(2):  # the throw, then the rethrow of the same object (its stack trace is not empty)
             assert_as_sos_says(s, s.wait_for_event(60))
+
+
+def test_a_watch_filtered_in_the_debugger_logs_resumed_stops_while_it_runs(app, tmp_path, no_lldb_left):
+    """The agent's resumed stops reach the decision log during the watch, not all at its end (so neither
+    lldb nor Python holds a long watch's worth of them)."""
+    import os
+    import threading
+
+    import pydbgauto as pda
+    from pydbgauto.watching import watch
+
+    dumps = tmp_path / "dumps"
+    dumps.mkdir()
+    log_path = os.path.join(str(dumps), "pydbgauto-decisions.jsonl")
+    done = threading.Event()
+    lines_while_running = []
+
+    def watcher() -> None:
+        try:
+            watch(
+                launch=[app, "storm", "200", "6"],
+                when=pda.exception_type("System.DivideByZeroException"),
+                dump_dir=str(dumps),
+                max_dumps=1,
+                timeout=120,
+                verify=False,
+            )
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=watcher)
+    thread.start()
+    while not done.wait(0.2):
+        if os.path.exists(log_path):
+            with open(log_path) as f:
+                count = sum(1 for _ in f)
+            if not done.is_set() and count:
+                lines_while_running.append(count)
+    thread.join()
+    # the log grew in steps while the watch ran (had it been written at the end, it would jump once)
+    assert len(set(lines_while_running)) >= 2, lines_while_running
