@@ -3,6 +3,7 @@ public name is shadowed by a submodule, and ``import pydbgauto`` loads no debugg
 
 from __future__ import annotations
 
+import importlib
 import json
 import pkgutil
 import subprocess
@@ -20,12 +21,15 @@ HEAVY = (
     "pydbgauto.drivers",
     "pydbgauto.locate",
     "pydbgauto.processes",
-    "pydbgauto.agent",
 )
 
 
 def _submodules() -> List[str]:
     return sorted(info.name for info in pkgutil.iter_modules(pda.__path__))
+
+
+# Modules that import lldb's own module: they run inside lldb's Python (the agent and its mechanism).
+AGENT_SIDE = {f"pydbgauto.drivers.lldb.{name}" for name in ("agent", "legacy_faults", "stack_reader")}
 
 
 def test_all_names_exist():
@@ -77,7 +81,8 @@ def test_import_loads_no_debugger_machinery():
 _IMPORT_EVERY_SUBMODULE = """
 import importlib, pkgutil, pydbgauto as pda
 for info in pkgutil.walk_packages(pda.__path__, "pydbgauto."):
-    if not info.name.startswith(("pydbgauto.agent", "pydbgauto.pytest_plugin", "pydbgauto.__main__")):
+    agent_side = info.name.rsplit(".", 1)[-1] in ("agent", "legacy_faults", "stack_reader")
+    if not agent_side and not info.name.startswith(("pydbgauto.pytest_plugin", "pydbgauto.__main__")):
         importlib.import_module(info.name)  # the agent runs inside lldb; the plugin is pytest's
 value = getattr(pda, NAME)
 print(callable(value) and value.__name__ == NAME)
@@ -98,3 +103,13 @@ def test_function_stays_the_function_after_every_submodule_is_imported(name):
     code = _IMPORT_EVERY_SUBMODULE.replace("NAME", repr(name))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "True"
+
+
+def test_watch_stays_the_function_after_every_submodule_is_imported():
+    for info in pkgutil.walk_packages(pda.__path__, "pydbgauto."):
+        if info.name in AGENT_SIDE or info.name.startswith(("pydbgauto.pytest_plugin", "pydbgauto.__main__")):
+            continue  # the agent runs inside lldb; the plugin is pytest's; __main__ runs the CLI
+        importlib.import_module(info.name)
+    assert callable(pda.watch) and pda.watch.__name__ == "watch"
+    assert callable(pda.analyze) and pda.analyze.__name__ == "analyze"
+    assert isinstance(pda.Session, type)

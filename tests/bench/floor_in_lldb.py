@@ -17,7 +17,7 @@ import lldb  # type: ignore[import-not-found]
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-from pydbgauto import qcalls  # noqa: E402
+from pydbgauto.drivers.lldb import qcalls  # noqa: E402
 
 
 def __lldb_init_module(debugger: "lldb.SBDebugger", internal_dict: object) -> None:

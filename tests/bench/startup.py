@@ -17,7 +17,7 @@ import time
 from typing import List
 
 import pydbgauto as pda
-from pydbgauto.agent.lldb_settings import START_UP_SETTINGS
+from pydbgauto.drivers.lldb.lldb_settings import START_UP_SETTINGS
 from pydbgauto.session import Session
 from tests.bench.common import APPS, bare_lldb_attach, report
 from tests.integration.conftest import WaitingApp

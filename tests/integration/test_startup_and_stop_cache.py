@@ -1,5 +1,5 @@
 """Attach runs no SOS command; a stop like an earlier one is served from the agent's stop cache and is
-still exactly what SOS says (pydbgauto/agent/stop_cache.py). Counts, never times."""
+still exactly what SOS says (pydbgauto/drivers/lldb/stop_cache.py). Counts, never times."""
 
 from __future__ import annotations
 
