@@ -56,7 +56,8 @@ if TYPE_CHECKING:
     from pydbgauto.drivers.lldb.legacy_faults import LegacyFaults
     from pydbgauto.drivers.lldb.stop_cache import StopCache
 
-# First needed at the first stop: imported beside the attach, which releases the GIL (a stop that needs
+# First needed at the first stop: imported on a thread while lldb attaches or launches, which releases the
+# GIL (started then, not at import, so it does not compete with the agent's own import; a stop that needs
 # one of them first waits for its import to finish, as any import does).
 LATER_MODULES = (
     "pydbgauto.models",
@@ -71,15 +72,23 @@ LATER_MODULES = (
 )
 
 
+_later_imports: List[threading.Thread] = []
+
+
 def _import_later_modules() -> None:
-    for name in LATER_MODULES:
-        try:
-            importlib.import_module(name)
-        except Exception:  # noqa: BLE001 - the op that needs it imports it again and reports the error
-            pass
+    if _later_imports:
+        return
 
+    def run() -> None:
+        for name in LATER_MODULES:
+            try:
+                importlib.import_module(name)
+            except Exception:  # noqa: BLE001 - the op that needs it imports it again and reports the error
+                pass
 
-threading.Thread(target=_import_later_modules, name="pydbgauto-imports", daemon=True).start()
+    _later_imports.append(threading.Thread(target=run, name="pydbgauto-imports", daemon=True))
+    _later_imports[0].start()
+
 
 SIGABRT = 6
 # libcoreclr's QCall that DispatchEx calls for each frame of a first pass; flags bit 0 marks the first
@@ -208,6 +217,7 @@ class Agent:
         stdin: Optional[str],
         cwd: Optional[str],
     ) -> Dict[str, Any]:
+        _import_later_modules()
         error = lldb.SBError()
         self.target = self.debugger.CreateTarget(argv[0], None, None, True, error)
         if not error.Success() or not self.target.IsValid():
@@ -242,6 +252,7 @@ class Agent:
         return self._describe()
 
     def op_attach(self, pid: int) -> Dict[str, Any]:
+        _import_later_modules()
         out = self.hc(f"process attach --pid {int(pid)}")
         if "lost connection" in out:  # lldb-server went away during the attach: try once more
             time.sleep(0.5)
