@@ -106,7 +106,7 @@ class Agent:
         self.startup_bp: Optional[int] = None
         self.pending: List[Dict[str, Any]] = []
         self.last_event: Optional[Dict[str, Any]] = None  # the last event reported, for the dump
-        self.maps_at_start: set = set()  # anonymous rwx regions before pydbgauto ran anything
+        self.maps_at_start: set = set()  # anonymous executable regions before pydbgauto ran anything
         # MethodTable -> (type name, base types...), filled by dumpmt once per type
         self.type_chains: Dict[int, Tuple[str, ...]] = {}
         self.filter: Optional[predicates.Predicate] = None
@@ -278,7 +278,7 @@ class Agent:
 
     def _describe(self) -> Dict[str, Any]:
         process = self._require_process()
-        self.maps_at_start = _anonymous_rwx(process.GetProcessID())
+        self.maps_at_start = _anonymous_code(process.GetProcessID())
         coreclr = self._find_module("libcoreclr.so")
         directory = coreclr.GetFileSpec().GetDirectory() if coreclr else None
         self.runtime = {"directory": directory, "version": _runtime_version(directory)}
@@ -922,7 +922,7 @@ class Agent:
             mechanism=self.mechanism,
             faults=faults,
             fault_arming=self.fault_arming,
-            inline_filter=self._inline_state() if self.mechanism else None,
+            inline_filter=self._inline_state(),
         )
 
     # ----- leaving --------------------------------------------------------------------------------------
@@ -941,11 +941,11 @@ class Agent:
         return {"freed": freed}
 
     def _free_debugger_memory(self, process: "lldb.SBProcess") -> List[str]:
-        """Give back the memory lldb allocated in the target for expressions (an anonymous rwx page per
-        allocation, kept for good otherwise). Only lldb's own allocations can be freed this way: for any
-        other region DeallocateMemory fails and the region is left alone."""
+        """Give back the code memory lldb allocated in the target for expressions (an anonymous rwx or
+        r-x page per allocation, e.g. .NET 8's sigaction expression at arming; kept for good otherwise).
+        Only lldb-server's own allocations can be freed this way: it refuses any other region."""
         freed = []
-        for start, end in sorted(_anonymous_rwx(process.GetProcessID()) - self.maps_at_start):
+        for start, end in sorted(_anonymous_code(process.GetProcessID()) - self.maps_at_start):
             # lldb's memory cache keeps the page after DeallocateMemory; lldb-server's own `_m` packet
             # unmaps what it allocated with `_M` (it refuses any other address).
             reply = self.hc(f"process plugin packet send _m{start:x}")
@@ -993,14 +993,14 @@ def _ops(spec: Any) -> set:
     return found
 
 
-def _anonymous_rwx(pid: int) -> set:
-    """(start, end) of the process's anonymous read-write-execute mappings: lldb's expression memory."""
+def _anonymous_code(pid: int) -> set:
+    """(start, end) of the process's anonymous executable mappings: lldb's expression code memory."""
     regions = set()
     try:
         with open(f"/proc/{pid}/maps") as f:
             for line in f:
                 parts = line.split()
-                if len(parts) == 5 and parts[1].startswith("rwx"):
+                if len(parts) == 5 and parts[1][2] == "x":
                     start, end = (int(x, 16) for x in parts[0].split("-"))
                     regions.add((start, end))
     except OSError:
