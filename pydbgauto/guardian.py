@@ -17,8 +17,10 @@ the next thread to reach one dies of SIGTRAP (the runtime aborts). Two parts pre
   target SIGCONT, which ends the group-stop. After a clean detach it exits at once and touches nothing.
 
 Journal lines (JSON): ``{"op": "attached", "pid": N, "sites": [[address, "hex"], ...]}``,
-``{"op": "sites", "sites": [...]}``, ``{"op": "hold"}``, ``{"op": "release"}``, ``{"op": "detaching"}``,
-``{"op": "detached"}``. End of file without ``detached`` means the debugger went away.
+``{"op": "sites", "sites": [...]}``,
+``{"op": "patches", "patches": [[address, "original hex", "patched hex"], ...]}`` (the in-target filter's
+jump, restored only while every thread is stopped), ``{"op": "hold"}``, ``{"op": "release"}``,
+``{"op": "detaching"}``, ``{"op": "detached"}``. End of file without ``detached``: the debugger went away.
 
 The guardian reports what it did as one JSON line (to ``PYDBGAUTO_GUARDIAN_REPORT`` when set) and one line
 on stderr when it had to act.
@@ -476,8 +478,10 @@ class Guardian:
         report["restored"] = restored
         report["unexpected"] = unexpected
         threads = _threads(pid)
-        stop_for_patches = bool(self.patches) and not self.held
-        if stop_for_patches:  # a multi-byte patch is never written under running threads (a torn jump)
+        # A multi-byte patch is never written under running threads (a torn jump). Stopped by our own
+        # SIGSTOP even when held: a detach lldb did by itself may have dropped the hold's SIGSTOP.
+        stop_for_patches = bool(self.patches)
+        if stop_for_patches:
             try:
                 if self.target_fd is not None:
                     signal.pidfd_send_signal(self.target_fd, signal.SIGSTOP)

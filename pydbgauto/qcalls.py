@@ -8,6 +8,9 @@ So: find the name's bytes in a loaded segment, find the relocation whose addend 
 relocation of the next slot holds the function's file address. Nothing is guessed: a name not in the
 table gives None.
 
+``find_throw_funnel_reference`` finds .NET 8's RaiseTheExceptionInternalOnly the same way, by the one
+instruction that loads the address of its stress-log line (docs/linux-fast-filter.md).
+
 Pure functions over the file's bytes (``find_qcall`` only reads the file). x86-64 ELF only.
 """
 
