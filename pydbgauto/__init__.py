@@ -44,7 +44,7 @@ from pydbgauto.models import (
     StopEvent,
     ThreadTable,
 )
-from pydbgauto.analyze import analyze
+from pydbgauto.analysis import analyze
 from pydbgauto.policy import DumpPolicy
 from pydbgauto.predicates import (
     Predicate,

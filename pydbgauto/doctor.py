@@ -178,7 +178,7 @@ def _sos() -> Check:
 
 
 def _dotnet_dump() -> Check:
-    from pydbgauto.verify import reader_env
+    from pydbgauto.readers.run import reader_env
 
     try:
         tool = locate.find_dotnet_dump()

@@ -35,6 +35,15 @@ def _names_of(pid: int) -> List[str]:
     return names
 
 
+def name_of(pid: int) -> str:
+    """The process's comm (what dumps are named after), or the pid as text where it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as f:
+            return f.read().strip() or str(pid)
+    except OSError:
+        return str(pid)
+
+
 def find_pids(name: str) -> List[int]:
     """Pids whose process answers to ``name`` (with or without a .exe/.dll suffix), excluding ourselves."""
     if not name or "/" in name or "\0" in name:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import shutil
@@ -19,11 +18,10 @@ import pytest
 import pydbgauto
 
 from pydbgauto import locate
-from pydbgauto.analyze import DumpAnalysis, analyze
+from tests import real_parts
+from pydbgauto.analysis import DumpAnalysis, analyze
+from pydbgauto.cli import analyze as analyze_cli
 from pydbgauto.errors import ConfigurationError, DumpVerificationError
-
-# the package attribute `analyze` is the function; the module comes from sys.modules
-analyze_mod = importlib.import_module("pydbgauto.analyze")
 
 pytestmark = pytest.mark.lldb
 
@@ -31,25 +29,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 APP = os.path.join(ROOT, ".build", "app-net10", "ThrowingApp")
 
 
-def _missing() -> List[str]:
-    missing = [] if os.access(APP, os.X_OK) else [f"sample app {APP}"]
-    try:
-        locate.find_lldb()
-        locate.find_sos_plugin()
-        locate.find_dotnet_dump()
-    except pydbgauto.DebuggerNotFoundError as e:
-        missing.append(str(e))
-    return missing
-
-
 @pytest.fixture(scope="module", autouse=True)
 def _parts() -> None:
-    missing = _missing()
-    if missing:
-        message = "analyze tests need the real tools (run scripts/setup): " + "; ".join(missing)
-        if os.environ.get("PYDBGAUTO_REQUIRE_INTEGRATION"):
-            pytest.fail(message)
-        pytest.skip(message)
+    real_parts.require("analyze tests", APP)
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +52,7 @@ def crash_dump(tmp_path_factory: pytest.TempPathFactory) -> Tuple[str, Dict[str,
 @pytest.fixture(scope="module")
 def collected_dump(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tuple[str, int]]:
     """A full dump by ``dotnet-dump collect`` of the sample app in `wait` mode (no exception anywhere)."""
-    from pydbgauto.verify import reader_env
+    from pydbgauto.readers.run import reader_env
 
     path = str(tmp_path_factory.mktemp("collect") / "wait.core")
     app = subprocess.Popen([APP, "wait"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -220,7 +202,7 @@ def _cli(argv: List[str]) -> Tuple[int, str, str]:
     import io
 
     parser = argparse.ArgumentParser(prog="pydbgauto")
-    analyze_mod.register(parser.add_subparsers(dest="subcommand"))
+    analyze_cli.register(parser.add_subparsers(dest="subcommand"))
     args = parser.parse_args(argv)
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -322,7 +304,7 @@ def test_notebook_views(crash_dump):
 
 
 def test_public_name_stays_the_function_after_the_submodule_is_imported():
-    code = "import pydbgauto, pydbgauto.analyze; print(callable(pydbgauto.analyze))"
+    code = "import pydbgauto, pydbgauto.analysis, pydbgauto.cli.analyze; print(callable(pydbgauto.analyze))"
     done = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
@@ -336,7 +318,7 @@ def test_public_name_stays_the_function_after_the_submodule_is_imported():
 def test_public_name_before_the_submodule_is_imported():
     code = (
         "import sys, pydbgauto; f = pydbgauto.analyze; "
-        "print(f is sys.modules['pydbgauto.analyze'].analyze)"
+        "print(f is sys.modules['pydbgauto.analysis'].analyze)"
     )
     done = subprocess.run(
         [sys.executable, "-c", code],

@@ -42,7 +42,16 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Mapping, Optional, Protocol, Sequence
 
-from pydbgauto.drivers.base import RawStop, StopKind, Target, command_line_preview
+from pydbgauto.drivers.base import (
+    DEFAULT,
+    Driver,
+    RawStop,
+    StopKind,
+    Target,
+    TimeLimit,
+    command_line_preview,
+    resolve_timeout,
+)
 from pydbgauto.drivers.cdb_locate import default_symbol_path, find_cdb, find_coreclr_sos
 from pydbgauto.drivers.cdb_prompt import (
     PROMPT_RE,
@@ -61,6 +70,7 @@ from pydbgauto.drivers.cdb_safety import (
     quote_path,
 )
 from pydbgauto.drivers.framing import ReplyBuffer, new_token
+from pydbgauto.sos.reader_output import SOS_LOAD_FAILURES
 from pydbgauto.errors import (
     ConfigurationError,
     DebuggerDiedError,
@@ -107,15 +117,6 @@ DUMP_OPTIONS = frozenset({"/ma", "/mA", "/mfFhut", "/m", "/mh", "/mi"})
 
 _DEFAULT_RESYNC_TIMEOUT = 15.0
 
-
-class _Default:
-    """The type of :data:`DEFAULT`: "use the driver's ``command_timeout``"."""
-
-    def __repr__(self) -> str:
-        return "DEFAULT"
-
-
-DEFAULT = _Default()
 
 _DEFAULT_QUIT_TIMEOUT = 10.0
 
@@ -170,12 +171,6 @@ def sos_load_commands(runtime: str, sos_path: Optional[str]) -> list[str]:
             return [f".load {quote_path(sos_path) if ' ' in sos_path else sos_path}"]
         return [".loadby sos coreclr"]
     raise ConfigurationError(f"unknown runtime {runtime!r}: expected clr, mscorwks or coreclr")
-
-
-_SOS_LOAD_FAILURES = re.compile(
-    r"(?i)(unable to find module|the call to loadlibrary\([^)]*\) failed|couldn't load|"
-    r"failed to load|no export|not a valid extension|sos does not support)"
-)
 
 
 def type_filter_command(type_names: Sequence[str], derived: bool) -> str:
@@ -632,11 +627,12 @@ def _tail(text: str, n: int = 600) -> str:
 # The driver
 
 
-class CdbDriver:
+class CdbDriver(Driver):
     """The cdb implementation of :class:`pydbgauto.drivers.base.Driver`."""
 
     name = "cdb"
     sos_prefix = "!"
+    supports_break_in = True
 
     def __init__(
         self,
@@ -708,10 +704,10 @@ class CdbDriver:
     def execute(
         self,
         command: str,
-        timeout: Optional[float] | _Default = DEFAULT,
+        timeout: TimeLimit = DEFAULT,
         *,
-        allow_dangerous: bool = False,
         thread_id: Optional[int] = None,
+        allow_dangerous: bool = False,
     ) -> str:
         """Run one cdb command while stopped and return its output (prompts and symbol noise removed).
 
@@ -852,135 +848,18 @@ class CdbDriver:
     def verify_dump(
         self, record: "DumpRecord", expect: "Optional[StopEvent]", *, timeout: Optional[float] = 300.0
     ) -> "DumpRecord":
-        """Reopen a dump this driver wrote with a second, independent ``cdb -z`` (same cdb.exe):
-        it must show a last event, on ``expect``'s thread, and SOS (loaded as in this session)
-        must show ``expect``'s exception type at its address. Returns ``record`` with
-        ``verified`` and what was seen; never raises for a mismatch. The Session's verifier."""
-        import attr
+        """Reopen a dump this driver wrote with a second, independent ``cdb -z`` (same cdb.exe, SOS
+        loaded as in this session): ``pydbgauto.readers.cdb``. Never raises for a mismatch."""
+        from pydbgauto.readers.cdb import verify_dump_with_cdb_z
 
-        from pydbgauto.sos import parse_pe
-        from pydbgauto.sos.events import parse_events
-
-        started = time.monotonic()
-        if expect is not None and expect.kind == "break":
-            return self._verify_snapshot_dump(record, timeout, started)
-        commands = [".lastevent", ".prompt_allow -dis -ea -reg -src -sym", "!sym quiet", ".outmask- 0x244"]
-        want_exception = expect is not None and expect.exception is not None
-        if want_exception and self.sos_command:
-            commands.append(self.sos_command)
-            address = expect.exception_address if expect is not None else None
-            commands.append(f"!pe 0x{address:x}" if address else "!pe")
-        problems: list[str] = []
-        seen_type: Optional[str] = None
-        seen_thread: Optional[int] = None
-        try:
-            replies = read_dump_with_cdb(
-                record.path,
-                commands,
-                cdb_path=self._cdb_path,
-                timeout=timeout,
-                env=self._env,
-                transport=self._transport_name,
-            )
-        except DumpVerificationError as e:
-            return attr.evolve(
-                record,
-                verified=False,
-                reader="cdb -z",
-                verify_error=str(e),
-                verify_seconds=time.monotonic() - started,
-            )
-        events = parse_events(replies[0])
-        if events:
-            seen_thread = events[-1].tid
-        if expect is not None and expect.thread_id is not None and seen_thread != expect.thread_id:
-            problems.append(
-                f"the dump's last event is on thread {seen_thread:#x}, expected {expect.thread_id:#x}"
-                if seen_thread is not None
-                else "the dump's last event names no thread"
-            )
-        if want_exception:
-            assert expect is not None and expect.exception is not None
-            if not self.sos_command:
-                problems.append("SOS was not loaded in this session, so the dump's exception was not read")
-            else:
-                if _SOS_LOAD_FAILURES.search(replies[-2]):
-                    problems.append(f"{commands[-2]} failed in the dump: {replies[-2].strip()[-200:]!r}")
-                try:
-                    seen = parse_pe(replies[-1])
-                except (ParseError, SosError) as e:
-                    seen = None
-                    problems.append(f"!pe on the dump: {e}")
-                if seen is not None:
-                    seen_type = seen.type
-                    if seen.type != expect.exception.type:
-                        problems.append(f"saw {seen.type}, expected {expect.exception.type}")
-                elif not problems:
-                    problems.append("no exception object in the dump")
-        return attr.evolve(
+        return verify_dump_with_cdb_z(
             record,
-            verified=not problems,
-            reader="cdb -z",
-            verify_seconds=time.monotonic() - started,
-            verify_error="; ".join(problems) or None,
-            seen_exception_type=seen_type,
-            seen_thread_id=seen_thread,
-        )
-
-    def _verify_snapshot_dump(
-        self, record: "DumpRecord", timeout: Optional[float], started: float
-    ) -> "DumpRecord":
-        """A dump taken at a break-in (no exception of its own): ``cdb -z`` must list the threads
-        (``~``) and, with SOS, ``!threads`` must show at least one managed thread."""
-        import attr
-
-        from pydbgauto.sos import parse_threads
-
-        commands = [
-            ".lastevent",
-            ".prompt_allow -dis -ea -reg -src -sym",
-            "!sym quiet",
-            ".outmask- 0x244",
-            "~",
-        ]
-        if self.sos_command:
-            commands += [self.sos_command, "!threads"]
-        problems: list[str] = []
-        try:
-            replies = read_dump_with_cdb(
-                record.path,
-                commands,
-                cdb_path=self._cdb_path,
-                timeout=timeout,
-                env=self._env,
-                transport=self._transport_name,
-            )
-        except DumpVerificationError as e:
-            return attr.evolve(
-                record,
-                verified=False,
-                reader="cdb -z",
-                verify_error=str(e),
-                verify_seconds=time.monotonic() - started,
-            )
-        if not _THREAD_LINE.search(replies[4]):
-            problems.append(f"~ lists no thread in the dump: {replies[4].strip()[-200:]!r}")
-        if not self.sos_command:
-            problems.append("SOS was not loaded in this session, so the dump's managed threads were not read")
-        else:
-            try:
-                table = parse_threads(replies[-1])
-            except (ParseError, SosError) as e:
-                table = None
-                problems.append(f"!threads on the dump: {e}")
-            if table is not None and not table.threads:
-                problems.append("!threads lists no managed thread in the dump")
-        return attr.evolve(
-            record,
-            verified=not problems,
-            reader="cdb -z",
-            verify_seconds=time.monotonic() - started,
-            verify_error="; ".join(problems) or None,
+            expect,
+            sos_command=self.sos_command,
+            cdb_path=self._cdb_path,
+            env=self._env,
+            transport=self._transport_name,
+            timeout=timeout,
         )
 
     def detach(self) -> None:
@@ -1003,8 +882,8 @@ class CdbDriver:
         self.close()
 
     # -- internals --------------------------------------------------------------------------
-    def _timeout(self, timeout: Optional[float] | _Default) -> Optional[float]:
-        return self.command_timeout if isinstance(timeout, _Default) else timeout
+    def _timeout(self, timeout: TimeLimit) -> Optional[float]:
+        return resolve_timeout(timeout, self.command_timeout)
 
     def _run(self, lines: Sequence[str], timeout: Optional[float], *, what: str) -> str:
         if self._console is None:
@@ -1070,7 +949,7 @@ class CdbDriver:
         commands = sos_load_commands(self.runtime, sos if self.runtime == "coreclr" else None)
         for command in commands:
             reply = self._run([command], self.command_timeout, what=command)
-            m = _SOS_LOAD_FAILURES.search(reply)
+            m = SOS_LOAD_FAILURES.search(reply)
             if m:
                 raise SosError(
                     f"{command} failed: {reply.strip()[-400:]!r}. For .NET Core install SOS with "
@@ -1078,9 +957,6 @@ class CdbDriver:
                     "or pass sos_path=<sos.dll>."
                 )
             self.sos_command = command
-
-
-_THREAD_LINE = re.compile(r"^[ .#]\s*\d+\s+Id:\s*[0-9a-fA-F]+\.[0-9a-fA-F]+", re.MULTILINE)
 
 
 def _process_id(text: str) -> Optional[int]:

@@ -19,6 +19,7 @@ Every service is stopped (`/exit`, then killed) and every load stopped at teardo
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import subprocess
 import threading
@@ -123,6 +124,17 @@ class WaitingApp:
 
     def state(self) -> str:
         return process_state(self.pid)
+
+
+def renamed_app(tmp_path: Any, runtime: str, prefix: str) -> str:
+    """The sample app as ``<tmp>/app-<runtime>/<prefix><8 hex digits>``: a process name no other test uses
+    (other tests run ThrowingApp on this machine at the same time). The apphost finds ThrowingApp.dll beside
+    it whatever it is called; keep ``prefix`` to 7 characters (the kernel's comm is 15)."""
+    folder = tmp_path / f"app-{runtime}"
+    shutil.copytree(os.path.join(ROOT, ".build", f"app-{runtime}"), folder)
+    name = prefix + secrets.token_hex(4)
+    os.rename(folder / "ThrowingApp", folder / name)
+    return str(folder / name)
 
 
 def process_state(pid: int) -> str:

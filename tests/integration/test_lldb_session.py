@@ -20,7 +20,7 @@ from pydbgauto import (
     TargetExitedError,
 )
 from pydbgauto.session import Session
-from pydbgauto.verify import analyze
+from pydbgauto.readers import dotnet_dump
 from tests.integration.conftest import APPS, WaitingApp, process_state, throw_lines, tracer_of
 
 pytestmark = pytest.mark.lldb
@@ -92,7 +92,9 @@ def test_dump_at_first_chance_reopens_with_same_exception(app, tmp_path, no_lldb
         with pytest.raises(DumpError, match="never overwrites"):
             s.dump(record.path)
     # An independent reading of the same file, outside the session
-    reading = analyze(record.path, exception_address=event.exception_address, thread_id=event.thread_id)
+    reading = dotnet_dump.read(
+        record.path, exception_address=event.exception_address, thread_id=event.thread_id
+    )
     assert reading.exception.type == event.exception.type
     assert reading.stack.os_thread_id == event.thread_id
     assert any(t.os_id == event.thread_id for t in reading.threads.threads)
