@@ -15,10 +15,12 @@ import struct
 from dataclasses import dataclass
 from typing import Any, List, Optional, Sequence, Tuple
 
-# The data page: the cache's entry count, its capacity, every throw seen, then the MethodTables.
+# The data page: the cache's entry count, its capacity, every throw seen, then the MethodTables, then
+# for each of them the throws let through without a stop.
 DATA_COUNT, DATA_CAPACITY, DATA_SEEN, DATA_ENTRIES = 0x0, 0x8, 0x10, 0x40
 PAGE = 4096
-CAPACITY = (PAGE - DATA_ENTRIES) // 8
+CAPACITY = (PAGE - DATA_ENTRIES) // 16
+DATA_PASSED = DATA_ENTRIES + 8 * CAPACITY
 JUMP_SIZE = 14  # jmp [rip+0]; .quad target
 
 
@@ -82,10 +84,13 @@ def build(
     code += b"\x4d\x85\xdb"  # test r11, r11
     branch(0x74, "trap")
     code += b"\x49\x3b\x02"  # cmp rax, [r10]
-    branch(0x74, "go_on")
+    branch(0x74, "hit")
     code += b"\x49\x83\xc2\x08"  # add r10, 8
     code += b"\x49\xff\xcb"  # dec r11
     code += b"\xeb" + bytes([(labels["loop"] - (len(code) + 2)) & 0xFF])  # jmp loop
+    labels["hit"] = len(code)
+    code += b"\xf0\x49\xff\x82" + struct.pack("<i", DATA_PASSED - DATA_ENTRIES)  # lock inc qword [r10+n]
+    branch(0xEB, "go_on")  # jmp
     labels["trap"] = len(code)
     code += b"\x90"  # nop: lldb's breakpoint site
     labels["go_on"] = len(code)

@@ -15,7 +15,15 @@ from typing import Any, Dict, List, Optional, Tuple
 import lldb  # type: ignore[import-not-found]
 
 from pydbgauto.agent import filter_stub
-from pydbgauto.agent.filter_stub import CAPACITY, DATA_CAPACITY, DATA_COUNT, DATA_ENTRIES, DATA_SEEN, PAGE
+from pydbgauto.agent.filter_stub import (
+    CAPACITY,
+    DATA_CAPACITY,
+    DATA_COUNT,
+    DATA_ENTRIES,
+    DATA_PASSED,
+    DATA_SEEN,
+    PAGE,
+)
 
 
 def _trace(line: str) -> None:
@@ -159,9 +167,9 @@ class InlineFilter:
             return True
         if len(self.cached) >= CAPACITY:
             return False
-        self._write(
-            agent, self.data_page + DATA_ENTRIES + 8 * len(self.cached), struct.pack("<Q", method_table)
-        )
+        slot = 8 * len(self.cached)
+        self._write(agent, self.data_page + DATA_PASSED + slot, struct.pack("<Q", 0))
+        self._write(agent, self.data_page + DATA_ENTRIES + slot, struct.pack("<Q", method_table))
         self.cached.append(method_table)
         self._write(agent, self.data_page + DATA_COUNT, struct.pack("<Q", len(self.cached)))  # entry first
         return True
@@ -170,6 +178,13 @@ class InlineFilter:
         """A new predicate: no type is known not to match it."""
         self._write(agent, self.data_page + DATA_COUNT, struct.pack("<Q", 0))
         self.cached = []
+
+    def passed(self, agent: Any) -> Dict[int, int]:
+        """MethodTable -> throws of that type the stub let through without a stop."""
+        if not self.cached:
+            return {}
+        data = agent._read(self.data_page + DATA_PASSED, 8 * len(self.cached))
+        return dict(zip(self.cached, struct.unpack(f"<{len(self.cached)}Q", data)))
 
     def stats(self, agent: Any) -> Dict[str, Any]:
         try:

@@ -372,7 +372,17 @@ class Agent:
         self.funnel_pending.clear()
 
     def _inline_state(self) -> Dict[str, Any]:
-        return self.inline.stats(self) if self.inline is not None else {"off": self.inline_note}
+        if self.inline is None:
+            return {"off": self.inline_note}
+        state = self.inline.stats(self)
+        try:  # per type: the throws ruled out in the target, never stopped for (none are logged)
+            passed = self.inline.passed(self)
+        except AgentError:
+            passed = {}
+        state["passed"] = {
+            self.type_chains.get(mt, (f"MethodTable {mt:#x}",))[0]: n for mt, n in passed.items()
+        }
+        return state
 
     def _throw_funnel(self) -> Optional["lldb.SBAddress"]:
         """.NET 8: the start of RaiseTheExceptionInternalOnly, the function holding the one reference to

@@ -118,6 +118,8 @@ def test_a_non_matching_storm_stops_once_per_type(filter_app, runtime, no_lldb_l
         assert counts["frame_stops"] == 0
         assert inline["cached_types"] == 2
         assert inline["seen"] == 20000 + 2 + 1  # every throw passed the stub: counted, not stopped
+        passed = {"System.Collections.Generic.KeyNotFoundException": 19999, "System.FormatException": 1}
+        assert inline["passed"] == passed  # per type, the throws never stopped for
         assert counts["stops"] == (3 if runtime == "net10" else 4), counts  # .NET 8: + __cxa_rethrow
         filter_app.send("storm 1000")
         filter_app.send("match")
