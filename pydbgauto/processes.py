@@ -1,4 +1,6 @@
-"""Find Linux processes by name, the way users name their services."""
+"""What Linux's /proc says about processes: find them by the names users call them (comm, argv[0],
+``dotnet App.dll``), whether a debugger can attach (gone, zombie, traced, another user's, not .NET), and
+how much memory a full core of one takes."""
 
 from __future__ import annotations
 

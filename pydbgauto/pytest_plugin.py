@@ -30,6 +30,7 @@ from typing import Any, Generator, Iterator, List, Optional, Sequence
 import pytest
 
 from pydbgauto.errors import DebuggerNotFoundError
+from pydbgauto.models import hex_text as _hex
 from pydbgauto.watching.watcher import CaptureList, Watcher, capture_line
 
 __all__ = ["CaptureList", "Watcher", "debugger_unavailable", "describe_captures"]
@@ -78,10 +79,6 @@ def describe_captures(watchers: Sequence[Watcher]) -> str:
                 why = str(reasons[0]) if reasons else ""
                 parts.append(f"matched, not dumped: {str(event).splitlines()[0]} [{why}]")
     return "\n".join(parts)
-
-
-def _hex(value: Optional[int]) -> str:
-    return "?" if value is None else f"{value:#x}"
 
 
 # ----- availability ------------------------------------------------------------------------------------

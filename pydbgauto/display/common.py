@@ -6,6 +6,8 @@ from __future__ import annotations
 import html
 from typing import Any, Optional, Sequence, Tuple
 
+from pydbgauto.models import hex_text as _hex  # noqa: F401 (the display modules import it from here)
+
 
 # A frame whose method starts with one of these is the framework's, not the user's code.
 FRAMEWORK_PREFIXES = ("System.", "Microsoft.", "Internal.")
@@ -76,10 +78,6 @@ def markdown_escape(text: object) -> str:
     value = str(text).replace("\r\n", "\n").replace("\r", "\n")
     escaped = "".join(_MD_ESCAPES.get(ch, ch) for ch in value)
     return escaped.replace("\n", "<br>")
-
-
-def _hex(value: Optional[int]) -> str:
-    return "?" if value is None else f"0x{value:x}"
 
 
 def _hresult(value: int) -> str:

@@ -141,7 +141,7 @@ class CdbReader(Reader):
     name = READER
 
     def __init__(self) -> None:
-        from pydbgauto.drivers.cdb import sos_load_commands
+        from pydbgauto.drivers.cdb_commands import sos_load_commands
         from pydbgauto.drivers.cdb_locate import find_cdb, find_coreclr_sos
 
         self.cdb = find_cdb()

@@ -13,12 +13,9 @@ from typing import Any, List, Optional, Tuple
 import attr
 
 from pydbgauto.models import CaptureRecord, DumpRecord, ManagedException, StopEvent, ThreadTable
+from pydbgauto.models import hex_text as _hex
 
 __all__ = ["Expected", "Seen", "compare", "failed_record", "verified_record"]
-
-
-def _hex(value: Optional[int]) -> str:
-    return "?" if value is None else f"0x{value:x}"
 
 
 @attr.frozen

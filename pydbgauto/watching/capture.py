@@ -23,7 +23,7 @@ from pydbgauto.models import (
     ManagedStack,
     StopEvent,
 )
-from pydbgauto.policy import Decision, DumpPolicy, PolicyState
+from pydbgauto.policy import DumpPolicy, PolicyState
 from pydbgauto.session import Session
 from pydbgauto.watching.checks import free_disk
 from pydbgauto.watching.decision_log import decision_line, write_line
@@ -103,10 +103,7 @@ class StopHandler:
         free = free_disk(self.policy.dump_dir)
         if free is not None:  # room for the dump itself as well as min_free_disk
             free = max(free - self.dump_size, 0)
-        decision: Decision = self.state.decide(event, matched, time.monotonic(), free)
-        record = DecisionRecord(
-            action=decision.action, reason=decision.reason, detail=decision.detail, n=decision.n
-        )
+        record = self.state.decide(event, matched, time.monotonic(), free)
         self.decisions.append((event, record))
         if event.kind != "exit":
             self.exceptions += 1

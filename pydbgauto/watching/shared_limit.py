@@ -8,7 +8,8 @@ from typing import Optional
 import attr
 
 from pydbgauto.models import StopEvent
-from pydbgauto.policy import Decision, DumpPolicy, PolicyState
+from pydbgauto.models import DecisionRecord
+from pydbgauto.policy import DumpPolicy, PolicyState
 
 
 class SharedLimit:
@@ -35,7 +36,9 @@ class SharedLimitState(PolicyState):
         super().__init__(policy)
         self.shared = shared
 
-    def _decide(self, event: StopEvent, matched: bool, now: float, free_disk: Optional[int]) -> Decision:
+    def _decide(
+        self, event: StopEvent, matched: bool, now: float, free_disk: Optional[int]
+    ) -> DecisionRecord:
         with self.shared.lock:
             if not self.shared.reached:
                 decision = super()._decide(event, matched, now, free_disk)

@@ -22,6 +22,7 @@ import os
 import secrets
 import shutil
 import subprocess
+import sys
 import threading
 import time
 from typing import Any, Callable, Iterator, List, Mapping, Optional
@@ -153,6 +154,19 @@ def tracer_of(pid: int) -> int:
             if line.startswith("TracerPid:"):
                 return int(line.split()[1])
     return 0
+
+
+def run_cli(*args: str, cwd: str = ROOT) -> subprocess.CompletedProcess:
+    """``python -m pydbgauto ARGS`` with this checkout first on the path; its output captured."""
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "pydbgauto", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=300,
+    )
 
 
 def lldb_processes() -> List[int]:

@@ -12,7 +12,7 @@ import time
 import attr
 import pytest
 
-import pydbgauto.drivers.lldb as lldb_driver
+import pydbgauto.drivers.lldb.driver as lldb_driver
 from pydbgauto import AgentLoadError, ConfigurationError
 from pydbgauto.session import Session
 from tests.integration.conftest import APPS, ROOT

@@ -1,4 +1,4 @@
-"""The in-target type filter (pydbgauto/agent/inline_filter.py, docs/linux-fast-filter.md) on the real
+"""The in-target type filter (pydbgauto/drivers/lldb/inline_filter.py, docs/linux-fast-filter.md) on the real
 lldb + SOS, .NET 8 and .NET 10: a type that cannot match stops the target once, then never; every matching
 throw is still exactly one event, with a bare ``pe`` showing it; leaving (disarm, detach, the debugger's
 death) puts the code back as in its file. Stops are counted from the agent's stats, never timed.
@@ -22,7 +22,7 @@ import pytest
 import pydbgauto as pda
 from pydbgauto import Session
 from pydbgauto.errors import DebuggerTimeoutError
-from pydbgauto.guardian import REPORT_ENV
+from pydbgauto.drivers.lldb.guardian import REPORT_ENV
 
 from .conftest import APPS, WaitingApp, throw_lines, tracer_of
 from .test_debugger_death import code_differences, int3_sites, read_reports

@@ -1,4 +1,4 @@
-""".NET 8 hardware faults at first chance, on the real lldb + SOS (pydbgauto/agent/legacy_faults.py).
+""".NET 8 hardware faults at first chance, on the real lldb + SOS (pydbgauto/drivers/lldb/legacy_faults.py).
 
 The real agent runs in its .NET 8 mode (``__cxa_rethrow``) with the fault module wired beside it by
 ``net8_faults_harness.py``; each event records what a user sees at the stop (bare ``pe``, ``pe

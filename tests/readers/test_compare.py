@@ -149,7 +149,7 @@ def test_a_capture_record_is_expected_with_its_own_words(read):
     _, exc, _, _ = read
     event = _event(read, exception=None)
     capture = CaptureRecord(
-        event=event, decision=DecisionRecord(action="dump", reason="match"), exception=exc
+        event=event, decision=DecisionRecord(action="dump", reason="matched"), exception=exc
     )
     expected = Expected.from_capture(capture)
     assert (expected.exception_type, expected.source) == (exc.type, "the capture record")

@@ -111,7 +111,7 @@ class Journal:
 
     def patches(self, patches: Sequence[Tuple[int, bytes, bytes]]) -> None:
         """Every code patch the agent holds now: (address, original bytes, patched bytes); the in-target
-        filter's jump at the throw funnel (pydbgauto/agent/inline_filter.py)."""
+        filter's jump at the throw funnel (pydbgauto/drivers/lldb/inline_filter.py)."""
         self._write(
             {"op": "patches", "patches": [[int(a), bytes(o).hex(), bytes(p).hex()] for a, o, p in patches]}
         )

@@ -1,21 +1,23 @@
-"""pydbgauto's agent inside lldb: framed JSON commands over a private pipe.
+"""pydbgauto's agent inside lldb: the lldb driver's debugger mechanics, run in lldb's own Python.
 
-lldb imports this file (``command script import``) and the driver then sends one line per command
-on lldb's stdin::
+lldb imports this file (``command script import``); the driver then sends one ``pda`` command per
+request on lldb's stdin and reads the reply from the file descriptor named by ``PYDBGAUTO_REPLY_FD``,
+framed by ``pydbgauto.drivers.framing``'s markers, never from lldb's stdout, where SOS's callbacks
+print at will. The wire (operations, reply keys, event and error kinds) is protocol.py; reading a
+request and framing its reply is dispatch.py.
 
-    pda <hex of a JSON object {"token": ..., "op": ..., ...}>
-
-The reply goes to the file descriptor named by ``PYDBGAUTO_REPLY_FD``, framed by markers (see
-``pydbgauto/drivers/framing.py``), never to lldb's stdout, where SOS's callbacks print at will. The
-agent knows debugger mechanics (breakpoints, registers, memory); it asks SOS only to validate the
-exception object of a stop and, for the in-agent filter, the type chain (docs/linux.md).
+The agent knows debugger mechanics (breakpoints, registers, memory). It reads SOS output only through
+pydbgauto's parsers (``pydbgauto.sos``) and only where a stop needs it: to validate a stop's exception
+object (``pe``), and for the in-agent filter, the one exception to "drivers do not interpret SOS text":
+the type chain (``dumpmt``, once per type) and, for a predicate that needs more than the type, ``pe``
+and ``clrstack`` at each first-chance stop, so a throw that does not match is resumed here without a
+round trip to Python (docs/linux.md). ``exec`` hands a command's text back as it is.
 
 Why each mechanism is what it is: docs/linux.md.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import select
@@ -23,32 +25,31 @@ import struct
 import sys
 import threading
 import time
-import traceback
 from typing import Any, Dict, List, Optional, Tuple
 
 import lldb  # type: ignore[import-not-found]
 
 # The agent runs inside lldb's own Python: make the pydbgauto package importable for the core writer
 # and the SOS parsers (one parser for the whole project).
-_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_PACKAGE_PARENT = os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+)
 if _PACKAGE_PARENT not in sys.path:
     sys.path.insert(0, _PACKAGE_PARENT)
 
 from pydbgauto import coredump  # noqa: E402
-from pydbgauto import guardian, predicates, qcalls  # noqa: E402
+from pydbgauto import predicates  # noqa: E402
+from pydbgauto.drivers.lldb import guardian, protocol, qcalls  # noqa: E402
+from pydbgauto.drivers.lldb.dispatch import AgentError, dispatch  # noqa: E402
+from pydbgauto.drivers.lldb.filter_ops import AGENT_CAN_FETCH, TYPE_ONLY_OPS, spec_ops  # noqa: E402
 from pydbgauto.models import ManagedException, StopEvent  # noqa: E402
-from pydbgauto.agent.legacy_faults import LegacyFaults  # noqa: E402
-from pydbgauto.agent.filter_stub import type_verdict  # noqa: E402
-from pydbgauto.agent.inline_filter import FilterUnavailable, InlineFilter  # noqa: E402
+from pydbgauto.drivers.lldb.legacy_faults import LegacyFaults  # noqa: E402
+from pydbgauto.drivers.lldb.filter_stub import type_verdict  # noqa: E402
+from pydbgauto.drivers.lldb.inline_filter import FilterUnavailable, InlineFilter  # noqa: E402
 from pydbgauto.sos.clrstack import parse_clrstack  # noqa: E402
 from pydbgauto.sos.objects import parse_dumpmt  # noqa: E402
 from pydbgauto.sos.pe import parse_pe  # noqa: E402
 from pydbgauto.sos.threads import parse_threads  # noqa: E402
-
-# Predicate nodes the agent can decide from the type alone (no SOS command per throw).
-TYPE_ONLY_OPS = {"exception_type", "first_chance", "second_chance", "not", "all", "any"}
-# What the agent can gather for a predicate at a stop (the inner-exception chain it cannot).
-AGENT_CAN_FETCH = frozenset({"stack", "type_chain"})
 
 SIGABRT = 6
 # libcoreclr's QCall that DispatchEx calls for each frame of a first pass; flags bit 0 marks the first
@@ -57,7 +58,7 @@ APPEND_FRAME_QCALL = "AppendExceptionStackFrame"
 RH_EH_FIRST_FRAME = 1
 RH_EH_FIRST_RETHROW_FRAME = 2
 # Signals the runtime raises and handles itself; they must reach it without stopping the target.
-# SIGCONT: the stop guard's release (pydbgauto/guardian.py).
+# SIGCONT: the stop guard's release (pydbgauto/drivers/lldb/guardian.py).
 PASS_SIGNALS = (
     "SIGSEGV SIGFPE SIGBUS SIGILL SIGUSR1 SIGUSR2 SIGPIPE SIGCHLD SIGINT SIGTERM SIGHUP SIGWINCH SIGCONT"
 )
@@ -66,14 +67,6 @@ PASS_SIGNALS = (
 THREAD_SCAN_BYTES = 0x400
 LTO_CHECKS = 3
 CLR_EXCEPTION_CODE = 0xE0434352  # what a CLR exception is called in EXCEPTION_RECORDs
-
-
-class AgentError(Exception):
-    """A failure to report to the driver, with a kind the driver maps to a pydbgauto error."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
 
 
 class Agent:
@@ -129,37 +122,7 @@ class Agent:
     # ----- plumbing -------------------------------------------------------------------------------------
 
     def handle(self, line: str) -> None:
-        token = "0" * 16
-        try:
-            request = json.loads(bytes.fromhex(line.strip()).decode("utf-8"))
-            token = request.pop("token")
-            op = request.pop("op")
-            if _PROFILE and op == "resume":  # PYDBGAUTO_AGENT_PROFILE=<file>: where a wait's time goes
-                import cProfile
-
-                profiler = cProfile.Profile()
-                result = profiler.runcall(getattr(self, "op_" + op), **request)
-                profiler.dump_stats(_PROFILE)
-            else:
-                result = getattr(self, "op_" + op)(**request)
-            self._send(token, {"ok": True, "result": result}, "ok")
-        except AgentError as e:
-            self._send(token, {"ok": False, "kind": e.kind, "error": str(e)}, "error")
-        except Exception as e:  # report, never kill lldb
-            self._send(
-                token,
-                {
-                    "ok": False,
-                    "kind": "internal",
-                    "error": f"{type(e).__name__}: {e}",
-                    "traceback": traceback.format_exc(),
-                },
-                "error",
-            )
-
-    def _send(self, token: str, payload: Dict[str, Any], status: str) -> None:
-        body = json.dumps(payload)
-        self.reply.write(f"@@PDA-START {token}@@\n{body}\n@@PDA-END {token} {status}@@\n")
+        self.reply.write(dispatch(self, line, _PROFILE))
         self.reply.flush()
 
     def hc(self, command: str) -> str:
@@ -173,17 +136,21 @@ class Agent:
 
     def _require_process(self) -> "lldb.SBProcess":
         if self.process is None or not self.process.IsValid():
-            raise AgentError("no-process", "no process is being debugged")
+            raise AgentError(protocol.ERR_NO_PROCESS, "no process is being debugged")
         state = self.process.GetState()
         if state in (lldb.eStateExited, lldb.eStateDetached, lldb.eStateInvalid):
-            raise AgentError("exited", f"the target is gone (state {lldb.SBDebugger.StateAsCString(state)})")
+            raise AgentError(
+                protocol.ERR_EXITED, f"the target is gone (state {lldb.SBDebugger.StateAsCString(state)})"
+            )
         return self.process
 
     def _read(self, address: int, size: int) -> bytes:
         error = lldb.SBError()
         data = self._require_process().ReadMemory(address, size, error)
         if not error.Success() or data is None:
-            raise AgentError("memory", f"cannot read {size} bytes at {address:#x}: {error.GetCString()}")
+            raise AgentError(
+                protocol.ERR_MEMORY, f"cannot read {size} bytes at {address:#x}: {error.GetCString()}"
+            )
         return bytes(data)
 
     def _u64(self, address: int) -> int:
@@ -194,7 +161,7 @@ class Agent:
     def op_init(self, sos_plugin: str) -> Dict[str, Any]:
         out = self.hc(f'plugin load "{sos_plugin}"')
         if "error" in out.lower():
-            raise AgentError("sos", f"could not load the SOS plugin {sos_plugin}: {out.strip()}")
+            raise AgentError(protocol.ERR_SOS, f"could not load the SOS plugin {sos_plugin}: {out.strip()}")
         self.hc("sethostruntime -none")
         self.hc("settings set interpreter.prompt-on-quit false")
         self.hc("settings set auto-confirm true")
@@ -216,7 +183,7 @@ class Agent:
         error = lldb.SBError()
         self.target = self.debugger.CreateTarget(argv[0], None, None, True, error)
         if not error.Success() or not self.target.IsValid():
-            raise AgentError("launch", f"lldb cannot load {argv[0]}: {error.GetCString()}")
+            raise AgentError(protocol.ERR_LAUNCH, f"lldb cannot load {argv[0]}: {error.GetCString()}")
         # Stop once the runtime is up (CoreLib loaded, DAC usable) and before Main runs.
         bp = self.target.BreakpointCreateByName("coreclr_execute_assembly")
         self.startup_bp = bp.GetID()
@@ -229,18 +196,18 @@ class Agent:
         info.AddOpenFileAction(2, stderr, False, True)
         self.process = self.target.Launch(info, error)
         if not error.Success() or not self.process.IsValid():
-            raise AgentError("launch", f"lldb could not launch {argv[0]}: {error.GetCString()}")
+            raise AgentError(protocol.ERR_LAUNCH, f"lldb could not launch {argv[0]}: {error.GetCString()}")
         self.launched = True
         self._signals()
         state = self.process.GetState()
         if state == lldb.eStateExited:
             raise AgentError(
-                "exited",
+                protocol.ERR_EXITED,
                 f"the target exited with status {self.process.GetExitStatus()} before the runtime started",
             )
         if not self._at_breakpoint(self.startup_bp):
             raise AgentError(
-                "not-dotnet",
+                protocol.ERR_NOT_DOTNET,
                 f"{argv[0]} stopped before the .NET runtime started ({self._stop_text()}); is it a .NET app?",
             )
         self.target.BreakpointDelete(self.startup_bp)
@@ -258,11 +225,11 @@ class Agent:
             or not self.process.IsValid()
             or self.process.GetState() != lldb.eStateStopped
         ):
-            raise AgentError("attach", f"cannot attach to pid {pid}: {out.strip()}")
+            raise AgentError(protocol.ERR_ATTACH, f"cannot attach to pid {pid}: {out.strip()}")
         self._signals()
         if self._find_module("libcoreclr.so") is None:
             raise AgentError(
-                "not-dotnet", f"pid {pid} has no libcoreclr.so loaded: it does not run .NET (Core)"
+                protocol.ERR_NOT_DOTNET, f"pid {pid} has no libcoreclr.so loaded: it does not run .NET (Core)"
             )
         self.journal.attached(
             self.process.GetProcessID(), self._breakpoint_bytes(), _thread_stops(self.process)
@@ -321,12 +288,13 @@ class Agent:
                 if bp.GetNumResolvedLocations() == 0:
                     self.target.BreakpointDelete(bp.GetID())
                     raise AgentError(
-                        "arm", f"lldb could not break at AppendExceptionStackFrame ({append_frame:#x})"
+                        protocol.ERR_ARM,
+                        f"lldb could not break at AppendExceptionStackFrame ({append_frame:#x})",
                     )
                 self.append_bp = bp.GetID()
         elif self._has_new_eh():
             raise AgentError(
-                "arm",
+                protocol.ERR_ARM,
                 "this runtime dispatches exceptions in managed code (.NET 9+) but its libcoreclr.so has no "
                 "AppendExceptionStackFrame entry pydbgauto can find: this runtime version is not supported "
                 f"yet ({self.runtime.get('version')})",
@@ -335,7 +303,9 @@ class Agent:
             self.mechanism = "cxa-rethrow"
             bp = self.target.BreakpointCreateByName("__cxa_rethrow", "libstdc++.so.6")
             if bp.GetNumLocations() == 0:
-                raise AgentError("arm", "no __cxa_rethrow in libstdc++.so.6: cannot stop at .NET 8 throws")
+                raise AgentError(
+                    protocol.ERR_ARM, "no __cxa_rethrow in libstdc++.so.6: cannot stop at .NET 8 throws"
+                )
             self.rethrow_bp = bp.GetID()
             # Hardware faults (NRE from a null dereference, divide by zero) raise no C++ exception on
             # .NET 8: followed from the runtime's signal handlers to the exception (legacy_faults.py).
@@ -509,7 +479,7 @@ class Agent:
         # would resume exceptions that match. Leave such predicates to Python.
         if predicate is not None and predicate.needs <= AGENT_CAN_FETCH:
             self.filter, self.filter_spec = predicate, spec
-            self.filter_type_only = _ops(spec) <= TYPE_ONLY_OPS
+            self.filter_type_only = spec_ops(spec) <= TYPE_ONLY_OPS
             result = {"filtering": True, "type_only": self.filter_type_only}
         if self.mechanism == "cxa-rethrow":
             self._legacy_inline()
@@ -545,7 +515,11 @@ class Agent:
 
     def _passes_filter(self, event: Dict[str, Any], thread: "lldb.SBThread") -> bool:
         """True when the event must be reported (no filter, or the filter matched or could not tell)."""
-        if self.filter is None or event["kind"] != "first-chance" or not event.get("exception_address"):
+        if (
+            self.filter is None
+            or event["kind"] != protocol.EVENT_FIRST_CHANCE
+            or not event.get("exception_address")
+        ):
             return True
         address = event["exception_address"]
         chain = self._type_chain(address)
@@ -563,7 +537,7 @@ class Agent:
             except Exception:
                 return True  # let Python look at what the agent could not read
         stop = StopEvent(
-            kind="first-chance",
+            kind=protocol.EVENT_FIRST_CHANCE,
             thread_id=event["thread_id"],
             exception_address=address,
             exception=exception,
@@ -602,20 +576,22 @@ class Agent:
                     # the target is gone, its status is unknown.
                     status, description = None, "exited; lldb lost the exit status (lost connection)"
                 return {
-                    "kind": "exit",
+                    "kind": protocol.EVENT_EXIT,
                     "exit_status": status,
                     "description": description,
-                    "filtered": self._take_filtered(),
+                    protocol.FILTERED: self._take_filtered(),
                 }
             if state != lldb.eStateStopped:
-                raise AgentError("state", f"unexpected process state {lldb.SBDebugger.StateAsCString(state)}")
+                raise AgentError(
+                    protocol.ERR_STATE, f"unexpected process state {lldb.SBDebugger.StateAsCString(state)}"
+                )
             self.stats["stops"] += 1
             events = self._collect_events(process)
             if events:
                 self.pending.extend(events[1:])
                 return self._report(events[0])
             if interrupted:
-                return {"kind": interrupted, "filtered": self._take_filtered()}
+                return {"kind": interrupted, protocol.FILTERED: self._take_filtered()}
             # Only later frames of a reported throw, filtered throws or a stray stop: go on.
 
     def _continue_until_stop(self, process: "lldb.SBProcess", deadline: Optional[float]) -> Optional[str]:
@@ -632,7 +608,7 @@ class Agent:
             while True:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
-                    why.append("timeout")
+                    why.append(protocol.EVENT_TIMEOUT)
                     process.SendAsyncInterrupt()
                     return
                 ready, _, _ = select.select(fds, [], [], remaining)
@@ -641,7 +617,7 @@ class Agent:
                     return
                 if ready:  # a cancel byte, or the driver went away (end of file): stop the wait either way
                     os.read(self.cancel_fd, 64)  # type: ignore[arg-type]
-                    why.append("cancelled")
+                    why.append(protocol.EVENT_CANCELLED)
                     process.SendAsyncInterrupt()
                     return
 
@@ -659,7 +635,7 @@ class Agent:
         if not why:
             _drain(wake_r)  # a wake byte the watchdog did not need
         if not error.Success() and process.GetState() == lldb.eStateStopped and not why:
-            raise AgentError("continue", f"could not resume the target: {error.GetCString()}")
+            raise AgentError(protocol.ERR_CONTINUE, f"could not resume the target: {error.GetCString()}")
         return why[0] if why else None
 
     def _collect_events(self, process: "lldb.SBProcess") -> List[Dict[str, Any]]:
@@ -692,7 +668,7 @@ class Agent:
                         events.append(event)
             elif reason == lldb.eStopReasonSignal and thread.GetStopReasonDataAtIndex(0) == SIGABRT:
                 event = {
-                    "kind": "second-chance",
+                    "kind": protocol.EVENT_SECOND_CHANCE,
                     "thread_id": thread.GetThreadID(),
                     "exception_address": None,
                     "description": "SIGABRT: the runtime is aborting",
@@ -719,7 +695,7 @@ class Agent:
 
     def _report(self, event: Dict[str, Any]) -> Dict[str, Any]:
         _trace(f"report {event['thread_id']} {event.get('exception_address')} pending {len(self.pending)}")
-        event["filtered"] = self._take_filtered()
+        event[protocol.FILTERED] = self._take_filtered()
         self.last_event = event
         process = self._require_process()
         thread = process.GetThreadByID(event["thread_id"])
@@ -745,7 +721,7 @@ class Agent:
         except AgentError:
             pass
         return {
-            "kind": "first-chance",
+            "kind": protocol.EVENT_FIRST_CHANCE,
             "thread_id": thread.GetThreadID(),
             "exception_address": address,
             "description": "rethrow" if flags & RH_EH_FIRST_RETHROW_FRAME else "throw",
@@ -781,7 +757,7 @@ class Agent:
                 self.lto_checks += 1
             address = shown
         return {
-            "kind": "first-chance",
+            "kind": protocol.EVENT_FIRST_CHANCE,
             "thread_id": tid,
             "exception_address": address,
             "description": "__cxa_rethrow",
@@ -855,7 +831,7 @@ class Agent:
         if thread_id is not None:
             thread = process.GetThreadByID(thread_id)
             if not thread.IsValid():
-                raise AgentError("thread", f"no thread {thread_id} in the target")
+                raise AgentError(protocol.ERR_THREAD, f"no thread {thread_id} in the target")
             process.SetSelectedThread(thread)
         ro = lldb.SBCommandReturnObject()
         self.ci.HandleCommand(command, ro)
@@ -863,7 +839,7 @@ class Agent:
 
     def op_stop_stack(self, thread_id: Optional[int], max_frames: int, budget: float) -> Dict[str, Any]:
         """A thread's managed stack in bounds: clrstack up to ``max_frames`` frames, else a bounded read."""
-        from pydbgauto.agent.stack_reader import read_stack
+        from pydbgauto.drivers.lldb.stack_reader import read_stack
 
         return read_stack(self, thread_id, limit=max_frames, budget=budget)
 
@@ -895,7 +871,7 @@ class Agent:
         """For the dump's diagnostic page: the exception of the last event, if it is this thread's.
         Parameters: the exception object's address and the OS thread id (documented in docs/linux.md)."""
         event = self.last_event
-        if event is None or event.get("thread_id") != thread_id or event.get("kind") == "exit":
+        if event is None or event.get("thread_id") != thread_id or event.get("kind") == protocol.EVENT_EXIT:
             return None
         thread = self._require_process().GetThreadByID(thread_id)
         pc = thread.GetFrameAtIndex(0).GetPC() if thread.IsValid() else 0
@@ -946,7 +922,7 @@ class Agent:
         self.journal.detaching()
         error = process.Detach()
         if not error.Success():
-            raise AgentError("detach", f"detach failed: {error.GetCString()}")
+            raise AgentError(protocol.ERR_DETACH, f"detach failed: {error.GetCString()}")
         self.journal.detached()
         return {"freed": freed}
 
@@ -987,20 +963,6 @@ def _drain(fd: int) -> None:
             pass
     except BlockingIOError:
         pass
-
-
-def _ops(spec: Any) -> set:
-    """Every "op" in a predicate spec tree."""
-    found = set()
-    if isinstance(spec, dict):
-        if "op" in spec:
-            found.add(spec["op"])
-        for value in spec.values():
-            found |= _ops(value)
-    elif isinstance(spec, list):
-        for value in spec:
-            found |= _ops(value)
-    return found
 
 
 def _anonymous_code(pid: int) -> set:
@@ -1075,4 +1037,4 @@ def pda(debugger: "lldb.SBDebugger", command: str, result: Any, internal_dict: A
 
 
 def __lldb_init_module(debugger: "lldb.SBDebugger", internal_dict: Any) -> None:
-    debugger.HandleCommand(f"command script add -o -f {__name__}.pda pda")
+    debugger.HandleCommand(f"command script add -o -f {__name__}.pda {protocol.COMMAND}")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import collections
 import functools
-import json
 import logging
 import os
 import re
@@ -24,7 +23,7 @@ import threading
 import time
 from typing import Any, Deque, Dict, List, Mapping, Optional, Tuple
 
-from pydbgauto import guardian, interrupts, locate, processes
+from pydbgauto import interrupts, locate, processes
 from pydbgauto.drivers.base import (
     DEFAULT,
     Driver,
@@ -36,6 +35,7 @@ from pydbgauto.drivers.base import (
     resolve_timeout,
 )
 from pydbgauto.drivers.framing import ReplyBuffer, new_token
+from pydbgauto.drivers.lldb import guardian, protocol
 from pydbgauto.errors import (
     AgentLoadError,
     ConfigurationError,
@@ -53,14 +53,13 @@ from pydbgauto.errors import (
 
 log = logging.getLogger(__name__)
 
-WATCHDOG_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lldb_watchdog.py")
-AGENT_PATH = os.path.join(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "agent", "lldb_agent.py"
-)
-PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+WATCHDOG_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "watchdog.py")
+AGENT_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "agent.py")
+# The folder that holds the pydbgauto package (this file is pydbgauto/drivers/lldb/driver.py).
+PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 # What lldb prints when `command script import` of the agent fails, and when the agent is not there.
 IMPORT_FAILED = "error: module importing failed"
-NO_AGENT = "error: 'pda' is not a valid command"
+NO_AGENT = f"error: '{protocol.COMMAND}' is not a valid command"
 # Variables that would point lldb's embedded Python at another interpreter's files; lldb runs without
 # them and a launched target gets them back.
 FOREIGN_PYTHON_VARIABLES = ("PYTHONHOME", "PYTHONPATH")
@@ -79,7 +78,7 @@ QUIT_TIMEOUT = 5.0
 HUNG_DETACH_TIMEOUT = 3.0
 # Requests whose reply is awaited even when a signal interrupts the wait: the agent is writing a file
 # that must be removed after it is closed (removing it earlier would let the agent recreate it).
-FINISH_ON_INTERRUPT = ("dump",)
+FINISH_ON_INTERRUPT = (protocol.OP_DUMP,)
 
 
 class LldbDriver(Driver):
@@ -109,7 +108,9 @@ class LldbDriver(Driver):
         self.startup_timeout = startup_timeout
         self._output_dir = output_dir
         self._proc: Optional[subprocess.Popen[bytes]] = None
-        self._guardian: Optional[subprocess.Popen[bytes]] = None  # outlives lldb: pydbgauto/guardian.py
+        self._guardian: Optional[
+            subprocess.Popen[bytes]
+        ] = None  # outlives lldb: pydbgauto/drivers/lldb/guardian.py
         self._reply_r: Optional[int] = None
         self._cancel_w: Optional[int] = None
         self._buffer = ReplyBuffer()
@@ -120,7 +121,7 @@ class LldbDriver(Driver):
         self._in_flight: Optional[Tuple[str, str]] = None  # (token, op) of a request sent, not answered
         self._poked = False  # the target got a SIGSTOP from _cancel_wait
         self._own_output_dir: Optional[str] = None  # a folder we made for a launched target's output
-        self._watchdog: Optional[subprocess.Popen[bytes]] = None  # pydbgauto/drivers/lldb_watchdog.py
+        self._watchdog: Optional[subprocess.Popen[bytes]] = None  # pydbgauto/drivers/lldb/watchdog.py
         self._lock = threading.Lock()
         self.info: Dict[str, Any] = {}
         self.target_stdout: Optional[str] = None
@@ -145,9 +146,9 @@ class LldbDriver(Driver):
     def start(self) -> None:
         self._spawn()
         try:
-            self.info["lldb"] = self._request("init", self.startup_timeout, sos_plugin=self.sos_plugin)[
-                "lldb"
-            ]
+            self.info["lldb"] = self._request(
+                protocol.OP_INIT, self.startup_timeout, sos_plugin=self.sos_plugin
+            )["lldb"]
             if self.target.argv is not None:
                 described = self._launch()
             else:
@@ -163,7 +164,7 @@ class LldbDriver(Driver):
         if "\n" in command or "\r" in command:
             raise DebuggerError("one command at a time: the command text has a line break")
         reply = self._request(
-            "exec",
+            protocol.OP_EXEC,
             resolve_timeout(timeout, self.command_timeout),
             command=command,
             thread_id=thread_id,
@@ -171,10 +172,10 @@ class LldbDriver(Driver):
         return reply["output"] + reply["error"]
 
     def arm_clr_exceptions(self) -> None:
-        self.info["mechanism"] = self._request("arm", self.command_timeout)["mechanism"]
+        self.info["mechanism"] = self._request(protocol.OP_ARM, self.command_timeout)["mechanism"]
 
     def disarm_clr_exceptions(self) -> None:
-        self._request("disarm", self.command_timeout)
+        self._request(protocol.OP_DISARM, self.command_timeout)
 
     def resume(self, timeout: Optional[float]) -> RawStop:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -187,10 +188,10 @@ class LldbDriver(Driver):
             except BaseException:
                 self._break_done(None)
                 raise
-            if event["kind"] == "cancelled" and self._stale_cancel and not self._break_requested:
+            if event["kind"] == protocol.EVENT_CANCELLED and self._stale_cancel and not self._break_requested:
                 # a cancel byte of an earlier break_in that the agent had not read: not a stop for anyone
                 self._stale_cancel = False
-                self._filtered.extend(_filtered_stops(event.get("filtered")))
+                self._filtered.extend(_filtered_stops(event.get(protocol.FILTERED)))
                 continue
             break
         stop = self._stop_from(event, timeout)
@@ -234,7 +235,7 @@ class LldbDriver(Driver):
     def _resume_once(self, timeout: Optional[float]) -> Dict[str, Any]:
         limit = None if timeout is None else timeout + INTERRUPT_GRACE
         try:
-            return self._request("resume", limit, timeout=timeout)  # type: ignore[no-any-return]
+            return self._request(protocol.OP_RESUME, limit, timeout=timeout)  # type: ignore[no-any-return]
         except KeyboardInterrupt:  # Ctrl-C, or a signal that ends the watch (pydbgauto.Interrupted)
             self._cancel_wait()
             raise
@@ -250,7 +251,7 @@ class LldbDriver(Driver):
 
     def _selected_thread(self) -> Optional[int]:
         try:
-            selected = self._request("threads", self.command_timeout).get("selected")
+            selected = self._request(protocol.OP_THREADS, self.command_timeout).get("selected")
         except (DebuggerError, TargetError):
             return None
         return int(selected) if selected else None
@@ -258,18 +259,18 @@ class LldbDriver(Driver):
     def _stop_from(self, event: Dict[str, Any], timeout: Optional[float]) -> Any:
         """The RawStop of a reply to ``resume``, or the error to raise for it."""
         kind = event["kind"]
-        self._filtered.extend(_filtered_stops(event.get("filtered")))
-        if self._break_requested and kind in ("cancelled", "timeout"):
+        self._filtered.extend(_filtered_stops(event.get(protocol.FILTERED)))
+        if self._break_requested and kind in (protocol.EVENT_CANCELLED, protocol.EVENT_TIMEOUT):
             return RawStop(
                 StopKind.BREAK, thread_id=self._selected_thread(), description="broken into (break_in)"
             )
-        if kind == "timeout":
+        if kind == protocol.EVENT_TIMEOUT:
             return DebuggerTimeoutError(
                 f"no debug event within {timeout} s; the target is stopped under the debugger"
             )
-        if kind == "cancelled":
+        if kind == protocol.EVENT_CANCELLED:
             return DebuggerError("the wait was cancelled")
-        if kind == "exit":
+        if kind == protocol.EVENT_EXIT:
             self._attached = False
             return RawStop(
                 StopKind.EXIT,
@@ -287,7 +288,7 @@ class LldbDriver(Driver):
     def set_filter(self, spec: Optional[Dict[str, Any]]) -> bool:
         """Have the agent evaluate a predicate spec at each first-chance stop (None: report all).
         Returns True when the agent took it (a spec it cannot fully decide is left to the caller)."""
-        reply = self._request("set_filter", self.command_timeout, spec=spec)
+        reply = self._request(protocol.OP_SET_FILTER, self.command_timeout, spec=spec)
         self.info["filter_type_only"] = reply["type_only"]
         return bool(reply["filtering"])
 
@@ -295,7 +296,11 @@ class LldbDriver(Driver):
         """The stopped thread's stack, bounded (the agent's ``stop_stack``: clrstack text or a reading
         for ``pydbgauto.sos.deepstack.build_stack``); the reply comes within ``budget`` plus a grace."""
         reply = self._request(
-            "stop_stack", budget + INTERRUPT_GRACE, thread_id=thread_id, max_frames=max_frames, budget=budget
+            protocol.OP_STOP_STACK,
+            budget + INTERRUPT_GRACE,
+            thread_id=thread_id,
+            max_frames=max_frames,
+            budget=budget,
         )
         return dict(reply)
 
@@ -306,7 +311,7 @@ class LldbDriver(Driver):
 
     def write_dump(self, path: str, timeout: Optional[float]) -> None:
         try:
-            self.info["last_dump"] = self._request("dump", timeout, path=path)
+            self.info["last_dump"] = self._request(protocol.OP_DUMP, timeout, path=path)
         except DebuggerTimeoutError:
             raise  # a hung debugger is a debugger problem, not a dump problem
         except DebuggerError as e:
@@ -323,19 +328,19 @@ class LldbDriver(Driver):
         }
 
     def stats(self) -> Dict[str, Any]:
-        return self._request("stats", self.command_timeout)
+        return self._request(protocol.OP_STATS, self.command_timeout)
 
     def threads(self) -> List[int]:
-        return list(self._request("threads", self.command_timeout)["threads"])
+        return list(self._request(protocol.OP_THREADS, self.command_timeout)["threads"])
 
     def detach(self) -> None:
         if self._attached and self._alive():
-            self._request("detach", _shorter(self.command_timeout, DETACH_TIMEOUT))
+            self._request(protocol.OP_DETACH, _shorter(self.command_timeout, DETACH_TIMEOUT))
         self._attached = False
 
     def kill_target(self) -> bool:
         if self._attached and self._alive():
-            self._request("kill", self.command_timeout)
+            self._request(protocol.OP_KILL, self.command_timeout)
         self._attached = False
         return True
 
@@ -365,7 +370,7 @@ class LldbDriver(Driver):
         self._cancel_wait(poke=False)  # a SIGSTOP on top of a debugger that is catching up confuses it
         if self._attached:
             try:
-                self._request("detach", HUNG_DETACH_TIMEOUT)
+                self._request(protocol.OP_DETACH, HUNG_DETACH_TIMEOUT)
                 self._attached = False
             except Exception as e:
                 log.warning("the hung lldb did not detach within %s s: %s", HUNG_DETACH_TIMEOUT, e)
@@ -421,8 +426,8 @@ class LldbDriver(Driver):
         self._send_line(f"command script import {AGENT_PATH}")
 
     def _start_watchdog(self) -> None:
-        """The watchdog that outlives us (pydbgauto/drivers/lldb_watchdog.py): it makes lldb let the target
-        go should this process die while lldb waits (pydbgauto/guardian.py restores the code if lldb dies)."""
+        """The watchdog that outlives us (watchdog.py here): it makes lldb let the target go should this
+        process die while lldb waits (guardian.py here restores the code if lldb dies)."""
         assert self._proc is not None
         env = {k: v for k, v in os.environ.items() if not k.startswith("PYDBGAUTO_")}
         try:
@@ -487,9 +492,9 @@ class LldbDriver(Driver):
             if not self._alive():
                 raise DebuggerDiedError(f"lldb is not running; its last words: {self.last_output()}")
             token = new_token()
-            payload = json.dumps(dict(args, token=token, op=op)).encode("utf-8").hex()
+            line = protocol.encode_request(token, op, args)
             with interrupts.critical():  # a signal between the two would hide the request from _cancel_wait
-                self._send_line(f"pda {payload}")
+                self._send_line(line)
                 self._in_flight = (token, op)
             try:
                 reply = self._wait_reply(token, limit, op)
@@ -498,9 +503,9 @@ class LldbDriver(Driver):
                     self._finish_in_flight(token, limit, op)
                     self._in_flight = None
                 raise
-        data = json.loads(reply.body)
-        if data.get("ok"):
-            return data["result"]
+        data = protocol.decode_reply(reply.body)
+        if data.get(protocol.OK):
+            return data[protocol.RESULT]
         raise self._error(op, data)
 
     def _wait_reply(self, token: str, timeout: Optional[float], op: str):  # type: ignore[no-untyped-def]
@@ -547,17 +552,17 @@ class LldbDriver(Driver):
         )
 
     def _error(self, op: str, data: Dict[str, Any]) -> Exception:
-        kind, message = data.get("kind"), data.get("error", "unknown error")
-        if kind == "internal":
-            log.debug("agent traceback: %s", data.get("traceback"))
-        if kind == "not-dotnet":
+        kind, message = data.get(protocol.KIND), data.get(protocol.ERROR, "unknown error")
+        if kind == protocol.ERR_INTERNAL:
+            log.debug("agent traceback: %s", data.get(protocol.TRACEBACK))
+        if kind == protocol.ERR_NOT_DOTNET:
             return NotDotnetError(message)
-        if kind in ("exited", "no-process"):
+        if kind in (protocol.ERR_EXITED, protocol.ERR_NO_PROCESS):
             self._attached = False
             return TargetExitedError(message)
-        if kind in ("attach", "launch"):
+        if kind in (protocol.ERR_ATTACH, protocol.ERR_LAUNCH):
             return TargetError(message)
-        if kind == "sos":
+        if kind == protocol.ERR_SOS:
             return DebuggerNotFoundError(f"{message}: {locate.SOS_HINT}")
         return DebuggerError(f"lldb agent failed in '{op}': {message}")
 
@@ -573,7 +578,12 @@ class LldbDriver(Driver):
         """
         in_flight = self._in_flight
         log.debug("cancel: in flight %s", in_flight)
-        if in_flight is None or in_flight[1] != "resume" or self._cancel_w is None or not self._alive():
+        if (
+            in_flight is None
+            or in_flight[1] != protocol.OP_RESUME
+            or self._cancel_w is None
+            or not self._alive()
+        ):
             return
         token = in_flight[0]
         started = time.monotonic()
@@ -645,10 +655,10 @@ class LldbDriver(Driver):
     def _keep_filtered(self, body: str) -> None:
         """The ``filtered`` list of a resume reply nobody waits for any more."""
         try:
-            result = json.loads(body).get("result") or {}
+            result = protocol.decode_reply(body).get(protocol.RESULT) or {}
         except ValueError:
             return
-        self._filtered.extend(_filtered_stops(result.get("filtered")))
+        self._filtered.extend(_filtered_stops(result.get(protocol.FILTERED)))
 
     def _finish_in_flight(self, token: str, limit: Optional[float], op: str) -> None:
         """After an interrupt: wait (within ``limit``) for the reply of ``op`` the agent is still working
@@ -669,7 +679,7 @@ class LldbDriver(Driver):
         if not os.path.exists(argv[0]):
             raise TargetError(f"cannot launch {argv[0]}: no such file")
         described = self._request(
-            "launch",
+            protocol.OP_LAUNCH,
             self.startup_timeout,
             argv=argv,
             env=target_environment(self.target.env),
@@ -687,7 +697,7 @@ class LldbDriver(Driver):
         if not os.path.exists(f"/proc/{pid}"):
             raise NoSuchProcessError(f"no process with pid {pid}")
         try:
-            described = self._request("attach", self.startup_timeout, pid=pid)
+            described = self._request(protocol.OP_ATTACH, self.startup_timeout, pid=pid)
         except TargetError as e:
             # lldb says "lost connection" for most failures: look for the real cause ourselves.
             processes.check_attachable(pid, require_dotnet=False)

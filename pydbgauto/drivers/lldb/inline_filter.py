@@ -14,8 +14,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import lldb  # type: ignore[import-not-found]
 
-from pydbgauto.agent import filter_stub
-from pydbgauto.agent.filter_stub import (
+from pydbgauto.drivers.lldb import filter_stub
+from pydbgauto.drivers.lldb.filter_stub import (
     CAPACITY,
     DATA_CAPACITY,
     DATA_COUNT,

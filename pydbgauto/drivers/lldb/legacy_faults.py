@@ -56,10 +56,13 @@ from typing import Any, Dict, Optional
 import lldb  # type: ignore[import-not-found]
 
 # Imported by lldb (through the agent or alone): make the pydbgauto package importable for the parser.
-_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_PACKAGE_PARENT = os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+)
 if _PACKAGE_PARENT not in sys.path:
     sys.path.insert(0, _PACKAGE_PARENT)
 
+from pydbgauto.drivers.lldb import protocol  # noqa: E402
 from pydbgauto.sos.pe import parse_pe  # noqa: E402
 
 SIGFPE = 8
@@ -115,7 +118,7 @@ class Fault:
 
     def event(self, address: Optional[int], note: str = "") -> Dict[str, Any]:
         return {
-            "kind": "first-chance",
+            "kind": protocol.EVENT_FIRST_CHANCE,
             "thread_id": self.thread_id,
             "exception_address": address,
             "description": self.describe() + note,

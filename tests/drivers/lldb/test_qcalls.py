@@ -8,9 +8,9 @@ import struct
 
 import pytest
 
-from pydbgauto import qcalls
+from pydbgauto.drivers.lldb import qcalls
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 NET10 = sorted(glob.glob("/usr/share/dotnet/shared/Microsoft.NETCore.App/10.*/libcoreclr.so"))
 NET8 = os.path.join(ROOT, ".build", "app-net8", "libcoreclr.so")
 

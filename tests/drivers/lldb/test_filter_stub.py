@@ -1,4 +1,4 @@
-"""The in-target filter's stub code and its type decisions (pydbgauto/agent/filter_stub.py), pure."""
+"""The in-target filter's stub code and its type decisions (pydbgauto/drivers/lldb/filter_stub.py), pure."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import struct
 import pytest
 
 import pydbgauto as pda
-from pydbgauto.agent import filter_stub
-from pydbgauto.agent.filter_stub import type_verdict
+from pydbgauto.drivers.lldb import filter_stub
+from pydbgauto.drivers.lldb.filter_stub import type_verdict
 
 # AppendExceptionStackFrame's first instructions in .NET 10.0.12: push rbp; mov rbp,rsp; push r15..r12;
 # push rbx; sub rsp,0x68 (17 bytes), then mov r14,r8.
