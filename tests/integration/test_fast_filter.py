@@ -15,7 +15,7 @@ import signal
 import subprocess
 import threading
 import time
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 
@@ -69,12 +69,9 @@ def filterapp(runtime: str, filterapp_builds: Dict[str, str]) -> str:
 
 
 @pytest.fixture
-def filter_app(filterapp: str) -> Iterator[WaitingApp]:
-    app = WaitingApp(filterapp)
-    yield app
-    if app.proc.poll() is None:
-        app.proc.kill()
-        app.proc.wait()
+def app(filterapp: str) -> str:
+    """conftest's ``waiting_app`` runs FilterApp here."""
+    return filterapp
 
 
 def stats(s: Session) -> Dict[str, Any]:
@@ -100,13 +97,13 @@ def command(app: WaitingApp, line: str, timeout: float = 120) -> None:
 # ----- no stop for a type that cannot match ----------------------------------------------------------
 
 
-def test_a_non_matching_storm_stops_once_per_type(filter_app, runtime, no_lldb_left):
-    command(filter_app, "storm 3000")  # warm: the throw path is tier-1 code before the attach
-    with Session.attach(pid=filter_app.pid) as s:
+def test_a_non_matching_storm_stops_once_per_type(waiting_app, runtime, no_lldb_left):
+    command(waiting_app, "storm 3000")  # warm: the throw path is tier-1 code before the attach
+    with Session.attach(pid=waiting_app.pid) as s:
         s.break_on_clr_exceptions()
         assert s.set_filter(pda.exception_type(IOE))
         for line in ("storm 20000", "other", "other", "match"):
-            filter_app.send(line)
+            waiting_app.send(line)
         event = s.wait_for_event(120)
         assert event.kind == "first-chance" and event.exception is not None and event.exception.type == IOE
         bare = s.exception()
@@ -121,13 +118,13 @@ def test_a_non_matching_storm_stops_once_per_type(filter_app, runtime, no_lldb_l
         passed = {"System.Collections.Generic.KeyNotFoundException": 19999, "System.FormatException": 1}
         assert inline["passed"] == passed  # per type, the throws never stopped for
         assert counts["stops"] == (3 if runtime == "net10" else 4), counts  # .NET 8: + __cxa_rethrow
-        filter_app.send("storm 1000")
-        filter_app.send("match")
+        waiting_app.send("storm 1000")
+        waiting_app.send("match")
         event2 = s.wait_for_event(120)
         assert event2.exception_address != event.exception_address
         assert stats(s)["filter_traps"] == 4
-    assert tracer_of(filter_app.pid) == 0
-    assert filter_app.wait_for_line("OK match", 60)
+    assert tracer_of(waiting_app.pid) == 0
+    assert waiting_app.wait_for_line("OK match", 60)
 
 
 # ----- exactly one event per matching throw ----------------------------------------------------------
@@ -206,19 +203,19 @@ def test_the_same_events_as_the_every_exception_mode(filterapp, runtime, monkeyp
 
 
 @pytest.mark.parametrize("leave", ["disarm", "detach"])
-def test_leaving_puts_the_code_back_and_frees_the_pages(filter_app, runtime, leave, no_lldb_left):
-    before = anonymous_mappings(filter_app.pid)
-    assert code_differences(filter_app.pid) == []
-    with Session.attach(pid=filter_app.pid) as s:
+def test_leaving_puts_the_code_back_and_frees_the_pages(waiting_app, runtime, leave, no_lldb_left):
+    before = anonymous_mappings(waiting_app.pid)
+    assert code_differences(waiting_app.pid) == []
+    with Session.attach(pid=waiting_app.pid) as s:
         s.break_on_clr_exceptions()
         s.set_filter(pda.exception_type(IOE))
         inline = stats(s)["inline_filter"]
         assert (inline["stub"][2:], "r-xp") in [
-            (r.split("-")[0].lstrip("0"), p) for r, p in anonymous_mappings(filter_app.pid)
+            (r.split("-")[0].lstrip("0"), p) for r, p in anonymous_mappings(waiting_app.pid)
         ]
-        assert not [p for _, p in anonymous_mappings(filter_app.pid) if "w" in p and "x" in p]
-        filter_app.send("storm 500")
-        filter_app.send("match")
+        assert not [p for _, p in anonymous_mappings(waiting_app.pid) if "w" in p and "x" in p]
+        waiting_app.send("storm 500")
+        waiting_app.send("match")
         event = s.wait_for_event(120)
         assert event.exception is not None and event.exception.type == IOE
         if leave == "disarm":
@@ -226,12 +223,12 @@ def test_leaving_puts_the_code_back_and_frees_the_pages(filter_app, runtime, lea
             note = stats(s)["inline_filter"]["off"]
             if runtime == "net10":  # stopped at the trap, in the stub: moved to the function's entry
                 assert f"{event.thread_id}" in note and "freed': True" in note, note
-    assert tracer_of(filter_app.pid) == 0
-    assert filter_app.wait_for_line("OK match", 60)
-    command(filter_app, "storm 500")
-    command(filter_app, "mixed 1")
-    assert code_differences(filter_app.pid) == []
-    new_code = [m for m in anonymous_mappings(filter_app.pid) if m not in before and "x" in m[1]]
+    assert tracer_of(waiting_app.pid) == 0
+    assert waiting_app.wait_for_line("OK match", 60)
+    command(waiting_app, "storm 500")
+    command(waiting_app, "mixed 1")
+    assert code_differences(waiting_app.pid) == []
+    new_code = [m for m in anonymous_mappings(waiting_app.pid) if m not in before and "x" in m[1]]
     assert new_code == [], (new_code, inline)
 
 
@@ -292,13 +289,13 @@ def test_the_debuggers_death_leaves_the_code_as_in_its_file(runtime, tmp_path, m
             app.proc.wait()
 
 
-def test_no_event_is_doubled_after_the_last_match(filter_app, runtime, no_lldb_left):
-    with Session.attach(pid=filter_app.pid) as s:
+def test_no_event_is_doubled_after_the_last_match(waiting_app, runtime, no_lldb_left):
+    with Session.attach(pid=waiting_app.pid) as s:
         s.break_on_clr_exceptions()
         s.set_filter(pda.exception_type(IOE))
-        filter_app.send("match 3")
+        waiting_app.send("match 3")
         for _ in range(3):
             assert s.wait_for_event(60).exception.type == IOE  # type: ignore[union-attr]
-        filter_app.send("other")
+        waiting_app.send("other")
         with pytest.raises(DebuggerTimeoutError):
             s.wait_for_event(3)
