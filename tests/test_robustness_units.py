@@ -76,7 +76,7 @@ def test_guardian_leaves_on_bye_and_kills_a_hung_debugger(monkeypatch):
     """`bye`: it ends at once. End of input (its pydbgauto died) with the 'lldb' still there past GIVE_UP:
     it kills it (here a `sleep`, standing for a hung lldb) and ends."""
     from pydbgauto.drivers.lldb import watchdog as guardian
-    from pydbgauto.drivers.lldb.driver import WATCHDOG_PATH
+    from pydbgauto.drivers.lldb.process import WATCHDOG_PATH
 
     fake_lldb = subprocess.Popen(["sleep", "30"])
     try:

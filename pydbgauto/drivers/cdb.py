@@ -46,14 +46,12 @@ from pydbgauto.drivers.cdb_commands import (
 from pydbgauto.drivers.cdb_console import DEFAULT_RESYNC_TIMEOUT, CdbConsole, deadline_after
 from pydbgauto.drivers.cdb_locate import default_symbol_path, find_cdb, find_coreclr_sos
 from pydbgauto.drivers.cdb_prompt import debugger_version, detect_runtime
-from pydbgauto.drivers.cdb_safety import check_dump_path, check_symbol_path
+from pydbgauto.drivers.cdb_safety import check_symbol_path
 from pydbgauto.drivers.cdb_transport import make_transport
 from pydbgauto.errors import (
     DebuggerDiedError,
     DebuggerError,
     DebuggerTimeoutError,
-    DumpVerificationError,
-    NoSuchProcessError,
     NotDotnetError,
     TargetExitedError,
 )
@@ -61,11 +59,12 @@ from pydbgauto.errors import (
 if TYPE_CHECKING:
     from pydbgauto.models import DumpRecord, StopEvent
 
+# A dump is reopened by a second cdb (cdb_reopen.py); the names stay importable from here for users.
+from pydbgauto.drivers.cdb_reopen import read_dump_with_cdb, verify_dump_with_cdb  # noqa: E402
+
 __all__ = ["CdbDriver", "read_dump_with_cdb", "verify_dump_with_cdb"]
 
 log = logging.getLogger(__name__)
-
-IS_WINDOWS = os.name == "nt"
 
 
 class CdbDriver(Driver):
@@ -373,71 +372,3 @@ class CdbDriver(Driver):
             return self._run([command], self.command_timeout, what=command)
 
         self.sos_command = load_sos_with(run, self.runtime, sos if self.runtime == "coreclr" else None)
-
-
-# ---------------------------------------------------------------------------------------------
-# Verification by reopening a dump
-
-
-def verify_dump_with_cdb(
-    path: str,
-    *,
-    cdb_path: Optional[str] = None,
-    timeout: Optional[float] = 120.0,
-    env: Optional[Mapping[str, str]] = None,
-    transport: str = "pipes",
-) -> str:
-    """Open ``path`` with ``cdb -z`` and return its ``.lastevent`` text; DumpVerificationError
-    if cdb cannot open it."""
-    return read_dump_with_cdb(
-        path, [".lastevent"], cdb_path=cdb_path, timeout=timeout, env=env, transport=transport
-    )[0]
-
-
-def read_dump_with_cdb(
-    path: str,
-    commands: Sequence[str],
-    *,
-    cdb_path: Optional[str] = None,
-    timeout: Optional[float] = 120.0,
-    env: Optional[Mapping[str, str]] = None,
-    transport: str = "pipes",
-) -> list[str]:
-    """Open ``path`` with a new ``cdb -z`` and run ``commands[0]`` (which must print a
-    ``Last event``) and then the others; return their replies. These commands are pydbgauto's
-    own (SOS loading included), never user text. DumpVerificationError if cdb cannot open the
-    dump or shows no last event."""
-    check_dump_path(path, windows=IS_WINDOWS)
-    if not os.path.isfile(path):
-        raise DumpVerificationError(f"{path} does not exist")
-    environ = dict(os.environ if env is None else env)
-    cdb = find_cdb(cdb_path, env=environ)
-    fd, init_file = tempfile.mkstemp(prefix="pydbgauto-", suffix=".cdbinit")
-    os.close(fd)
-    console = CdbConsole(make_transport(transport))
-    replies: list[str] = []
-    try:
-        argv = [cdb, "-noshell", "-cf", init_file, "-z", path]
-        try:
-            console.start(argv, environ, None, timeout)
-            for command in commands:
-                replies.append(console.run([command], timeout, what=command))
-        except (DebuggerError, TargetExitedError, NoSuchProcessError) as e:
-            raise DumpVerificationError(f"cdb -z could not open {path}: {e}") from e
-        if not replies or "Last event" not in replies[0]:
-            raise DumpVerificationError(
-                f"cdb -z opened {path} but shows no last event: {(replies or [''])[0].strip()[-300:]!r}"
-            )
-        return replies
-    finally:
-        if not console.ended:
-            try:
-                console.send_raw("q")  # a dump, not a live target: q is safe here
-            except DebuggerError:
-                pass
-            if console.transport.wait(10) is None:
-                console.kill()
-        try:
-            os.unlink(init_file)
-        except OSError:
-            pass

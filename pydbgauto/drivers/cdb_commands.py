@@ -18,6 +18,7 @@ from typing import Callable, Optional, Sequence
 
 from pydbgauto.drivers.base import RawStop, StopKind, Target
 from pydbgauto.drivers.cdb_safety import (
+    IS_WINDOWS,
     check_command,
     check_dump_path,
     check_image_name,
@@ -47,7 +48,6 @@ __all__ = [
     "write_dump_with",
 ]
 
-IS_WINDOWS = os.name == "nt"
 
 # CLR 4+/.NET Core ("CCR" + 0xe0000000) and CLR 1.x-2.0 ("COM").
 CLR_EXCEPTION_CODES = (0xE0434352, 0xE0434F4D)

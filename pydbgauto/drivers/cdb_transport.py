@@ -25,12 +25,11 @@ from typing import Any, Mapping, Optional, Protocol, Sequence
 
 from pydbgauto.drivers.base import command_line_preview
 from pydbgauto.errors import ConfigurationError, DebuggerDiedError, DebuggerError, DebuggerNotFoundError
+from pydbgauto.drivers.cdb_safety import IS_WINDOWS
 
 __all__ = ["PipeTransport", "Transport", "WexpectTransport", "make_transport"]
 
 log = logging.getLogger(__name__)
-
-IS_WINDOWS = os.name == "nt"
 
 
 class Transport(Protocol):

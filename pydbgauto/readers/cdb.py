@@ -1,7 +1,7 @@
 """``cdb -z <dump>`` (Windows) as an independent dump reader: the cdb driver's ``verify_dump``, and
 ``analyze``'s reader on Windows.
 
-A second cdb.exe opens the dump (``pydbgauto.drivers.cdb.read_dump_with_cdb``: the cdb console frames
+A second cdb.exe opens the dump (``pydbgauto.drivers.cdb_reopen.read_dump_with_cdb``: the cdb console frames
 each reply), SOS is loaded as in the session, and pydbgauto's parsers read the replies. Not run on these
 Linux machines: the cdb replay TEST DOUBLE plays it (tests/test_session_cdb.py); where cdb is absent it
 raises DebuggerNotFoundError like every reader.
@@ -36,7 +36,7 @@ def _read(
     env: Optional[Mapping[str, str]],
     transport: str,
 ) -> List[str]:
-    from pydbgauto.drivers.cdb import read_dump_with_cdb
+    from pydbgauto.drivers.cdb_reopen import read_dump_with_cdb
 
     return read_dump_with_cdb(
         path, list(commands), cdb_path=cdb_path, timeout=timeout, env=env, transport=transport
