@@ -50,6 +50,8 @@ from pydbgauto.drivers.lldb import guardian, protocol, qcalls  # noqa: E402
 from pydbgauto.drivers.lldb.dispatch import AgentError, dispatch  # noqa: E402
 from pydbgauto.drivers.lldb.filter_ops import AGENT_CAN_FETCH, TYPE_ONLY_OPS, spec_ops  # noqa: E402
 from pydbgauto.drivers.lldb.lldb_settings import START_UP_SETTINGS  # noqa: E402
+from pydbgauto.drivers.lldb.filter_stub import type_verdict  # noqa: E402
+from pydbgauto.drivers.lldb.inline_filter import FilterUnavailable, InlineFilter  # noqa: E402
 
 if TYPE_CHECKING:
     from pydbgauto import coredump, predicates
@@ -123,6 +125,12 @@ class Agent:
         self.append_bp: Optional[int] = None
         self.rethrow_bp: Optional[int] = None
         self.faults: Optional[LegacyFaults] = None
+        # The in-target type filter on the throw funnel (inline_filter.py, docs/linux-fast-filter.md).
+        self.inline: Optional[InlineFilter] = None
+        self.inline_note: Optional[str] = None  # why there is none
+        self.funnel: Optional["lldb.SBAddress"] = None  # .NET 8: RaiseTheExceptionInternalOnly
+        self.funnel_pending: Dict[int, int] = {}  # .NET 8: thread -> object to report at __cxa_rethrow
+        self.filter_spec: Optional[Dict[str, Any]] = None
         self.thread_objects: Dict[int, int] = {}  # OS thread id -> the runtime's Thread object
         self.lto_offset: Optional[int] = None  # the last-thrown-object handle's slot in a Thread object
         self.lto_checks = 0
@@ -132,7 +140,7 @@ class Agent:
         self.startup_bp: Optional[int] = None
         self.pending: List[Dict[str, Any]] = []
         self.last_event: Optional[Dict[str, Any]] = None  # the last event reported, for the dump
-        self.maps_at_start: set = set()  # anonymous rwx regions before pydbgauto ran anything
+        self.maps_at_start: set = set()  # anonymous executable regions before pydbgauto ran anything
         # MethodTable -> (type name, base types...), filled by dumpmt once per type
         self.type_chains: Dict[int, Tuple[str, ...]] = {}
         self.filter: Optional[predicates.Predicate] = None
@@ -146,6 +154,8 @@ class Agent:
         self.stats: Dict[str, Any] = {
             "stops": 0,
             "frame_stops": 0,  # AppendExceptionStackFrame for a later frame of a throw already reported
+            "filter_traps": 0,  # stops at the in-target filter's trap (a type not known not to match)
+            "other_thread_stops": 0,  # .NET 8: __cxa_rethrow of a thread with no matching throw pending
             "run_seconds": 0.0,
             "sos_seconds": 0.0,
             "sos_commands": 0,  # every command the agent ran (lldb's and SOS's)
@@ -284,7 +294,7 @@ class Agent:
 
     def _describe(self) -> Dict[str, Any]:
         process = self._require_process()
-        self.maps_at_start = _anonymous_rwx(process.GetProcessID())
+        self.maps_at_start = _anonymous_code(process.GetProcessID())
         coreclr = self._find_module("libcoreclr.so")
         directory = coreclr.GetFileSpec().GetDirectory() if coreclr else None
         self.runtime = {"directory": directory, "version": _runtime_version(directory)}
@@ -319,13 +329,18 @@ class Agent:
             # in libcoreclr's file-backed text: never re-JIT-ed, so one breakpoint serves cold and warm
             # processes alike, and no page protection is changed (docs/linux.md).
             self.mechanism = "append-frame"
-            bp = self.target.BreakpointCreateByAddress(append_frame)
-            if bp.GetNumResolvedLocations() == 0:
-                self.target.BreakpointDelete(bp.GetID())
-                raise AgentError(
-                    protocol.ERR_ARM, f"lldb could not break at AppendExceptionStackFrame ({append_frame:#x})"
-                )
-            self.append_bp = bp.GetID()
+            # The stub stops only for first frames of types not known not to match; its trap sees the
+            # function's arguments, so the same handler serves it.
+            self.append_bp = self._install_inline(lldb.SBAddress(append_frame, self.target), True, True)
+            if self.append_bp is None:
+                bp = self.target.BreakpointCreateByAddress(append_frame)
+                if bp.GetNumResolvedLocations() == 0:
+                    self.target.BreakpointDelete(bp.GetID())
+                    raise AgentError(
+                        protocol.ERR_ARM,
+                        f"lldb could not break at AppendExceptionStackFrame ({append_frame:#x})",
+                    )
+                self.append_bp = bp.GetID()
         elif self._has_new_eh():
             raise AgentError(
                 protocol.ERR_ARM,
@@ -347,8 +362,120 @@ class Agent:
 
             self.faults = LegacyFaults()
             self.fault_arming = self.faults.arm(self)
+            self.funnel = self._throw_funnel()
+            self._legacy_inline()
         self.journal.sites(self._breakpoint_bytes())
-        return {"mechanism": self.mechanism, "runtime": self.runtime}
+        return {"mechanism": self.mechanism, "runtime": self.runtime, "inline_filter": self._inline_state()}
+
+    # ----- the in-target filter (inline_filter.py) ------------------------------------------------------
+
+    def _install_inline(
+        self, function: "lldb.SBAddress", in_handle: bool, first_frame: bool
+    ) -> Optional[int]:
+        """Patch the funnel; the trap's breakpoint id, or None (and why, in inline_note)."""
+        if os.environ.get("PYDBGAUTO_NO_INLINE_FILTER"):
+            self.inline_note = "PYDBGAUTO_NO_INLINE_FILTER is set"
+            return None
+        try:
+            self.inline = InlineFilter.install(self, function, in_handle, first_frame)
+        except FilterUnavailable as e:
+            self.inline_note = str(e)
+            return None
+        self.inline_note = None
+        self.journal.patches([self.inline.journal_record()])
+        return self.inline.trap_bp
+
+    def _remove_inline(self) -> None:
+        if self.inline is not None:
+            self.inline_note = f"removed: {self.inline.remove(self)}"
+            self.inline = None
+            self.journal.patches([])
+        self.funnel_pending.clear()
+
+    def _inline_state(self) -> Dict[str, Any]:
+        if self.inline is None:
+            return {"off": self.inline_note}
+        state = self.inline.stats(self)
+        try:  # per type: the throws ruled out in the target, never stopped for (none are logged)
+            passed = self.inline.passed(self)
+        except AgentError:
+            passed = {}
+        state["passed"] = {
+            self.type_chains.get(mt, (f"MethodTable {mt:#x}",))[0]: n for mt, n in passed.items()
+        }
+        return state
+
+    def _throw_funnel(self) -> Optional["lldb.SBAddress"]:
+        """.NET 8: the start of RaiseTheExceptionInternalOnly, the function holding the one reference to
+        its stress-log line (qcalls.find_throw_funnel_reference), by lldb's unwind-table symbols."""
+        module = self._find_module("libcoreclr.so")
+        try:
+            reference = qcalls.find_throw_funnel_reference(module.GetFileSpec().fullpath) if module else None
+        except (OSError, qcalls.ElfError):
+            reference = None
+        if reference is None or module is None:
+            self.inline_note = "no RaiseTheExceptionInternalOnly found in libcoreclr.so"
+            return None
+        symbol = module.ResolveFileAddress(reference).GetSymbol()
+        start, end = symbol.GetStartAddress(), symbol.GetEndAddress()
+        if not symbol.IsValid() or not start.GetFileAddress() <= reference < end.GetFileAddress():
+            self.inline_note = "RaiseTheExceptionInternalOnly's start is not known to lldb"
+            return None
+        return start
+
+    def _legacy_inline(self) -> None:
+        """.NET 8: the stub serves only a filter that its type can rule out (else every throw would cost
+        a funnel stop and a __cxa_rethrow stop); __cxa_rethrow then stops only for a pending match."""
+        assert self.target is not None
+        wanted = self.filter_spec is not None and type_verdict(self.filter_spec, ("\0no such type",)) is False
+        if wanted and self.inline is None and self.funnel is not None:
+            self._install_inline(self.funnel, False, False)
+        elif not wanted and self.inline is not None:
+            self._remove_inline()
+        if self.rethrow_bp is not None:
+            self.target.FindBreakpointByID(self.rethrow_bp).SetEnabled(self.inline is None)
+        self.journal.sites(self._breakpoint_bytes())
+
+    def _funnel_trap(self, thread: "lldb.SBThread") -> None:
+        """.NET 8, at the stub's trap (RaiseTheExceptionInternalOnly's entry): a type the filter rules
+        out is cached and resumed; else the event waits for this thread's __cxa_rethrow, where a bare
+        pe shows the exception."""
+        assert self.inline is not None and self.target is not None
+        self.stats["filter_traps"] += 1
+        address = self.inline.exception_object(self, thread)
+        chain = self._type_chain(address) if address else None
+        if chain is not None and address is not None and self._rule_out(address, chain):
+            self._note_filtered(thread.GetThreadID(), address, chain)
+            return
+        self.funnel_pending[thread.GetThreadID()] = address or 0
+        self.target.FindBreakpointByID(self.rethrow_bp).SetEnabled(True)
+
+    def _pending_rethrow(self, thread: "lldb.SBThread") -> Optional[Dict[str, Any]]:
+        """.NET 8 with the stub: __cxa_rethrow reports the throw the funnel let through on this thread."""
+        assert self.target is not None
+        address = self.funnel_pending.pop(thread.GetThreadID(), None)
+        if not self.funnel_pending:
+            self.target.FindBreakpointByID(self.rethrow_bp).SetEnabled(False)
+        if address is None:
+            self.stats["other_thread_stops"] += 1
+            return None
+        self._require_process().SetSelectedThread(thread)
+        return {
+            "kind": "first-chance",
+            "thread_id": thread.GetThreadID(),
+            "exception_address": address or self._bare_pe_address(),
+            "description": "__cxa_rethrow",
+        }
+
+    def _rule_out(self, address: int, chain: Tuple[str, ...]) -> bool:
+        """True when the type alone rules the exception out; its MethodTable is then cached in the target."""
+        if self.inline is None or self.filter is None or type_verdict(self.filter_spec, chain) is not False:
+            return False
+        try:
+            self.inline.remember_not_matching(self, self._u64(address))
+        except AgentError:
+            pass
+        return True
 
     def _append_frame_address(self) -> Optional[int]:
         """The load address of libcoreclr's AppendExceptionStackFrame, found through its QCall table."""
@@ -376,6 +503,7 @@ class Agent:
 
     def op_disarm(self) -> Dict[str, Any]:
         assert self.target is not None
+        self._remove_inline()
         for bp_id in (self.append_bp, self.rethrow_bp):
             if bp_id is not None:
                 self.target.BreakpointDelete(bp_id)
@@ -393,19 +521,22 @@ class Agent:
         Stops that do not match are resumed at once and listed (compactly) with the next report, so
         the caller's decision log still accounts for every throw.
         """
-        self.filter, self.filter_type_only = None, False
-        if spec is None:
-            return {"filtering": False, "type_only": False}
+        self.filter, self.filter_type_only, self.filter_spec = None, False, None
+        if self.inline is not None:
+            self.inline.forget(self)  # types ruled out by the last predicate may match this one
+        result = {"filtering": False, "type_only": False}
         from pydbgauto import predicates
 
-        predicate = predicates.from_spec(spec)
-        if not predicate.needs <= AGENT_CAN_FETCH:
-            # e.g. inner(...): the inner chain is fetched by the watch loop; deciding here without it
-            # would resume exceptions that match. Leave such predicates to Python.
-            return {"filtering": False, "type_only": False}
-        self.filter = predicate
-        self.filter_type_only = spec_ops(spec) <= TYPE_ONLY_OPS
-        return {"filtering": True, "type_only": self.filter_type_only}
+        predicate = predicates.from_spec(spec) if spec is not None else None
+        # e.g. inner(...): the inner chain is fetched by the watch loop; deciding here without it
+        # would resume exceptions that match. Leave such predicates to Python.
+        if predicate is not None and predicate.needs <= AGENT_CAN_FETCH:
+            self.filter, self.filter_spec = predicate, spec
+            self.filter_type_only = spec_ops(spec) <= TYPE_ONLY_OPS
+            result = {"filtering": True, "type_only": self.filter_type_only}
+        if self.mechanism == "cxa-rethrow":
+            self._legacy_inline()
+        return dict(result, inline_filter=self._inline_state())
 
     def _type_chain(self, address: int) -> Optional[Tuple[str, ...]]:
         """The object's type and base types from its MethodTable pointer; dumpmt once per type."""
@@ -477,15 +608,14 @@ class Agent:
         if verdict.matched or verdict.error:
             event["type_chain"] = list(chain)
             return True
-        self.filtered.append(
-            {
-                "thread_id": event["thread_id"],
-                "exception_address": address,
-                "type": chain[0],
-                "time": time.time(),
-            }
-        )
+        self._rule_out(address, chain)
+        self._note_filtered(event["thread_id"], address, chain)
         return False
+
+    def _note_filtered(self, thread_id: int, address: int, chain: Tuple[str, ...]) -> None:
+        self.filtered.append(
+            {"thread_id": thread_id, "exception_address": address, "type": chain[0], "time": time.time()}
+        )
 
     # ----- running and stopping ------------------------------------------------------------------------
 
@@ -584,9 +714,13 @@ class Agent:
                     event = self._first_chance_append(thread)
                     if event is not None and self._passes_filter(event, thread):
                         events.append(event)
+                elif self.inline is not None and bp_id == self.inline.trap_bp:
+                    self._funnel_trap(thread)  # .NET 8's funnel
                 elif bp_id == self.rethrow_bp:
-                    event = self._first_chance_legacy(thread)
-                    if self._passes_filter(event, thread):
+                    event = (
+                        self._pending_rethrow(thread) if self.inline else self._first_chance_legacy(thread)
+                    )
+                    if event is not None and self._passes_filter(event, thread):
                         events.append(event)
                 elif self.faults is not None:
                     event = self.faults.on_stop(self, thread)  # .NET 8 hardware faults (legacy_faults.py)
@@ -637,6 +771,8 @@ class Agent:
         if not flags & RH_EH_FIRST_FRAME:
             self.stats["frame_stops"] += 1
             return None
+        if self.inline is not None:
+            self.stats["filter_traps"] += 1
         self._require_process().SetSelectedThread(thread)
         address: Optional[int] = None
         try:
@@ -811,7 +947,7 @@ class Agent:
             process.GetProcessID(),
             threads,
             exception=self._exception_record(selected),
-            patches=self._breakpoint_bytes(),
+            patches=self._breakpoint_bytes() + ([self.inline.journal_record()[:2]] if self.inline else []),
         )
         info["seconds"] = time.monotonic() - started
         return info
@@ -861,12 +997,14 @@ class Agent:
             faults=faults,
             fault_arming=self.fault_arming,
             stop_cache=cache,
+            inline_filter=self._inline_state(),
         )
 
     # ----- leaving --------------------------------------------------------------------------------------
 
     def op_detach(self) -> Dict[str, Any]:
         process = self._require_process()
+        self._remove_inline()
         if self.target is not None:
             self.target.DeleteAllBreakpoints()
         freed = self._free_debugger_memory(process)
@@ -878,11 +1016,11 @@ class Agent:
         return {"freed": freed}
 
     def _free_debugger_memory(self, process: "lldb.SBProcess") -> List[str]:
-        """Give back the memory lldb allocated in the target for expressions (an anonymous rwx page per
-        allocation, kept for good otherwise). Only lldb's own allocations can be freed this way: for any
-        other region DeallocateMemory fails and the region is left alone."""
+        """Give back the code memory lldb allocated in the target for expressions (an anonymous rwx or
+        r-x page per allocation, e.g. .NET 8's sigaction expression at arming; kept for good otherwise).
+        Only lldb-server's own allocations can be freed this way: it refuses any other region."""
         freed = []
-        for start, end in sorted(_anonymous_rwx(process.GetProcessID()) - self.maps_at_start):
+        for start, end in sorted(_anonymous_code(process.GetProcessID()) - self.maps_at_start):
             # lldb's memory cache keeps the page after DeallocateMemory; lldb-server's own `_m` packet
             # unmaps what it allocated with `_M` (it refuses any other address).
             reply = self.hc(f"process plugin packet send _m{start:x}")
@@ -916,14 +1054,14 @@ def _drain(fd: int) -> None:
         pass
 
 
-def _anonymous_rwx(pid: int) -> set:
-    """(start, end) of the process's anonymous read-write-execute mappings: lldb's expression memory."""
+def _anonymous_code(pid: int) -> set:
+    """(start, end) of the process's anonymous executable mappings: lldb's expression code memory."""
     regions = set()
     try:
         with open(f"/proc/{pid}/maps") as f:
             for line in f:
                 parts = line.split()
-                if len(parts) == 5 and parts[1].startswith("rwx"):
+                if len(parts) == 5 and parts[1][2] == "x":
                     start, end = (int(x, 16) for x in parts[0].split("-"))
                     regions.add((start, end))
     except OSError:
