@@ -160,10 +160,15 @@ class Driver(abc.ABC):
         return []
 
     def stop_stack(
-        self, thread_id: Optional[int], max_frames: int, budget: float
+        self,
+        thread_id: Optional[int],
+        max_frames: int,
+        budget: float,
+        exception_address: Optional[int] = None,
     ) -> Optional[Dict[str, Any]]:
         """The stopped thread's stack read in bounds (``{"deep": bool, "text": ...}`` or the deep
-        form of ``pydbgauto.sos.deepstack``); None (the default): the Session runs plain clrstack."""
+        form of ``pydbgauto.sos.deepstack``), with ``"pe"``: the pe text of ``exception_address`` when
+        the driver read it too; None (the default): the Session runs plain clrstack (and pe)."""
         return None
 
     def verify_dump(self, record: "DumpRecord", expect: Optional["StopEvent"]) -> "DumpRecord":

@@ -122,7 +122,9 @@ class WatchLoop:
             if remaining is not None and remaining <= 0:
                 return "timeout", None, filtered
             step = remaining
-            if self.stop is not None:
+            # With the predicate in the debugger, slices too: the stops it resumed are logged as they come,
+            # and neither lldb nor Python holds a whole long watch's worth of them (memory stays flat).
+            if self.stop is not None or filtered:
                 step = self.poll_interval if remaining is None else min(self.poll_interval, remaining)
             try:
                 event = self.session.wait_for_event(step)

@@ -1,9 +1,11 @@
 """The user's real target: an ASP.NET Core service that has served thousands of requests with exceptions,
 watched under a steady load from a client thread (issue 9, item 7).
 
-Every throw after the attach is accounted for once in the decision log, checked against the service's
-own per-type counts; every matching one is captured with a verified dump whose reader sees it as the
-thread's current exception; and `--name --wait` started before the service attaches once it starts.
+Every throw after the attach of a type that can match is accounted for once in the decision log, checked
+against the service's own per-type counts (a type the in-target filter has ruled out is logged once and
+then never stops the service: docs/linux-fast-filter.md); every matching one is captured with a verified
+dump whose reader sees it as the thread's current exception; and `--name --wait` started before the
+service attaches once it starts.
 """
 
 from __future__ import annotations
@@ -74,7 +76,8 @@ def test_warm_service_under_load_every_throw_logged_every_match_dumped(
     with open(r.log_path) as f:
         lines = [json.loads(line) for line in f if line.strip()]
     logged = Counter(line["exception_type"] for line in lines if line.get("kind") == "first-chance")
-    assert logged == thrown, (logged, thrown)  # every throw once, nothing else
+    # Every throw that could match once, nothing else; NOISE is ruled out in the target after its first.
+    assert logged == Counter({NOISE: 1, MATCH: 3}), (logged, thrown)
     assert len(r.captures) == 3
     for capture in r.captures:
         assert capture.exception is not None and capture.exception.type == MATCH

@@ -18,6 +18,7 @@ Why each mechanism is what it is: docs/linux.md.
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import select
@@ -25,29 +26,71 @@ import struct
 import sys
 import threading
 import time
-from typing import Any, Dict, List, Optional, Tuple
+import types
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 import lldb  # type: ignore[import-not-found]
 
 # The agent runs inside lldb's own Python: make the pydbgauto package importable for the core writer
-# and the SOS parsers (one parser for the whole project).
+# and the SOS parsers (one parser for the whole project), without running the __init__ of pydbgauto and
+# pydbgauto.drivers: they load the public API and the driver contract (sessions, analysis, models), ~0.1 s of
+# every start that the agent does not need before its first stop.
 _PACKAGE_PARENT = os.path.dirname(
     os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 )
 if _PACKAGE_PARENT not in sys.path:
     sys.path.insert(0, _PACKAGE_PARENT)
+for _name in ("pydbgauto", "pydbgauto.drivers"):
+    if _name not in sys.modules:
+        _package = types.ModuleType(_name)
+        _package.__path__ = [os.path.join(_PACKAGE_PARENT, *_name.split("."))]
+        sys.modules[_name] = _package
 
-from pydbgauto import coredump  # noqa: E402
-from pydbgauto import predicates  # noqa: E402
 from pydbgauto.drivers.lldb import guardian, protocol, qcalls  # noqa: E402
 from pydbgauto.drivers.lldb.dispatch import AgentError, dispatch  # noqa: E402
 from pydbgauto.drivers.lldb.filter_ops import AGENT_CAN_FETCH, TYPE_ONLY_OPS, spec_ops  # noqa: E402
-from pydbgauto.models import ManagedException, StopEvent  # noqa: E402
-from pydbgauto.drivers.lldb.legacy_faults import LegacyFaults  # noqa: E402
-from pydbgauto.sos.clrstack import parse_clrstack  # noqa: E402
-from pydbgauto.sos.objects import parse_dumpmt  # noqa: E402
-from pydbgauto.sos.pe import parse_pe  # noqa: E402
-from pydbgauto.sos.threads import parse_threads  # noqa: E402
+from pydbgauto.drivers.lldb.lldb_settings import START_UP_SETTINGS  # noqa: E402
+from pydbgauto.drivers.lldb.filter_stub import type_verdict  # noqa: E402
+from pydbgauto.drivers.lldb.inline_filter import FilterUnavailable, InlineFilter  # noqa: E402
+
+if TYPE_CHECKING:
+    from pydbgauto import coredump, predicates
+    from pydbgauto.drivers.lldb.legacy_faults import LegacyFaults
+    from pydbgauto.drivers.lldb.stop_cache import StopCache
+
+# First needed at the first stop: imported on a thread while lldb attaches or launches, which releases the
+# GIL (started then, not at import, so it does not compete with the agent's own import; a stop that needs
+# one of them first waits for its import to finish, as any import does).
+LATER_MODULES = (
+    "pydbgauto.models",
+    "pydbgauto.sos.pe",
+    "pydbgauto.sos.clrstack",
+    "pydbgauto.sos.objects",
+    "pydbgauto.sos.threads",
+    "pydbgauto.predicates",
+    "pydbgauto.coredump",
+    "pydbgauto.drivers.lldb.stack_reader",
+    "pydbgauto.drivers.lldb.stop_cache",
+)
+
+
+_later_imports: List[threading.Thread] = []
+
+
+def _import_later_modules() -> None:
+    if _later_imports:
+        return
+
+    def run() -> None:
+        for name in LATER_MODULES:
+            try:
+                importlib.import_module(name)
+            except Exception:  # noqa: BLE001 - the op that needs it imports it again and reports the error
+                pass
+
+    _later_imports.append(threading.Thread(target=run, name="pydbgauto-imports", daemon=True))
+    _later_imports[0].start()
+
 
 SIGABRT = 6
 # libcoreclr's QCall that DispatchEx calls for each frame of a first pass; flags bit 0 marks the first
@@ -82,6 +125,12 @@ class Agent:
         self.append_bp: Optional[int] = None
         self.rethrow_bp: Optional[int] = None
         self.faults: Optional[LegacyFaults] = None
+        # The in-target type filter on the throw funnel (inline_filter.py, docs/linux-fast-filter.md).
+        self.inline: Optional[InlineFilter] = None
+        self.inline_note: Optional[str] = None  # why there is none
+        self.funnel: Optional["lldb.SBAddress"] = None  # .NET 8: RaiseTheExceptionInternalOnly
+        self.funnel_pending: Dict[int, int] = {}  # .NET 8: thread -> object to report at __cxa_rethrow
+        self.filter_spec: Optional[Dict[str, Any]] = None
         self.thread_objects: Dict[int, int] = {}  # OS thread id -> the runtime's Thread object
         self.lto_offset: Optional[int] = None  # the last-thrown-object handle's slot in a Thread object
         self.lto_checks = 0
@@ -91,12 +140,13 @@ class Agent:
         self.startup_bp: Optional[int] = None
         self.pending: List[Dict[str, Any]] = []
         self.last_event: Optional[Dict[str, Any]] = None  # the last event reported, for the dump
-        self.maps_at_start: set = set()  # anonymous rwx regions before pydbgauto ran anything
+        self.maps_at_start: set = set()  # anonymous executable regions before pydbgauto ran anything
         # MethodTable -> (type name, base types...), filled by dumpmt once per type
         self.type_chains: Dict[int, Tuple[str, ...]] = {}
         self.filter: Optional[predicates.Predicate] = None
         self.filter_type_only = False
         self.filtered: List[Dict[str, Any]] = []  # first-chance stops the filter let pass, for the log
+        self._stop_cache: Optional["StopCache"] = None
         self.runtime: Dict[str, Any] = {}
         self.wake_pipe = os.pipe()
         self.journal = guardian.Journal.from_environment()  # the guardian: survive lldb's death
@@ -104,9 +154,12 @@ class Agent:
         self.stats: Dict[str, Any] = {
             "stops": 0,
             "frame_stops": 0,  # AppendExceptionStackFrame for a later frame of a throw already reported
+            "filter_traps": 0,  # stops at the in-target filter's trap (a type not known not to match)
+            "other_thread_stops": 0,  # .NET 8: __cxa_rethrow of a thread with no matching throw pending
             "run_seconds": 0.0,
             "sos_seconds": 0.0,
-            "sos_commands": 0,
+            "sos_commands": 0,  # every command the agent ran (lldb's and SOS's)
+            "commands": {},  # how many of each, by its first word
         }
 
     # ----- plumbing -------------------------------------------------------------------------------------
@@ -122,6 +175,8 @@ class Agent:
         self.ci.HandleCommand(command, ro)
         self.stats["sos_seconds"] += time.monotonic() - started
         self.stats["sos_commands"] += 1
+        name = command.split(" ", 1)[0]
+        self.stats["commands"][name] = self.stats["commands"].get(name, 0) + 1
         return (ro.GetOutput() or "") + (ro.GetError() or "")
 
     def _require_process(self) -> "lldb.SBProcess":
@@ -155,6 +210,8 @@ class Agent:
         self.hc("sethostruntime -none")
         self.hc("settings set interpreter.prompt-on-quit false")
         self.hc("settings set auto-confirm true")
+        for setting in START_UP_SETTINGS:
+            self.hc(f"settings set {setting}")
         return {"lldb": lldb.SBDebugger.GetVersionString().splitlines()[0]}
 
     def _signals(self) -> None:
@@ -170,6 +227,7 @@ class Agent:
         stdin: Optional[str],
         cwd: Optional[str],
     ) -> Dict[str, Any]:
+        _import_later_modules()
         error = lldb.SBError()
         self.target = self.debugger.CreateTarget(argv[0], None, None, True, error)
         if not error.Success() or not self.target.IsValid():
@@ -204,6 +262,7 @@ class Agent:
         return self._describe()
 
     def op_attach(self, pid: int) -> Dict[str, Any]:
+        _import_later_modules()
         out = self.hc(f"process attach --pid {int(pid)}")
         if "lost connection" in out:  # lldb-server went away during the attach: try once more
             time.sleep(0.5)
@@ -235,7 +294,7 @@ class Agent:
 
     def _describe(self) -> Dict[str, Any]:
         process = self._require_process()
-        self.maps_at_start = _anonymous_rwx(process.GetProcessID())
+        self.maps_at_start = _anonymous_code(process.GetProcessID())
         coreclr = self._find_module("libcoreclr.so")
         directory = coreclr.GetFileSpec().GetDirectory() if coreclr else None
         self.runtime = {"directory": directory, "version": _runtime_version(directory)}
@@ -270,13 +329,18 @@ class Agent:
             # in libcoreclr's file-backed text: never re-JIT-ed, so one breakpoint serves cold and warm
             # processes alike, and no page protection is changed (docs/linux.md).
             self.mechanism = "append-frame"
-            bp = self.target.BreakpointCreateByAddress(append_frame)
-            if bp.GetNumResolvedLocations() == 0:
-                self.target.BreakpointDelete(bp.GetID())
-                raise AgentError(
-                    protocol.ERR_ARM, f"lldb could not break at AppendExceptionStackFrame ({append_frame:#x})"
-                )
-            self.append_bp = bp.GetID()
+            # The stub stops only for first frames of types not known not to match; its trap sees the
+            # function's arguments, so the same handler serves it.
+            self.append_bp = self._install_inline(lldb.SBAddress(append_frame, self.target), True, True)
+            if self.append_bp is None:
+                bp = self.target.BreakpointCreateByAddress(append_frame)
+                if bp.GetNumResolvedLocations() == 0:
+                    self.target.BreakpointDelete(bp.GetID())
+                    raise AgentError(
+                        protocol.ERR_ARM,
+                        f"lldb could not break at AppendExceptionStackFrame ({append_frame:#x})",
+                    )
+                self.append_bp = bp.GetID()
         elif self._has_new_eh():
             raise AgentError(
                 protocol.ERR_ARM,
@@ -294,10 +358,124 @@ class Agent:
             self.rethrow_bp = bp.GetID()
             # Hardware faults (NRE from a null dereference, divide by zero) raise no C++ exception on
             # .NET 8: followed from the runtime's signal handlers to the exception (legacy_faults.py).
+            from pydbgauto.drivers.lldb.legacy_faults import LegacyFaults
+
             self.faults = LegacyFaults()
             self.fault_arming = self.faults.arm(self)
+            self.funnel = self._throw_funnel()
+            self._legacy_inline()
         self.journal.sites(self._breakpoint_bytes())
-        return {"mechanism": self.mechanism, "runtime": self.runtime}
+        return {"mechanism": self.mechanism, "runtime": self.runtime, "inline_filter": self._inline_state()}
+
+    # ----- the in-target filter (inline_filter.py) ------------------------------------------------------
+
+    def _install_inline(
+        self, function: "lldb.SBAddress", in_handle: bool, first_frame: bool
+    ) -> Optional[int]:
+        """Patch the funnel; the trap's breakpoint id, or None (and why, in inline_note)."""
+        if os.environ.get("PYDBGAUTO_NO_INLINE_FILTER"):
+            self.inline_note = "PYDBGAUTO_NO_INLINE_FILTER is set"
+            return None
+        try:
+            self.inline = InlineFilter.install(self, function, in_handle, first_frame)
+        except FilterUnavailable as e:
+            self.inline_note = str(e)
+            return None
+        self.inline_note = None
+        self.journal.patches([self.inline.journal_record()])
+        return self.inline.trap_bp
+
+    def _remove_inline(self) -> None:
+        if self.inline is not None:
+            self.inline_note = f"removed: {self.inline.remove(self)}"
+            self.inline = None
+            self.journal.patches([])
+        self.funnel_pending.clear()
+
+    def _inline_state(self) -> Dict[str, Any]:
+        if self.inline is None:
+            return {"off": self.inline_note}
+        state = self.inline.stats(self)
+        try:  # per type: the throws ruled out in the target, never stopped for (none are logged)
+            passed = self.inline.passed(self)
+        except AgentError:
+            passed = {}
+        state["passed"] = {
+            self.type_chains.get(mt, (f"MethodTable {mt:#x}",))[0]: n for mt, n in passed.items()
+        }
+        return state
+
+    def _throw_funnel(self) -> Optional["lldb.SBAddress"]:
+        """.NET 8: the start of RaiseTheExceptionInternalOnly, the function holding the one reference to
+        its stress-log line (qcalls.find_throw_funnel_reference), by lldb's unwind-table symbols."""
+        module = self._find_module("libcoreclr.so")
+        try:
+            reference = qcalls.find_throw_funnel_reference(module.GetFileSpec().fullpath) if module else None
+        except (OSError, qcalls.ElfError):
+            reference = None
+        if reference is None or module is None:
+            self.inline_note = "no RaiseTheExceptionInternalOnly found in libcoreclr.so"
+            return None
+        symbol = module.ResolveFileAddress(reference).GetSymbol()
+        start, end = symbol.GetStartAddress(), symbol.GetEndAddress()
+        if not symbol.IsValid() or not start.GetFileAddress() <= reference < end.GetFileAddress():
+            self.inline_note = "RaiseTheExceptionInternalOnly's start is not known to lldb"
+            return None
+        return start
+
+    def _legacy_inline(self) -> None:
+        """.NET 8: the stub serves only a filter that its type can rule out (else every throw would cost
+        a funnel stop and a __cxa_rethrow stop); __cxa_rethrow then stops only for a pending match."""
+        assert self.target is not None
+        wanted = self.filter_spec is not None and type_verdict(self.filter_spec, ("\0no such type",)) is False
+        if wanted and self.inline is None and self.funnel is not None:
+            self._install_inline(self.funnel, False, False)
+        elif not wanted and self.inline is not None:
+            self._remove_inline()
+        if self.rethrow_bp is not None:
+            self.target.FindBreakpointByID(self.rethrow_bp).SetEnabled(self.inline is None)
+        self.journal.sites(self._breakpoint_bytes())
+
+    def _funnel_trap(self, thread: "lldb.SBThread") -> None:
+        """.NET 8, at the stub's trap (RaiseTheExceptionInternalOnly's entry): a type the filter rules
+        out is cached and resumed; else the event waits for this thread's __cxa_rethrow, where a bare
+        pe shows the exception."""
+        assert self.inline is not None and self.target is not None
+        self.stats["filter_traps"] += 1
+        address = self.inline.exception_object(self, thread)
+        chain = self._type_chain(address) if address else None
+        if chain is not None and address is not None and self._rule_out(address, chain):
+            self._note_filtered(thread.GetThreadID(), address, chain)
+            return
+        self.funnel_pending[thread.GetThreadID()] = address or 0
+        self.target.FindBreakpointByID(self.rethrow_bp).SetEnabled(True)
+
+    def _pending_rethrow(self, thread: "lldb.SBThread") -> Optional[Dict[str, Any]]:
+        """.NET 8 with the stub: __cxa_rethrow reports the throw the funnel let through on this thread."""
+        assert self.target is not None
+        address = self.funnel_pending.pop(thread.GetThreadID(), None)
+        if not self.funnel_pending:
+            self.target.FindBreakpointByID(self.rethrow_bp).SetEnabled(False)
+        if address is None:
+            self.stats["other_thread_stops"] += 1
+            return None
+        self._require_process().SetSelectedThread(thread)
+        return {
+            "kind": "first-chance",
+            "thread_id": thread.GetThreadID(),
+            "exception_address": address or self._bare_pe_address(),
+            "description": "__cxa_rethrow",
+        }
+
+    def _rule_out(self, address: int, chain: Tuple[str, ...]) -> bool:
+        """True when the type alone rules the exception out; its MethodTable is then cached in the target."""
+        if self.inline is None or self.filter is None or type_verdict(self.filter_spec, chain) is not False:
+            return False
+        try:
+            self.inline.remember_not_matching(self, self._u64(address))
+        except AgentError:
+            pass
+        return True
 
     def _append_frame_address(self) -> Optional[int]:
         """The load address of libcoreclr's AppendExceptionStackFrame, found through its QCall table."""
@@ -325,6 +503,7 @@ class Agent:
 
     def op_disarm(self) -> Dict[str, Any]:
         assert self.target is not None
+        self._remove_inline()
         for bp_id in (self.append_bp, self.rethrow_bp):
             if bp_id is not None:
                 self.target.BreakpointDelete(bp_id)
@@ -342,17 +521,22 @@ class Agent:
         Stops that do not match are resumed at once and listed (compactly) with the next report, so
         the caller's decision log still accounts for every throw.
         """
-        self.filter, self.filter_type_only = None, False
-        if spec is None:
-            return {"filtering": False, "type_only": False}
-        predicate = predicates.from_spec(spec)
-        if not predicate.needs <= AGENT_CAN_FETCH:
-            # e.g. inner(...): the inner chain is fetched by the watch loop; deciding here without it
-            # would resume exceptions that match. Leave such predicates to Python.
-            return {"filtering": False, "type_only": False}
-        self.filter = predicate
-        self.filter_type_only = spec_ops(spec) <= TYPE_ONLY_OPS
-        return {"filtering": True, "type_only": self.filter_type_only}
+        self.filter, self.filter_type_only, self.filter_spec = None, False, None
+        if self.inline is not None:
+            self.inline.forget(self)  # types ruled out by the last predicate may match this one
+        result = {"filtering": False, "type_only": False}
+        from pydbgauto import predicates
+
+        predicate = predicates.from_spec(spec) if spec is not None else None
+        # e.g. inner(...): the inner chain is fetched by the watch loop; deciding here without it
+        # would resume exceptions that match. Leave such predicates to Python.
+        if predicate is not None and predicate.needs <= AGENT_CAN_FETCH:
+            self.filter, self.filter_spec = predicate, spec
+            self.filter_type_only = spec_ops(spec) <= TYPE_ONLY_OPS
+            result = {"filtering": True, "type_only": self.filter_type_only}
+        if self.mechanism == "cxa-rethrow":
+            self._legacy_inline()
+        return dict(result, inline_filter=self._inline_state())
 
     def _type_chain(self, address: int) -> Optional[Tuple[str, ...]]:
         """The object's type and base types from its MethodTable pointer; dumpmt once per type."""
@@ -363,6 +547,8 @@ class Agent:
         chain = self.type_chains.get(mt)
         if chain is not None:
             return chain
+        from pydbgauto.sos.objects import parse_dumpmt
+
         names: List[str] = []
         current: Optional[int] = mt
         while current and len(names) < 32:
@@ -390,6 +576,11 @@ class Agent:
             or not event.get("exception_address")
         ):
             return True
+        from pydbgauto import predicates
+        from pydbgauto.models import ManagedException, StopEvent
+        from pydbgauto.sos.clrstack import parse_clrstack
+        from pydbgauto.sos.pe import parse_pe
+
         address = event["exception_address"]
         chain = self._type_chain(address)
         if chain is None:
@@ -417,15 +608,14 @@ class Agent:
         if verdict.matched or verdict.error:
             event["type_chain"] = list(chain)
             return True
-        self.filtered.append(
-            {
-                "thread_id": event["thread_id"],
-                "exception_address": address,
-                "type": chain[0],
-                "time": time.time(),
-            }
-        )
+        self._rule_out(address, chain)
+        self._note_filtered(event["thread_id"], address, chain)
         return False
+
+    def _note_filtered(self, thread_id: int, address: int, chain: Tuple[str, ...]) -> None:
+        self.filtered.append(
+            {"thread_id": thread_id, "exception_address": address, "type": chain[0], "time": time.time()}
+        )
 
     # ----- running and stopping ------------------------------------------------------------------------
 
@@ -524,9 +714,13 @@ class Agent:
                     event = self._first_chance_append(thread)
                     if event is not None and self._passes_filter(event, thread):
                         events.append(event)
+                elif self.inline is not None and bp_id == self.inline.trap_bp:
+                    self._funnel_trap(thread)  # .NET 8's funnel
                 elif bp_id == self.rethrow_bp:
-                    event = self._first_chance_legacy(thread)
-                    if self._passes_filter(event, thread):
+                    event = (
+                        self._pending_rethrow(thread) if self.inline else self._first_chance_legacy(thread)
+                    )
+                    if event is not None and self._passes_filter(event, thread):
                         events.append(event)
                 elif self.faults is not None:
                     event = self.faults.on_stop(self, thread)  # .NET 8 hardware faults (legacy_faults.py)
@@ -577,6 +771,8 @@ class Agent:
         if not flags & RH_EH_FIRST_FRAME:
             self.stats["frame_stops"] += 1
             return None
+        if self.inline is not None:
+            self.stats["filter_traps"] += 1
         self._require_process().SetSelectedThread(thread)
         address: Optional[int] = None
         try:
@@ -628,6 +824,8 @@ class Agent:
         }
 
     def _bare_pe_address(self) -> Optional[int]:
+        from pydbgauto.sos.pe import parse_pe
+
         try:
             exception = parse_pe(self.hc("pe"))
         except Exception:
@@ -647,6 +845,8 @@ class Agent:
             if cached is None:
                 del self.thread_objects[tid]
         if tid not in self.thread_objects:
+            from pydbgauto.sos.threads import parse_threads
+
             try:
                 table = parse_threads(self.hc("clrthreads"))
             except Exception:
@@ -701,11 +901,30 @@ class Agent:
         self.ci.HandleCommand(command, ro)
         return {"output": ro.GetOutput() or "", "error": ro.GetError() or "", "succeeded": ro.Succeeded()}
 
-    def op_stop_stack(self, thread_id: Optional[int], max_frames: int, budget: float) -> Dict[str, Any]:
-        """A thread's managed stack in bounds: clrstack up to ``max_frames`` frames, else a bounded read."""
+    def op_stop_stack(
+        self,
+        thread_id: Optional[int],
+        max_frames: int,
+        budget: float,
+        exception_address: Optional[int] = None,
+    ) -> Dict[str, Any]:
+        """A thread's managed stack in bounds: clrstack up to ``max_frames`` frames, else a bounded read;
+        with ``exception_address`` and a stack within bounds, also ``pe`` of it (both from the stop cache
+        when this stop is provably like an earlier one: stop_cache.py)."""
         from pydbgauto.drivers.lldb.stack_reader import read_stack
 
-        return read_stack(self, thread_id, limit=max_frames, budget=budget)
+        reply = read_stack(self, thread_id, limit=max_frames, budget=budget)
+        if exception_address and not reply.get("deep"):
+            reply["pe"] = self.stop_cache.pe(self, exception_address)
+        return reply
+
+    @property
+    def stop_cache(self) -> "StopCache":
+        if self._stop_cache is None:
+            from pydbgauto.drivers.lldb.stop_cache import StopCache
+
+            self._stop_cache = StopCache()
+        return self._stop_cache
 
     def op_threads(self) -> Dict[str, Any]:
         process = self._require_process()
@@ -716,6 +935,8 @@ class Agent:
 
     def op_dump(self, path: str) -> Dict[str, Any]:
         """Write an ELF core of the stopped target to ``path`` (a new file)."""
+        from pydbgauto import coredump
+
         process = self._require_process()
         started = time.monotonic()
         threads = [coredump.ThreadState(tid=t.GetThreadID(), registers=_gp_registers(t)) for t in process]
@@ -726,12 +947,12 @@ class Agent:
             process.GetProcessID(),
             threads,
             exception=self._exception_record(selected),
-            patches=self._breakpoint_bytes(),
+            patches=self._breakpoint_bytes() + ([self.inline.journal_record()[:2]] if self.inline else []),
         )
         info["seconds"] = time.monotonic() - started
         return info
 
-    def _exception_record(self, thread_id: int) -> Optional[coredump.ExceptionRecord]:
+    def _exception_record(self, thread_id: int) -> "Optional[coredump.ExceptionRecord]":
         """For the dump's diagnostic page: the exception of the last event, if it is this thread's.
         Parameters: the exception object's address and the OS thread id (documented in docs/linux.md)."""
         event = self.last_event
@@ -740,6 +961,8 @@ class Agent:
         thread = self._require_process().GetThreadByID(thread_id)
         pc = thread.GetFrameAtIndex(0).GetPC() if thread.IsValid() else 0
         address = event.get("exception_address") or 0
+        from pydbgauto import coredump
+
         return coredump.ExceptionRecord(code=CLR_EXCEPTION_CODE, address=pc, parameters=(address, thread_id))
 
     def _breakpoint_bytes(self) -> List[Tuple[int, bytes]]:
@@ -767,12 +990,21 @@ class Agent:
 
     def op_stats(self) -> Dict[str, Any]:
         faults = self.faults.stats if self.faults is not None else None
-        return dict(self.stats, mechanism=self.mechanism, faults=faults, fault_arming=self.fault_arming)
+        cache = self._stop_cache.stats if self._stop_cache is not None else None
+        return dict(
+            self.stats,
+            mechanism=self.mechanism,
+            faults=faults,
+            fault_arming=self.fault_arming,
+            stop_cache=cache,
+            inline_filter=self._inline_state(),
+        )
 
     # ----- leaving --------------------------------------------------------------------------------------
 
     def op_detach(self) -> Dict[str, Any]:
         process = self._require_process()
+        self._remove_inline()
         if self.target is not None:
             self.target.DeleteAllBreakpoints()
         freed = self._free_debugger_memory(process)
@@ -784,11 +1016,11 @@ class Agent:
         return {"freed": freed}
 
     def _free_debugger_memory(self, process: "lldb.SBProcess") -> List[str]:
-        """Give back the memory lldb allocated in the target for expressions (an anonymous rwx page per
-        allocation, kept for good otherwise). Only lldb's own allocations can be freed this way: for any
-        other region DeallocateMemory fails and the region is left alone."""
+        """Give back the code memory lldb allocated in the target for expressions (an anonymous rwx or
+        r-x page per allocation, e.g. .NET 8's sigaction expression at arming; kept for good otherwise).
+        Only lldb-server's own allocations can be freed this way: it refuses any other region."""
         freed = []
-        for start, end in sorted(_anonymous_rwx(process.GetProcessID()) - self.maps_at_start):
+        for start, end in sorted(_anonymous_code(process.GetProcessID()) - self.maps_at_start):
             # lldb's memory cache keeps the page after DeallocateMemory; lldb-server's own `_m` packet
             # unmaps what it allocated with `_M` (it refuses any other address).
             reply = self.hc(f"process plugin packet send _m{start:x}")
@@ -822,14 +1054,14 @@ def _drain(fd: int) -> None:
         pass
 
 
-def _anonymous_rwx(pid: int) -> set:
-    """(start, end) of the process's anonymous read-write-execute mappings: lldb's expression memory."""
+def _anonymous_code(pid: int) -> set:
+    """(start, end) of the process's anonymous executable mappings: lldb's expression code memory."""
     regions = set()
     try:
         with open(f"/proc/{pid}/maps") as f:
             for line in f:
                 parts = line.split()
-                if len(parts) == 5 and parts[1].startswith("rwx"):
+                if len(parts) == 5 and parts[1][2] == "x":
                     start, end = (int(x, 16) for x in parts[0].split("-"))
                     regions.add((start, end))
     except OSError:
@@ -876,6 +1108,8 @@ def _thread_stops(process: "lldb.SBProcess") -> List[Tuple[int, bool]]:
 def _gp_registers(thread: "lldb.SBThread") -> Dict[str, int]:
     """The general-purpose registers of a thread's innermost frame, as NT_PRSTATUS wants them."""
     frame = thread.GetFrameAtIndex(0)
+    from pydbgauto import coredump
+
     values: Dict[str, int] = {}
     for name in coredump.GP_REGISTERS:
         reg = frame.FindRegister(name)

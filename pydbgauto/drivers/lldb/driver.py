@@ -258,15 +258,23 @@ class LldbDriver(LldbProcess, Driver):
         self.info["filter_type_only"] = reply["type_only"]
         return bool(reply["filtering"])
 
-    def stop_stack(self, thread_id: Optional[int], max_frames: int, budget: float) -> Dict[str, Any]:
+    def stop_stack(
+        self,
+        thread_id: Optional[int],
+        max_frames: int,
+        budget: float,
+        exception_address: Optional[int] = None,
+    ) -> Dict[str, Any]:
         """The stopped thread's stack, bounded (the agent's ``stop_stack``: clrstack text or a reading
-        for ``pydbgauto.sos.deepstack.build_stack``); the reply comes within ``budget`` plus a grace."""
+        for ``pydbgauto.sos.deepstack.build_stack``), and with ``exception_address`` the ``pe`` text of
+        that object when the stack was within bounds; the reply comes within ``budget`` plus a grace."""
         reply = self._request(
             protocol.OP_STOP_STACK,
             budget + INTERRUPT_GRACE,
             thread_id=thread_id,
             max_frames=max_frames,
             budget=budget,
+            exception_address=exception_address,
         )
         return dict(reply)
 

@@ -17,8 +17,10 @@ the next thread to reach one dies of SIGTRAP (the runtime aborts). Two parts pre
   target SIGCONT, which ends the group-stop. After a clean detach it exits at once and touches nothing.
 
 Journal lines (JSON): ``{"op": "attached", "pid": N, "sites": [[address, "hex"], ...]}``,
-``{"op": "sites", "sites": [...]}``, ``{"op": "hold"}``, ``{"op": "release"}``, ``{"op": "detaching"}``,
-``{"op": "detached"}``. End of file without ``detached`` means the debugger went away.
+``{"op": "sites", "sites": [...]}``,
+``{"op": "patches", "patches": [[address, "original hex", "patched hex"], ...]}`` (the in-target filter's
+jump, restored only while every thread is stopped), ``{"op": "hold"}``, ``{"op": "release"}``,
+``{"op": "detaching"}``, ``{"op": "detached"}``. End of file without ``detached``: the debugger went away.
 
 The guardian reports what it did as one JSON line (to ``PYDBGAUTO_GUARDIAN_REPORT`` when set) and one line
 on stderr when it had to act.
@@ -106,6 +108,13 @@ class Journal:
     def sites(self, sites: Sequence[Tuple[int, bytes]]) -> None:
         """Every breakpoint site lldb holds now (after breakpoints were created or deleted)."""
         self._write({"op": "sites", "sites": _encode(sites)})
+
+    def patches(self, patches: Sequence[Tuple[int, bytes, bytes]]) -> None:
+        """Every code patch the agent holds now: (address, original bytes, patched bytes); the in-target
+        filter's jump at the throw funnel (pydbgauto/drivers/lldb/inline_filter.py)."""
+        self._write(
+            {"op": "patches", "patches": [[int(a), bytes(o).hex(), bytes(p).hex()] for a, o, p in patches]}
+        )
 
     def hold(self, threads: Sequence[Tuple[int, bool]]) -> None:
         """The target has stopped under lldb: keep a SIGSTOP pending for every thread, so that if the
@@ -301,6 +310,7 @@ class Guardian:
         self.tracer: Optional[int] = None
         self.tracer_fd: Optional[int] = None
         self.sites: Dict[int, bytes] = {}
+        self.patches: Dict[int, Tuple[bytes, bytes]] = {}  # address -> (original, patched)
         self.held = False
         self.detaching = False
         self.eof = False
@@ -324,6 +334,10 @@ class Guardian:
                 self._set_sites(record.get("sites") or [])
             elif op == "sites":
                 self._set_sites(record.get("sites") or [])
+            elif op == "patches":
+                self.patches = {
+                    int(a): (bytes.fromhex(o), bytes.fromhex(p)) for a, o, p in record.get("patches") or []
+                }
             elif op == "hold":
                 self.held = True
             elif op == "release":
@@ -464,12 +478,25 @@ class Guardian:
         report["restored"] = restored
         report["unexpected"] = unexpected
         threads = _threads(pid)
-        if self.held:  # let the group-stop complete (bounded) before looking at the threads
+        # A multi-byte patch is never written under running threads (a torn jump). Stopped by our own
+        # SIGSTOP even when held: a detach lldb did by itself may have dropped the hold's SIGSTOP.
+        stop_for_patches = bool(self.patches)
+        if stop_for_patches:
+            try:
+                if self.target_fd is not None:
+                    signal.pidfd_send_signal(self.target_fd, signal.SIGSTOP)
+            except OSError:
+                stop_for_patches = False
+        if (
+            self.held or stop_for_patches
+        ):  # let the group-stop complete (bounded) before looking at the threads
             deadline = time.monotonic() + GROUP_STOP_WAIT
             while any(state not in "Tt" for state, _ in threads.values()) and time.monotonic() < deadline:
                 time.sleep(0.001)
                 threads = _threads(pid)
             report["group_stop_at"] = time.monotonic()
+        if self.patches:
+            report["patches"] = self._restore_patches(pid, threads)
         report["stopped_threads"] = sum(1 for state, _ in threads.values() if state in "Tt")
         report["threads"] = len(threads)
         report["threads_at_sites"] = {
@@ -490,7 +517,7 @@ class Guardian:
                     if value:
                         sanitized[key].append(str(tid))
         report.update(sanitized)
-        if self.held or report["stopped_threads"]:
+        if self.held or stop_for_patches or report["stopped_threads"]:
             # The pending SIGSTOP has stopped (or will stop) the group; SIGCONT ends the stop, or drops
             # a SIGSTOP not yet taken, either way.
             try:
@@ -500,9 +527,31 @@ class Guardian:
             except OSError as e:
                 report["continued"] = f"failed: {e}"
         report["done_at"] = time.monotonic()
-        acted = bool(restored or report.get("continued"))
+        acted = bool(restored or report.get("continued") or (report.get("patches") or {}).get("restored"))
         report["action"] = "restored" if acted else "none"
         return self._report(report, 0)
+
+    def _restore_patches(self, pid: int, threads: Dict[int, Tuple[str, Optional[int]]]) -> Dict[str, Any]:
+        """Put the original bytes back where a patch is still in place, only while every thread is
+        stopped. A patch left in place is safe (the stub it jumps to is self-contained and stays mapped,
+        its trap restored to a nop with the breakpoint sites): the code then differs from its file."""
+        done: Dict[str, Any] = {"restored": [], "left": [], "unexpected": []}
+        if any(state not in "Tt" for state, _ in threads.values()):
+            done["left"] = [f"{a:#x}" for a in sorted(self.patches)]
+            done["reason"] = "the target did not stop"
+            return done
+        try:
+            with open(f"/proc/{pid}/mem", "r+b", buffering=0) as mem:
+                for address, (original, patched) in sorted(self.patches.items()):
+                    current = os.pread(mem.fileno(), len(original), address)
+                    if current == patched:
+                        os.pwrite(mem.fileno(), original, address)
+                        done["restored"].append(f"{address:#x}")
+                    elif current != original:
+                        done["unexpected"].append(f"{address:#x}={current.hex()}")
+        except OSError as e:
+            done["error"] = f"/proc/{pid}/mem: {e}"
+        return done
 
     def _report(self, report: Dict[str, Any], status: int) -> int:
         text = json.dumps(report)

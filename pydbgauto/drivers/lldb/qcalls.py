@@ -8,11 +8,15 @@ So: find the name's bytes in a loaded segment, find the relocation whose addend 
 relocation of the next slot holds the function's file address. Nothing is guessed: a name not in the
 table gives None.
 
+``find_throw_funnel_reference`` finds .NET 8's RaiseTheExceptionInternalOnly the same way, by the one
+instruction that loads the address of its stress-log line (docs/linux-fast-filter.md).
+
 Pure functions over the file's bytes (``find_qcall`` only reads the file). x86-64 ELF only.
 """
 
 from __future__ import annotations
 
+import re
 import struct
 from typing import Dict, List, Optional, Tuple
 
@@ -111,3 +115,40 @@ def find_qcall(path: str, name: str) -> Optional[int]:
     """``qcall_address`` of the file at ``path``."""
     with open(path, "rb") as f:
         return qcall_address(f.read(), name)
+
+
+# .NET 8's RaiseTheExceptionInternalOnly (every managed throw, rethrow and runtime-raised exception) logs
+# this stress-log line; the one instruction that loads its address lies in that function.
+THROW_LOG_FORMAT = b"******* MANAGED EXCEPTION THROWN: Object thrown: %p MT %pT rethrow %d\n\0"
+_LEA_RIP = re.compile(rb"[\x48\x4c]\x8d[\x05\x0d\x15\x1d\x25\x2d\x35\x3d]", re.DOTALL)
+
+
+def string_references(data: bytes, text: bytes) -> List[int]:
+    """File addresses of every ``lea reg, [rip+disp32]`` in a loaded segment that loads the address of
+    ``text`` (which must occur once, whole). Empty when the string is absent or not unique."""
+    loads, _ = _segments(data)
+    at = data.find(text)
+    if at < 0 or data.find(text, at + 1) >= 0 or (at > 0 and data[at - 1] != 0):
+        return []
+    target = _offset_to_vaddr(loads, at)
+    if target is None:
+        return []
+    found = []
+    for p_offset, p_vaddr, p_filesz in loads:
+        segment = data[p_offset : p_offset + p_filesz]
+        for match in _LEA_RIP.finditer(segment):
+            i = match.start()
+            if (
+                i + 7 <= len(segment)
+                and p_vaddr + i + 7 + struct.unpack_from("<i", segment, i + 3)[0] == target
+            ):
+                found.append(p_vaddr + i)
+    return found
+
+
+def find_throw_funnel_reference(path: str) -> Optional[int]:
+    """.NET 8: a file address inside RaiseTheExceptionInternalOnly (the caller finds the function's start
+    from the unwind tables), or None when the reference is absent or not unique."""
+    with open(path, "rb") as f:
+        found = string_references(f.read(), THROW_LOG_FORMAT)
+    return found[0] if len(found) == 1 else None

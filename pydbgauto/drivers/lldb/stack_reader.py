@@ -55,7 +55,8 @@ def read_stack(
             break
     probe_seconds = round(time.monotonic() - started, 4)
     if len(probed) <= limit and not notes:
-        text = agent.hc("clrstack")
+        key = (thread.GetThreadID(), tuple((pc, sp) for pc, sp, _ in probed))
+        text = agent.stop_cache.clrstack(agent, key)
         try:
             parsed = parse_clrstack(text)
         except Exception:

@@ -48,3 +48,22 @@ def test_net8_has_no_append_frame_qcall():
 def test_not_elf_is_refused():
     with pytest.raises(qcalls.ElfError):
         qcalls.qcall_address(b"MZ\x90\x00" + b"\0" * 100, "AppendExceptionStackFrame")
+
+
+@pytest.mark.skipif(not os.path.exists(NET8), reason="the .NET 8 sample app is not built (scripts/setup)")
+def test_net8_throw_funnel_reference_is_one_lea_in_code():
+    with open(NET8, "rb") as f:
+        data = f.read()
+    found = qcalls.string_references(data, qcalls.THROW_LOG_FORMAT)
+    assert len(found) == 1
+    assert any(lo <= found[0] < hi for lo, hi in _executable_ranges(data))
+    assert qcalls.find_throw_funnel_reference(NET8) == found[0]
+
+
+@pytest.mark.skipif(not NET10, reason="no .NET 10 shared runtime on this machine")
+def test_net10_logs_the_line_twice_so_no_funnel_is_guessed():
+    with open(NET10[-1], "rb") as f:
+        assert len(qcalls.string_references(f.read(), qcalls.THROW_LOG_FORMAT)) == 2
+    assert qcalls.find_throw_funnel_reference(NET10[-1]) is None
+    with open(NET10[-1], "rb") as f:
+        assert qcalls.string_references(f.read(), b"no such string anywhere\0") == []

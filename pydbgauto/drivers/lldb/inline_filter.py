@@ -1,0 +1,202 @@
+"""The in-target type filter, inside lldb: patch the throw funnel, learn non-matching types, unpatch.
+
+The stub's code and the decisions are in ``filter_stub.py``; why and what was measured:
+docs/linux-fast-filter.md. The agent owns the policy (which stops become events); this module owns the
+target's memory: two pages it allocates (code ``r-x``, data ``rw-``; never writable and executable at
+once), the funnel's displaced bytes, and the trap breakpoint.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from typing import Any, Dict, List, Optional, Tuple
+
+import lldb  # type: ignore[import-not-found]
+
+from pydbgauto.drivers.lldb import filter_stub
+from pydbgauto.drivers.lldb.filter_stub import (
+    CAPACITY,
+    DATA_CAPACITY,
+    DATA_COUNT,
+    DATA_ENTRIES,
+    DATA_PASSED,
+    DATA_SEEN,
+    PAGE,
+)
+
+
+def _trace(line: str) -> None:
+    import os
+
+    if os.environ.get("PYDBGAUTO_AGENT_TRACE"):
+        with open(os.environ["PYDBGAUTO_AGENT_TRACE"], "a") as f:
+            f.write(line + "\n")
+
+
+class FilterUnavailable(Exception):
+    """The funnel cannot be patched here (the reason says why); the agent keeps its breakpoint."""
+
+
+def _packet(agent: Any, packet: str) -> str:
+    """One gdb-remote packet to lldb-server; its reply. Pages are allocated and freed this way, past
+    lldb's own allocation cache (which would hand a freed page out again to an expression)."""
+    result = lldb.SBCommandReturnObject()
+    agent.ci.HandleCommand(f"process plugin packet send {packet}", result)
+    text = (result.GetOutput() or "") + (result.GetError() or "")
+    m = re.search(r"response:\s*(\S*)", text)
+    _trace(f"packet {packet}: {text!r}")
+    return m.group(1) if m else ""
+
+
+class InlineFilter:
+    def __init__(
+        self,
+        entry: int,
+        stub: filter_stub.Stub,
+        code_page: int,
+        data_page: int,
+        original: bytes,
+        trap_bp: int,
+        object_in_handle: bool,
+    ) -> None:
+        self.entry = entry
+        self.stub = stub
+        self.code_page = code_page
+        self.data_page = data_page
+        self.original = original
+        self.patched = filter_stub.entry_patch(code_page, stub.length)
+        self.trap_bp = trap_bp
+        self.object_in_handle = object_in_handle
+        self.cached: List[int] = []
+
+    # ----- in and out --------------------------------------------------------------------------------
+
+    @classmethod
+    def install(
+        cls, agent: Any, function: "lldb.SBAddress", object_in_handle: bool, first_frame_test: bool
+    ) -> "InlineFilter":
+        """Patch the function at ``function`` (the target is stopped). Raises FilterUnavailable."""
+        target, process = agent.target, agent._require_process()
+        entry = function.GetLoadAddress(target)
+        instructions: List[Tuple[bytes, bool, str]] = []
+        for instruction in target.ReadInstructions(function, 8):
+            address = instruction.GetAddress().GetLoadAddress(target)
+            raw = agent._read(address, instruction.GetByteSize())  # lldb shows original bytes
+            instructions.append((raw, instruction.DoesBranch(), instruction.GetOperands(target) or ""))
+        displaced = filter_stub.choose_displaced(instructions)
+        if displaced is None:
+            raise FilterUnavailable(f"the first instructions at {entry:#x} cannot be moved (a branch or rip)")
+        length = sum(len(d) for d in displaced)
+        for thread in process:
+            pc = thread.GetFrameAtIndex(0).GetPC()
+            if entry < pc < entry + length:
+                raise FilterUnavailable(f"thread {thread.GetThreadID()} is inside the bytes to patch")
+        code_page = cls._allocate("rx", agent)
+        data_page = cls._allocate("rw", agent)
+        try:
+            stub = filter_stub.build(entry, displaced, data_page, object_in_handle, first_frame_test)
+            cls._write(agent, data_page, struct.pack("<QQQ", 0, CAPACITY, 0))
+            cls._write(agent, code_page, stub.code)
+            bp = target.BreakpointCreateByAddress(code_page + stub.trap)
+            if bp.GetNumResolvedLocations() == 0:
+                target.BreakpointDelete(bp.GetID())
+                raise FilterUnavailable("lldb could not break in the stub")
+            made = cls(entry, stub, code_page, data_page, b"".join(displaced), bp.GetID(), object_in_handle)
+            cls._write(agent, entry, made.patched)
+        except BaseException:
+            for page in (code_page, data_page):
+                _packet(agent, f"_m{page:x}")
+            raise
+        return made
+
+    @staticmethod
+    def _allocate(permissions: str, agent: Any) -> int:
+        # lldb-server runs mmap on the current thread; the first call of a session has been seen to
+        # return a small number (a restarted system call's result) instead of an address: try again.
+        reply = ""
+        for _ in range(3):
+            reply = _packet(agent, f"_M{PAGE:x},{permissions}")
+            address = int(reply, 16) if re.fullmatch(r"[0-9a-fA-F]+", reply) else 0
+            if address >= 0x10000 and not address % PAGE:
+                return address
+        raise FilterUnavailable(
+            f"lldb-server could not allocate a page in the target ({reply or 'no reply'})"
+        )
+
+    @staticmethod
+    def _write(agent: Any, address: int, data: bytes) -> None:
+        error = lldb.SBError()
+        written = agent._require_process().WriteMemory(address, data, error)
+        if written != len(data) or agent._read(address, len(data)) != data:
+            raise FilterUnavailable(f"cannot write {len(data)} bytes at {address:#x}: {error.GetCString()}")
+
+    def remove(self, agent: Any) -> Dict[str, Any]:
+        """Unpatch (the target is stopped): the original bytes back, every thread in the stub moved to the
+        same point of the original code, the trap deleted, both pages freed."""
+        process = agent._require_process()
+        self._write(agent, self.entry, self.original)
+        moved = {}
+        for thread in process:
+            frame = thread.GetFrameAtIndex(0)
+            pc = frame.GetPC()
+            if self.code_page <= pc < self.code_page + len(self.stub.code):
+                new_pc = self.entry + self.stub.original_pc(pc - self.code_page)
+                frame.SetPC(new_pc)
+                moved[str(thread.GetThreadID())] = f"{pc:#x}->{new_pc:#x}"
+        agent.target.BreakpointDelete(self.trap_bp)
+        freed = [_packet(agent, f"_m{page:x}") == "OK" for page in (self.code_page, self.data_page)]
+        return {"moved": moved, "freed": all(freed)}
+
+    def journal_record(self) -> Tuple[int, bytes, bytes]:
+        """(entry, original bytes, patched bytes): what the guardian must put back should lldb die."""
+        return (self.entry, self.original, self.patched)
+
+    # ----- at a trap ---------------------------------------------------------------------------------
+
+    def exception_object(self, agent: Any, thread: "lldb.SBThread") -> Optional[int]:
+        rdi = thread.GetFrameAtIndex(0).FindRegister("rdi").GetValueAsUnsigned()
+        try:
+            return int(agent._u64(rdi)) if self.object_in_handle else int(rdi)
+        except Exception:
+            return None
+
+    def remember_not_matching(self, agent: Any, method_table: int) -> bool:
+        """Add a MethodTable the filter has ruled out by its type alone; False when the cache is full."""
+        if method_table in self.cached:
+            return True
+        if len(self.cached) >= CAPACITY:
+            return False
+        slot = 8 * len(self.cached)
+        self._write(agent, self.data_page + DATA_PASSED + slot, struct.pack("<Q", 0))
+        self._write(agent, self.data_page + DATA_ENTRIES + slot, struct.pack("<Q", method_table))
+        self.cached.append(method_table)
+        self._write(agent, self.data_page + DATA_COUNT, struct.pack("<Q", len(self.cached)))  # entry first
+        return True
+
+    def forget(self, agent: Any) -> None:
+        """A new predicate: no type is known not to match it."""
+        self._write(agent, self.data_page + DATA_COUNT, struct.pack("<Q", 0))
+        self.cached = []
+
+    def passed(self, agent: Any) -> Dict[int, int]:
+        """MethodTable -> throws of that type the stub let through without a stop."""
+        if not self.cached:
+            return {}
+        data = agent._read(self.data_page + DATA_PASSED, 8 * len(self.cached))
+        return dict(zip(self.cached, struct.unpack(f"<{len(self.cached)}Q", data)))
+
+    def stats(self, agent: Any) -> Dict[str, Any]:
+        try:
+            seen = int(agent._u64(self.data_page + DATA_SEEN))
+            capacity = int(agent._u64(self.data_page + DATA_CAPACITY))
+        except Exception:
+            seen, capacity = -1, CAPACITY
+        return {
+            "entry": f"{self.entry:#x}",
+            "stub": f"{self.code_page:#x}",
+            "data": f"{self.data_page:#x}",
+            "cached_types": len(self.cached),
+            "capacity": capacity,
+            "seen": seen,  # every throw that reached the stub, stopped or not
+        }

@@ -1,0 +1,1 @@
+"""Benchmark figures for scripts/bench (not tests: nothing here asserts a time)."""

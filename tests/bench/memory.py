@@ -1,0 +1,131 @@
+"""Memory over a long watch: lldb's and Python's resident size while a storm of exceptions is watched.
+
+The predicate sees every exception (``~exception_type(<the storm's type>)``, decided in lldb's agent: a
+type filter that skips non-matching throws inside the target would not be told of them at all) and never
+matches. RSS is sampled every second (the count at a sample is estimated from the watch's mean rate); the
+growth is the slope of a line through the samples after start-up (for Python, after the first 1.5 x
+KEEP_DECISIONS: a watch keeps its last 1000 decisions by design), and the figure for a million
+exceptions is that slope extrapolated, beside the number really watched.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+import time
+from typing import List, Tuple
+
+import pydbgauto as pda
+from pydbgauto.watching import watch
+from pydbgauto.watching.capture import KEEP_DECISIONS
+from tests.bench.common import APPS, report, rss_kb
+
+STORM_TYPE = "System.Collections.Generic.KeyNotFoundException"  # what `ThrowingApp storm` throws
+SETTLE = 3.0  # seconds of start-up left out of the slope
+
+
+def _lldb_pids() -> List[int]:
+    """lldb processes of this Python (the driver tags their environment with our pid)."""
+    tag = f"PYDBGAUTO_OWNER_PID={os.getpid()}".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/comm") as f:
+                if not f.read().startswith("lldb"):
+                    continue
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                if tag in f.read().split(b"\0"):
+                    found.append(int(entry))
+        except OSError:
+            continue
+    return found
+
+
+def _slope(points: List[Tuple[float, float]]) -> float:
+    """Least-squares slope of y over x (0 for fewer than two distinct x)."""
+    if len(points) < 2:
+        return 0.0
+    mx = sum(x for x, _ in points) / len(points)
+    my = sum(y for _, y in points) / len(points)
+    sxx = sum((x - mx) ** 2 for x, _ in points)
+    return sum((x - mx) * (y - my) for x, y in points) / sxx if sxx else 0.0
+
+
+def bench_memory(rt: str, folder: str, seconds: float) -> None:
+    argv = [APPS[rt], "storm", "1000000", str(seconds)]
+    out_dir = tempfile.mkdtemp(dir=folder)
+    samples: List[Tuple[float, int, int]] = []  # (time, lldb KiB incl. lldb-server, python KiB)
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(1.0):
+            pids = _lldb_pids()
+            samples.append((time.monotonic(), sum(rss_kb(p) for p in pids), rss_kb(os.getpid())))
+
+    python_before = rss_kb(os.getpid())
+    sampler = threading.Thread(target=sample, daemon=True)
+    started = time.monotonic()
+    sampler.start()
+    try:
+        result = watch(
+            launch=argv,
+            when=~pda.exception_type(STORM_TYPE),
+            dump_dir=out_dir,
+            max_dumps=1,
+            timeout=seconds * 20 + 60,
+            verify=False,
+            session_options={"output_dir": out_dir},
+        )
+    finally:
+        done.set()
+        sampler.join()
+    elapsed = time.monotonic() - started
+    python_after = rss_kb(os.getpid())
+    watched = result.events_seen
+    rate = watched / elapsed if elapsed else 0.0
+    # lldb loads SOS and the DAC in the first seconds, and lets go at the end: the slope is of the middle
+    steady = [(t, kb) for t, kb, _ in samples if kb and t - started >= SETTLE][:-1]
+    lldb_points = [(rate * (t - started), float(kb)) for t, kb in steady]
+    if len(lldb_points) < 2 or not watched:
+        report(
+            f"memory: exceptions watched [{rt}]", watched, "exc", "storm seconds", seconds, "too few samples"
+        )
+        return
+    lldb_first, lldb_peak = lldb_points[0][1], max(kb for _, kb in lldb_points)
+    per_k = _slope(lldb_points) * 1000
+    note = f"{watched:,} watched in {elapsed:.0f} s; x1M = slope extrapolated"
+    report(
+        f"memory: lldb RSS first/peak [{rt}]",
+        lldb_peak / 1024,
+        "MiB",
+        "lldb RSS at the first sample",
+        lldb_first / 1024,
+        note,
+    )
+    report(
+        f"memory: lldb RSS per 1M exceptions [{rt}]",
+        per_k * 1000 / 1024,
+        "MiB",
+        "lldb RSS at the first sample",
+        lldb_first / 1024,
+        f"slope {per_k:.2f} KiB per 1000 exceptions",
+    )
+    # Python keeps the last KEEP_DECISIONS (event, decision) pairs by design: its slope starts after them
+    python_points = [
+        (rate * (t - started), float(py))
+        for t, kb, py in samples
+        if t - started >= SETTLE and rate * (t - started) > 1.5 * KEEP_DECISIONS
+    ][:-1]
+    python_note = f"after {python_after / 1024:.0f} MiB; slope past the first {int(1.5 * KEEP_DECISIONS)}"
+    python_per_m = _slope(python_points) * 1e6 / 1024 if len(python_points) >= 2 else float("nan")
+    report(
+        f"memory: Python RSS per 1M exceptions [{rt}]",
+        python_per_m,
+        "MiB",
+        "Python RSS before the watch",
+        python_before / 1024,
+        python_note if len(python_points) >= 2 else "too few exceptions for a slope",
+    )

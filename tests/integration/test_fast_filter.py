@@ -1,0 +1,301 @@
+"""The in-target type filter (pydbgauto/drivers/lldb/inline_filter.py, docs/linux-fast-filter.md) on the real
+lldb + SOS, .NET 8 and .NET 10: a type that cannot match stops the target once, then never; every matching
+throw is still exactly one event, with a bare ``pe`` showing it; leaving (disarm, detach, the debugger's
+death) puts the code back as in its file. Stops are counted from the agent's stats, never timed.
+
+Target: FilterApp (``tests/integration/filterapp``), built here for both runtimes (or taken from
+``PYDBGAUTO_FILTERAPP_DIR``/build-<runtime>/FilterApp).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from typing import Any, Dict, List, Optional, Tuple
+
+import pytest
+
+import pydbgauto as pda
+from pydbgauto import Session
+from pydbgauto.errors import DebuggerTimeoutError
+from pydbgauto.drivers.lldb.guardian import REPORT_ENV
+
+from .conftest import APPS, WaitingApp, throw_lines, tracer_of
+from .test_debugger_death import code_differences, int3_sites, read_reports
+
+pytestmark = pytest.mark.lldb
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+IOE = "System.InvalidOperationException"
+
+
+@pytest.fixture(scope="session")
+def filterapp_builds(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, str]:
+    return {"work": str(tmp_path_factory.mktemp("filterapp"))}
+
+
+@pytest.fixture
+def filterapp(runtime: str, filterapp_builds: Dict[str, str]) -> str:
+    """FilterApp for this runtime: .NET 10 on the shared runtime, .NET 8 self-contained (as the samples)."""
+    prebuilt = os.environ.get("PYDBGAUTO_FILTERAPP_DIR")
+    if prebuilt:
+        return os.path.join(prebuilt, f"build-{runtime}", "FilterApp")
+    if runtime in filterapp_builds:
+        return filterapp_builds[runtime]
+    dotnet = shutil.which("dotnet")
+    if not dotnet:
+        pytest.skip("no dotnet SDK to build FilterApp")
+    work = filterapp_builds["work"]
+    source = os.path.join(work, "src")
+    if not os.path.isdir(source):
+        shutil.copytree(os.path.join(HERE, "filterapp"), source)
+    out = os.path.join(work, runtime)
+    framework = (
+        ["-f", "net10.0"] if runtime == "net10" else ["-f", "net8.0", "-r", "linux-x64", "--self-contained"]
+    )
+    build = subprocess.run(
+        [dotnet, "publish", source, "-c", "Release", *framework, "-o", out, "-nologo", "-v", "quiet"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert build.returncode == 0, build.stdout + build.stderr
+    filterapp_builds[runtime] = os.path.join(out, "FilterApp")
+    return filterapp_builds[runtime]
+
+
+@pytest.fixture
+def app(filterapp: str) -> str:
+    """conftest's ``waiting_app`` runs FilterApp here."""
+    return filterapp
+
+
+def stats(s: Session) -> Dict[str, Any]:
+    return s.driver.stats()  # type: ignore[attr-defined, no-any-return]
+
+
+def anonymous_mappings(pid: int) -> List[Tuple[str, str]]:
+    """(range, permissions) of every mapping without a file."""
+    with open(f"/proc/{pid}/maps") as f:
+        return [(line.split()[0], line.split()[1]) for line in f if len(line.split()) == 5]
+
+
+def command(app: WaitingApp, line: str, timeout: float = 120) -> None:
+    """Send a command and wait for its OK (the target must be running)."""
+    count = sum(1 for x in app.lines if x == f"OK {line}")
+    app.send(line)
+    deadline = time.monotonic() + timeout
+    while sum(1 for x in app.lines if x == f"OK {line}") <= count:
+        assert time.monotonic() < deadline and app.proc.poll() is None, app.lines[-3:]
+        time.sleep(0.02)
+
+
+# ----- no stop for a type that cannot match ----------------------------------------------------------
+
+
+def test_a_non_matching_storm_stops_once_per_type(waiting_app, runtime, no_lldb_left):
+    command(waiting_app, "storm 3000")  # warm: the throw path is tier-1 code before the attach
+    with Session.attach(pid=waiting_app.pid) as s:
+        s.break_on_clr_exceptions()
+        assert s.set_filter(pda.exception_type(IOE))
+        for line in ("storm 20000", "other", "other", "match"):
+            waiting_app.send(line)
+        event = s.wait_for_event(120)
+        assert event.kind == "first-chance" and event.exception is not None and event.exception.type == IOE
+        bare = s.exception()
+        assert bare is not None and bare.address == event.exception_address
+        counts = stats(s)
+        inline = counts["inline_filter"]
+        # One trap for KeyNotFoundException, one for FormatException, one for the match; nothing else.
+        assert counts["filter_traps"] == 3, counts
+        assert counts["frame_stops"] == 0
+        assert inline["cached_types"] == 2
+        assert inline["seen"] == 20000 + 2 + 1  # every throw passed the stub: counted, not stopped
+        passed = {"System.Collections.Generic.KeyNotFoundException": 19999, "System.FormatException": 1}
+        assert inline["passed"] == passed  # per type, the throws never stopped for
+        assert counts["stops"] == (3 if runtime == "net10" else 4), counts  # .NET 8: + __cxa_rethrow
+        waiting_app.send("storm 1000")
+        waiting_app.send("match")
+        event2 = s.wait_for_event(120)
+        assert event2.exception_address != event.exception_address
+        assert stats(s)["filter_traps"] == 4
+    assert tracer_of(waiting_app.pid) == 0
+    assert waiting_app.wait_for_line("OK match", 60)
+
+
+# ----- exactly one event per matching throw ----------------------------------------------------------
+
+CASES = {
+    # case: (predicate, events, the same object every time)
+    "created": (pda.exception_type(IOE), 0, False),
+    "cross": (pda.exception_type(IOE), 1, False),
+    "twice": (pda.exception_type(IOE), 2, True),
+    "rethrow": (pda.exception_type(IOE), 2, True),
+    "derived": (pda.exception_type(IOE, derived=True), 1, False),
+    "index": (pda.exception_type("System.IndexOutOfRangeException"), 1, False),
+    "cast": (pda.exception_type("System.InvalidCastException"), 1, False),
+    "nullref": (pda.exception_type("System.NullReferenceException"), 1, False),
+}
+
+
+TYPES = {case: {IOE, "FilterApp.MatchedException"} for case in CASES}
+TYPES.update(
+    index={"System.IndexOutOfRangeException"},
+    cast={"System.InvalidCastException"},
+    nullref={"System.NullReferenceException"},
+)
+
+
+def run_to_exit(argv: List[str], predicate: Any) -> Tuple[List[Any], Dict[str, Any]]:
+    """Every first-chance event of a launched run (with the bare pe's address at each), and the stats."""
+    events = []
+    counts: Dict[str, Any] = {}
+    with Session.launch(argv) as s:
+        s.break_on_clr_exceptions()
+        s.set_filter(predicate)
+        while True:
+            event = s.wait_for_event(120)
+            if event.kind == "exit":
+                break
+            assert event.kind == "first-chance", event
+            bare = s.exception()
+            events.append((event, bare.address if bare else None))
+            counts = stats(s)  # while the target is there to read the stub's counter
+    return events, counts
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_exactly_one_event_per_matching_throw(filterapp, runtime, case, no_lldb_left):
+    predicate, expected, same = CASES[case]
+    events, counts = run_to_exit([filterapp, case], predicate)
+    assert len(events) == expected, (events, counts)
+    for event, bare in events:
+        assert bare == event.exception_address  # a bare pe shows the exception at the stop
+        assert event.exception is not None and event.exception.type in TYPES[case]
+    if same:
+        assert len({e.exception_address for e, _ in events}) == 1
+    if case != "nullref" or runtime == "net10":  # .NET 8 faults are served by legacy_faults.py
+        assert not events or counts["inline_filter"]["seen"] >= len(events), counts
+
+
+def test_the_same_events_as_the_every_exception_mode(filterapp, runtime, monkeypatch, no_lldb_left):
+    wanted = pda.exception_type(IOE, derived=True) | pda.exception_type("System.IndexOutOfRangeException")
+    argv = [filterapp, "mixed", "3"]
+    filtered, counts = run_to_exit(argv, wanted)
+    every, _ = run_to_exit(argv, None)
+    monkeypatch.setenv("PYDBGAUTO_NO_INLINE_FILTER", "1")  # the agent's breakpoint, as before the stub
+    before, old_counts = run_to_exit(argv, None)
+    assert "off" in old_counts["inline_filter"]
+    expected = [IOE, "System.IndexOutOfRangeException", "FilterApp.MatchedException"] * 3
+    assert [e.exception.type for e, _ in filtered] == expected
+    assert [e.exception.type for e, _ in every if e.exception.type in expected] == expected
+    assert [e.exception.type for e, _ in before] == [e.exception.type for e, _ in every]
+    assert len(every) == 12
+    # A type predicate that cannot decide everything (the union) still caches FormatException.
+    assert counts["inline_filter"]["cached_types"] == 1, counts
+
+
+# ----- leaving ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("leave", ["disarm", "detach"])
+def test_leaving_puts_the_code_back_and_frees_the_pages(waiting_app, runtime, leave, no_lldb_left):
+    before = anonymous_mappings(waiting_app.pid)
+    assert code_differences(waiting_app.pid) == []
+    with Session.attach(pid=waiting_app.pid) as s:
+        s.break_on_clr_exceptions()
+        s.set_filter(pda.exception_type(IOE))
+        inline = stats(s)["inline_filter"]
+        assert (inline["stub"][2:], "r-xp") in [
+            (r.split("-")[0].lstrip("0"), p) for r, p in anonymous_mappings(waiting_app.pid)
+        ]
+        assert not [p for _, p in anonymous_mappings(waiting_app.pid) if "w" in p and "x" in p]
+        waiting_app.send("storm 500")
+        waiting_app.send("match")
+        event = s.wait_for_event(120)
+        assert event.exception is not None and event.exception.type == IOE
+        if leave == "disarm":
+            s.stop_breaking_on_clr_exceptions()
+            note = stats(s)["inline_filter"]["off"]
+            if runtime == "net10":  # stopped at the trap, in the stub: moved to the function's entry
+                assert f"{event.thread_id}" in note and "freed': True" in note, note
+    assert tracer_of(waiting_app.pid) == 0
+    assert waiting_app.wait_for_line("OK match", 60)
+    command(waiting_app, "storm 500")
+    command(waiting_app, "mixed 1")
+    assert code_differences(waiting_app.pid) == []
+    new_code = [m for m in anonymous_mappings(waiting_app.pid) if m not in before and "x" in m[1]]
+    assert new_code == [], (new_code, inline)
+
+
+def test_the_debuggers_death_leaves_the_code_as_in_its_file(runtime, tmp_path, monkeypatch, no_lldb_left):
+    """lldb-server is killed while the target throws non-matching exceptions past the stub, running.
+    The guardian stops the target, puts the funnel's bytes back, continues it. What stays: the stub's two
+    anonymous pages (r-x and rw-, unreachable), never a writable+executable one."""
+    report_path = str(tmp_path / "guardian.jsonl")
+    monkeypatch.setenv(REPORT_ENV, report_path)
+    app = WaitingApp(APPS[runtime])
+    try:
+        before = anonymous_mappings(app.pid)
+        s = Session.attach(pid=app.pid)
+        outcome: Dict[str, Any] = {}
+        waiter: Optional[threading.Thread] = None
+        try:
+            s.break_on_clr_exceptions()
+            s.set_filter(pda.exception_type("System.FormatException"))  # the app throws none
+            sites = int3_sites(s)
+            inline = stats(s)["inline_filter"]
+            assert "entry" in inline, inline
+
+            def wait() -> None:
+                try:
+                    outcome["event"] = s.wait_for_event(60, parse=False)
+                except Exception as e:  # noqa: BLE001 - recorded, not judged
+                    outcome["error"] = e
+
+            waiter = threading.Thread(target=wait)
+            waiter.start()
+            app.send("repeat 20000")  # InvalidOperationException: cached after the first
+            time.sleep(1.0)
+            os.kill(tracer_of(app.pid), signal.SIGKILL)
+            reports = read_reports(report_path)
+        finally:
+            if waiter is not None:
+                waiter.join(60)
+            s.close()
+        assert reports, "the guardian did not report"
+        report = reports[0]
+        assert report["patches"]["restored"] == [inline["entry"]], report
+        assert report["unexpected"] == [] and set(report["restored"]) <= {f"{a:#x}" for a in sites}, report
+        deadline = time.monotonic() + 5
+        while tracer_of(app.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert tracer_of(app.pid) == 0 and app.state() not in ("T", "t")
+        assert code_differences(app.pid) == []
+        assert app.wait_for_line("OK repeat 20000", 120)
+        app.send("repeat 50")
+        assert app.wait_for_line("OK repeat 50", 60)
+        new = [m for m in anonymous_mappings(app.pid) if m not in before]
+        assert not [p for _, p in new if "w" in p and "x" in p]
+        assert (inline["stub"][2:], "r-xp") in [(r.split("-")[0].lstrip("0"), p) for r, p in new]
+        assert len(throw_lines(app.finish())) == 20050
+    finally:
+        if app.proc.poll() is None:
+            app.proc.kill()
+            app.proc.wait()
+
+
+def test_no_event_is_doubled_after_the_last_match(waiting_app, runtime, no_lldb_left):
+    with Session.attach(pid=waiting_app.pid) as s:
+        s.break_on_clr_exceptions()
+        s.set_filter(pda.exception_type(IOE))
+        waiting_app.send("match 3")
+        for _ in range(3):
+            assert s.wait_for_event(60).exception.type == IOE  # type: ignore[union-attr]
+        waiting_app.send("other")
+        with pytest.raises(DebuggerTimeoutError):
+            s.wait_for_event(3)

@@ -1,0 +1,122 @@
+"""Attach runs no SOS command; a stop like an earlier one is served from the agent's stop cache and is
+still exactly what SOS says (pydbgauto/drivers/lldb/stop_cache.py). Counts, never times."""
+
+from __future__ import annotations
+
+from typing import Dict
+
+import pytest
+
+from pydbgauto.session import Session
+from pydbgauto.sos import parse_clrstack, parse_pe
+
+pytestmark = pytest.mark.lldb
+
+# SOS's commands (the agent's other commands are lldb's own: plugin load, settings, process, expr...)
+SOS_COMMANDS = {"clrstack", "pe", "dumpmt", "dumpobj", "clrthreads", "ip2md", "eeversion", "bpmd", "sos"}
+
+
+def commands(session: Session) -> Dict[str, int]:
+    return dict(session.driver.stats()["commands"])
+
+
+def sos_run(before: Dict[str, int], after: Dict[str, int]) -> int:
+    return sum(after.get(name, 0) - before.get(name, 0) for name in SOS_COMMANDS)
+
+
+def assert_as_sos_says(session: Session, event) -> None:  # type: ignore[no-untyped-def]
+    """The event's pe and clrstack equal SOS's own at this stop, text for text."""
+    truth_pe = parse_pe(session.execute(f"pe 0x{event.exception_address:x}"))
+    truth_stack = parse_clrstack(session.execute("clrstack", thread_id=event.thread_id))
+    assert event.exception == truth_pe and event.exception.raw.strip() == truth_pe.raw.strip()
+    assert event.stack == truth_stack
+
+
+def test_attach_and_arm_run_no_sos_command(waiting_app, no_lldb_left):
+    with Session.attach(pid=waiting_app.pid) as s:
+        s.break_on_clr_exceptions()
+        ran = commands(s)
+        assert sos_run({}, ran) == 0, ran
+        assert sum(ran.values()) <= 12, ran  # plugin load, settings, attach, signal handling (.NET 8: expr)
+
+
+def test_a_repeated_stop_costs_no_sos_command_and_is_still_right(waiting_app, no_lldb_left):
+    with Session.attach(pid=waiting_app.pid) as s:
+        s.break_on_clr_exceptions()
+        seen = []
+        for i in range(6):
+            before = commands(s)
+            waiting_app.send("invalid-op")
+            event = s.wait_for_event(60)
+            # The first stop at a place runs SOS, later ones are remembered; .NET 8 checks its read of the
+            # thread's last thrown object against a bare pe at its first LTO_CHECKS (3) stops.
+            if i >= 4:
+                assert sos_run(before, commands(s)) == 0
+            assert event.exception.type == "System.InvalidOperationException"
+            assert event.stack.frames and "ThrowInvalidOperation" in str(event.stack)
+            assert_as_sos_says(s, event)
+            seen.append(event.exception_address)
+        assert len(set(seen)) == 6  # a new object at each throw, never the remembered one's address
+        cache = s.driver.stats()["stop_cache"]
+        assert cache["stack_hits"] >= 4 and cache["pe_hits"] >= 4, cache
+
+
+def test_other_threads_types_and_messages_are_not_served_from_the_cache(waiting_app, no_lldb_left):
+    """Same type on new threads (other stacks), other types and inner exceptions at other places: each
+    event is SOS's own answer (the cache may only serve a provably identical stop)."""
+    with Session.attach(pid=waiting_app.pid) as s:
+        s.break_on_clr_exceptions()
+        for command, events in (("invalid-op", 1), ("invalid-op", 1), ("threads 3", 3), ("custom", 1)):
+            waiting_app.send(command)
+            for _ in range(events):
+                assert_as_sos_says(s, s.wait_for_event(60))
+        waiting_app.send("inner")
+        inner = s.wait_for_event(60)  # the inner exception, then the one that wraps it
+        assert_as_sos_says(s, inner)
+        outer = s.wait_for_event(60)
+        assert_as_sos_says(s, outer)
+        assert outer.exception.inner_address == inner.exception_address
+        waiting_app.send("rethrow")
+        for _ in range(2):  # the throw, then the rethrow of the same object (its stack trace is not empty)
+            assert_as_sos_says(s, s.wait_for_event(60))
+
+
+def test_a_watch_filtered_in_the_debugger_logs_resumed_stops_while_it_runs(app, tmp_path, no_lldb_left):
+    """The agent's resumed stops reach the decision log during the watch, not all at its end (so neither
+    lldb nor Python holds a long watch's worth of them)."""
+    import os
+    import threading
+
+    import pydbgauto as pda
+    from pydbgauto.watching import watch
+
+    dumps = tmp_path / "dumps"
+    dumps.mkdir()
+    log_path = os.path.join(str(dumps), "pydbgauto-decisions.jsonl")
+    done = threading.Event()
+    lines_while_running = []
+
+    def watcher() -> None:
+        try:
+            watch(
+                launch=[app, "storm", "200", "6"],
+                when=pda.exception_type("System.DivideByZeroException"),
+                dump_dir=str(dumps),
+                max_dumps=1,
+                timeout=120,
+                verify=False,
+            )
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=watcher)
+    thread.start()
+    while not done.wait(0.2):
+        if os.path.exists(log_path):
+            with open(log_path) as f:
+                count = sum(1 for _ in f)
+            if not done.is_set() and count:
+                lines_while_running.append(count)
+    thread.join()
+    # the log grew in steps while the watch ran (had it been written at the end, it would jump once)
+    assert len(set(lines_while_running)) >= 2, lines_while_running
