@@ -166,46 +166,52 @@ def test_the_user_cannot_signal_or_read_roots_process(normal_user, root_process)
     assert done.stdout.split("\n")[:2] == ["mem: denied", "kill: denied"], (done.stdout, done.stderr)
 
 
-def test_watch_by_name_takes_the_users_own_process(normal_user):
-    """``--name`` as a normal user: root's process of the same name does not make the user's ambiguous (it
-    could never be attached to); with root's alone, refused with the cause (exit 3)."""
+_ATTACH_BY_NAME = """
+import sys
+from pydbgauto import ConfigurationError
+from pydbgauto.session import Session
+try:
+    with Session.attach(name=sys.argv[1]) as s:
+        print("ATTACHED", s.pid)
+except ConfigurationError as e:
+    print("REFUSED", e)
+"""
+
+
+def test_attach_by_name_takes_the_users_own_process(normal_user):
+    """By name as a normal user: root's process of the same name does not make the user's ambiguous (it
+    could never be attached to); with root's alone, refused with the cause (exit 3). Not root, two of the
+    user's own stay ambiguous."""
     folder = normal_user.mkdir("named")
     name = "NU" + secrets.token_hex(4)
     shutil.copytree(os.path.dirname(normal_user.app("net10")), os.path.join(folder, "app"))
     os.rename(os.path.join(folder, "app", "ThrowingApp"), os.path.join(folder, "app", name))
     normal_user.chown_tree(folder)
     path = os.path.join(folder, "app", name)
-    dumps = normal_user.mkdir("named", "dumps")
-    others = WaitingApp(path)  # ours: root's when we are root, else a second one of the user's own
+    others = WaitingApp(path)  # root's when we are root, else a second one of the user's own
     mine = None
     try:
         if normal_user.switch:
-            alone = normal_user.pydbgauto("watch", "--name", name, "--dump-dir", dumps, "--timeout", "30")
+            alone = normal_user.pydbgauto("watch", "--name", name, "--dump-dir", folder, "--timeout", "30")
             assert alone.returncode == 3, (alone.stdout, alone.stderr)
             assert f"no process called {name!r} is yours" in alone.stderr
             assert f"pid {others.pid} of user id 0" in alone.stderr and "Traceback" not in alone.stderr
         mine = WaitingApp(path, **normal_user.popen_kwargs())
-        watch = normal_user.popen(
-            [PYTHON, "-m", "pydbgauto", "watch", "--name", name, "--json", "--type"]
-            + ["System.InvalidOperationException", "--dump-dir", dumps, "--no-verify", "--timeout", "120"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+        done = subprocess.run(
+            [PYTHON, "-c", _ATTACH_BY_NAME, name],
+            capture_output=True,
             text=True,
+            timeout=300,
+            **normal_user.popen_kwargs(),
         )
-        try:
-            lines = _watch_lines(watch, lambda: mine.send("invalid-op") if mine else None)
-            stderr = watch.stderr.read() if watch.stderr else ""
-            watch.wait(60)
-        finally:
-            if watch.poll() is None:
-                watch.kill()
-                watch.wait()
-        if not normal_user.switch:  # two of the user's own: ambiguous, as before
-            assert watch.returncode == 2 and "attach by pid" in stderr, (lines, stderr)
-            return
-        assert watch.returncode == 0, (lines, stderr)
-        assert [line["pid"] for line in lines if line.get("event") == "exception"] == [mine.pid], lines
+        assert done.returncode == 0 and "Traceback" not in done.stderr, (done.stdout, done.stderr)
+        if normal_user.switch:
+            assert done.stdout.split() == ["ATTACHED", str(mine.pid)], done.stdout
+        else:
+            assert done.stdout.startswith("REFUSED 2 processes are called") and "attach by pid" in done.stdout
         assert tracer_of(others.pid) == 0 and tracer_of(mine.pid) == 0
+        mine.send("invalid-op")
+        assert mine.finish()[-1] == "DONE 1"
     finally:
         for app in (others, mine):
             if app is not None and app.proc.poll() is None:
