@@ -124,7 +124,8 @@ class Agent:
             request = json.loads(bytes.fromhex(line.strip()).decode("utf-8"))
             token = request.pop("token")
             op = request.pop("op")
-            if _PROFILE and op == "resume":  # PYDBGAUTO_AGENT_PROFILE=<file>: where a wait's time goes
+            # PYDBGAUTO_AGENT_PROFILE=<file>: where a wait's (or PYDBGAUTO_AGENT_PROFILE_OP's) time goes
+            if _PROFILE and op == _PROFILE_OP:
                 import cProfile
 
                 profiler = cProfile.Profile()
@@ -830,6 +831,7 @@ class Agent:
 
 _TRACE = os.environ.get("PYDBGAUTO_AGENT_TRACE")
 _PROFILE = os.environ.get("PYDBGAUTO_AGENT_PROFILE")
+_PROFILE_OP = os.environ.get("PYDBGAUTO_AGENT_PROFILE_OP", "resume")
 
 
 def _trace(line: str) -> None:
