@@ -16,6 +16,7 @@ debugger detaches (the target runs on), the summary goes to ``on_event("done")``
 from __future__ import annotations
 
 import collections
+import contextlib
 import errno
 import json
 import logging
@@ -26,11 +27,12 @@ import stat
 import threading
 import time
 from types import FrameType
-from typing import Any, Callable, Deque, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Deque, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import attr
 
 from pydbgauto import fields
+from pydbgauto.after_resume import Pending
 from pydbgauto import predicates as preds
 from pydbgauto import interrupts, processes
 from pydbgauto.errors import (
@@ -282,7 +284,7 @@ class _Watch:
         self.state = PolicyState(policy)
         self.process = process
         self.log_path = log_path
-        self.on_event = on_event or (lambda kind, data: None)
+        self.on_event = _serialized(on_event or (lambda kind, data: None))  # a capture's thread calls it too
         self.in_debugger_filter = in_debugger_filter
         self.needs = predicate.needs | policy.needs
         self.captures: List[CaptureRecord] = []
@@ -295,6 +297,7 @@ class _Watch:
         self.deadline: Optional[float] = None
         self._log_fd = -1
         self._dump_size = 0  # bytes a dump of the target may take (its readable mappings)
+        self._pending: Optional[Pending[Tuple[Optional[DumpRecord], float]]] = None  # a capture's check
 
     def run(self, timeout: Optional[float], log_file: Any = None) -> WatchResult:
         started = time.monotonic()
@@ -303,12 +306,15 @@ class _Watch:
         if log_file is None:  # called directly (tests): open the log here
             log_file = os.fdopen(open_private_log(self.log_path), "a", encoding="utf-8")
         self._log_fd = log_file.fileno()
-        with self.session, log_file:
+        # The capture thread's work ends after the debugger has let the target go (listed first: exits last).
+        with self._finishing_captures(), self.session, log_file:
             try:
                 ended, exit_status, filtered = self._loop(timeout, started)
             except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM/SIGHUP (Interrupted): detach, summary
                 if self.guard is not None:
                     self.guard.defer()
+                if self._pending is not None:  # a dump not yet checked is removed: all or nothing
+                    self._pending.cancel()
                 signum = getattr(e, "signum", None) or signal.SIGINT
                 ended = "interrupted"
                 try:
@@ -356,6 +362,8 @@ class _Watch:
             step = remaining
             if self.stop is not None:
                 step = self.poll_interval if remaining is None else min(self.poll_interval, remaining)
+            if self._pending is not None:  # this wait resumes the target: the capture's check may begin
+                self._pending.resumed()
             try:
                 event = self.session.wait_for_event(step)
             except DebuggerNotAnsweringError:
@@ -449,6 +457,9 @@ class _Watch:
     def _capture(
         self, event: StopEvent, decision: DecisionRecord, inner: Tuple[ManagedException, ...]
     ) -> None:
+        """At the stop: the thread list and the dump write. Its check (sha256, the reader) and its record
+        wait for the target's resume (pydbgauto.after_resume), so the target is held only for the write."""
+        self._finish_pending()
         seen_at = time.monotonic()
         threads = None
         try:
@@ -458,39 +469,72 @@ class _Watch:
         path = self.policy.path(
             self.process, self.session.pid or 0, event.exception_type, time.time(), decision.n or 0
         )
-        dump, dump_error = None, None
+        written: Optional[DumpRecord] = None
+        dump_error: Optional[str] = None
         try:
             self.on_event("dump-start", {"event": event, "path": path})
-            dump = self.session.dump(path, verify=self.policy.verify, expect=event)
+            written = self.session.dump(path, verify=False, checksum=False, expect=event)
         except PydbgautoError as e:
             dump_error = str(e)
             log.error("dump %s failed: %s", path, e)
         except KeyboardInterrupt:  # the dump was removed by Session.dump; say so in the record
             self._record_failure(event, decision, inner, path, threads, "interrupted by a signal: removed")
             raise
-        timings = {"stop_to_dump_start": seen_at - _monotonic_of(event.time)}
-        if dump is not None:
-            timings["dump_write"] = dump.seconds
-            if dump.verify_seconds is not None:
-                timings["verify"] = dump.verify_seconds
-            timings["stop_to_verified"] = time.monotonic() - _monotonic_of(event.time)
-        capture = CaptureRecord(
-            event=event,
-            decision=decision,
-            exception=event.exception,
-            stack=_with_source_lines(event.stack, dump),
-            threads=threads,
-            inner_exceptions=inner,
-            dump=dump,
-            dump_error=dump_error,
-            predicate=self.predicate.describe(),
-            timings=timings,
-            versions=dict(self.session.versions),
-            record_path=(dump.path if dump else path) + ".json",
-        )
-        capture = self._write_record(capture)
-        self.captures.append(capture)
-        self.on_event("dump-done", {"capture": capture})
+        stopped_at = _monotonic_of(event.time)
+
+        def check(pause: float) -> Tuple[Optional[DumpRecord], float]:
+            if written is None:
+                return None, pause
+            dump = attr.evolve(written, pause_seconds=pause)
+            try:
+                return self.session.check_dump(dump, event, verify=self.policy.verify), pause
+            except (PydbgautoError, OSError) as e:
+                return attr.evolve(dump, verify_error=f"the dump could not be checked: {e}"), pause
+
+        def keep(checked: Tuple[Optional[DumpRecord], float]) -> None:
+            dump, pause = checked
+            timings = {"stop_to_dump_start": seen_at - stopped_at, "pause": pause}
+            if dump is not None:
+                timings["dump_write"] = dump.seconds
+                if dump.verify_seconds is not None:
+                    timings["verify"] = dump.verify_seconds
+                timings["stop_to_verified"] = time.monotonic() - stopped_at
+            capture = CaptureRecord(
+                event=event,
+                decision=decision,
+                exception=event.exception,
+                stack=_with_source_lines(event.stack, dump),
+                threads=threads,
+                inner_exceptions=inner,
+                dump=dump,
+                dump_error=dump_error,
+                predicate=self.predicate.describe(),
+                timings=timings,
+                versions=dict(self.session.versions),
+                record_path=(dump.path if dump else path) + ".json",
+            )
+            capture = self._write_record(capture)
+            self.captures.append(capture)
+            self.on_event("dump-done", {"capture": capture})
+
+        def drop(pause: float) -> None:  # a signal before the check ended: all or nothing
+            if written is not None and os.path.lexists(written.path):
+                os.unlink(written.path)
+            self._record_failure(event, decision, inner, path, threads, "interrupted by a signal: removed")
+
+        self._pending = Pending(stopped_at, check, keep, drop)
+
+    @contextlib.contextmanager
+    def _finishing_captures(self) -> Iterator[None]:
+        try:
+            yield
+        finally:
+            self._finish_pending()
+
+    def _finish_pending(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.finish()
 
     def _write_record(self, capture: CaptureRecord) -> CaptureRecord:
         """Write the capture record; a record that cannot be written is said in ``dump_error``."""
@@ -605,6 +649,17 @@ def _with_source_lines(stack: Optional[ManagedStack], dump: Optional[DumpRecord]
     if not any(frame.source_file for frame in seen.frames):
         return stack
     return seen
+
+
+def _serialized(callback: EventCallback) -> EventCallback:
+    """``callback`` called by one thread at a time (the watch's and a capture's after-resume thread)."""
+    lock = threading.Lock()
+
+    def call(kind: str, data: Mapping[str, Any]) -> None:
+        with lock:
+            callback(kind, data)
+
+    return call
 
 
 def _monotonic_of(epoch: float) -> float:
