@@ -36,7 +36,7 @@ from typing import Any, ClassVar, Dict, List, Optional, Sequence, Tuple, Type
 
 import attr
 
-from pydbgauto.session import file_sha256
+from pydbgauto.dumpfile import file_sha256
 from pydbgauto import display, locate
 from pydbgauto.errors import (
     ConfigurationError,

@@ -38,6 +38,8 @@ class _Model:
             value = getattr(self, field.name)
             if value is None and field.metadata.get("omit_if_none"):
                 continue  # an optional part that was not fetched: the record stays as it was without it
+            if value is False and field.metadata.get("omit_if_false"):
+                continue  # a flag that is rarely set: records without it read as before
             if isinstance(value, tuple):
                 value = [v.to_dict(include_raw) if isinstance(v, _Model) else v for v in value]
             elif isinstance(value, _Model):
@@ -360,6 +362,9 @@ class StopEvent(_Model):
     time: float = 0.0  # seconds since the epoch when pydbgauto saw the stop
     error: Optional[str] = None  # why exception or stack is missing, when SOS could not tell
     crash: Optional[CrashInfo] = None  # second chance: how the process is dying
+    # A first-chance stop the debugger-side filter resumed without reporting (Session.take_filtered):
+    # it has only the exception's address and type, no stack.
+    filtered: bool = attr.field(default=False, metadata={"omit_if_false": True})
 
     _nested: ClassVar[Dict[str, Type[_Model]]] = {
         "exception": ManagedException,

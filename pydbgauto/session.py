@@ -14,18 +14,16 @@ and leaves the target running; no debugger process is left behind.
 from __future__ import annotations
 
 import atexit
-import hashlib
 import logging
 import os
-import secrets
 import sys
 import threading
 import time
 import weakref
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from pydbgauto import bounded, crashes, processes
-from pydbgauto.drivers.base import Driver, RawStop, StopKind, Target
+from pydbgauto import bounded, crashes, dumpfile, processes
+from pydbgauto.drivers.base import DEFAULT, Driver, RawStop, StopKind, Target, TimeLimit, resolve_timeout
 from pydbgauto.errors import (
     ConfigurationError,
     DebuggerError,
@@ -246,12 +244,11 @@ class Session:
         self._check_open()
         if self._exited:
             raise TargetExitedError("the target has exited; there is nothing to break into")
-        break_in = getattr(self.driver, "break_in", None)
-        if break_in is None:
-            raise DebuggerError(f"the {self.driver.name} driver cannot break in")
+        if not self.driver.supports_break_in:
+            raise DebuggerError(f"the {self.driver.name} driver cannot break in to a running target")
         with self._event_cond:
             waiting, before = self._waiting, self._sequence
-        raw = break_in(timeout)
+        raw = self.driver.break_in(timeout)
         if waiting:
             with self._event_cond:
                 self._event_cond.wait_for(lambda: not self._waiting, timeout)
@@ -272,12 +269,10 @@ class Session:
         """
         self._check_open()
         spec = predicate.to_spec() if predicate is not None else None
-        set_filter = getattr(self.driver, "set_filter", None)
-        if set_filter is None or (spec is None and predicate is not None):
-            if set_filter is not None:
-                set_filter(None)
+        if spec is None and predicate is not None:  # a plain callable: every stop comes back to Python
+            self.driver.set_filter(None)
             return False
-        return bool(set_filter(spec)) and spec is not None
+        return bool(self.driver.set_filter(spec)) and spec is not None
 
     def take_filtered(self) -> List[StopEvent]:
         """First-chance stops the debugger-side filter resumed without reporting, as events, oldest first."""
@@ -285,34 +280,32 @@ class Session:
         return events
 
     def _collect_filtered(self) -> None:
-        take = getattr(self.driver, "take_filtered", None)
-        for item in take() if take is not None else []:
+        for item in self.driver.take_filtered():
             self._sequence += 1
             self._filtered.append(
                 StopEvent(
                     kind="first-chance",
                     sequence=self._sequence,
                     pid=self.pid,
-                    thread_id=item.get("thread_id"),
-                    exception_address=item.get("exception_address"),
-                    exception=ManagedException(
-                        address=item.get("exception_address"), type=item.get("type"), message=None
-                    ),
+                    thread_id=item.thread_id,
+                    exception_address=item.exception_address,
+                    exception=ManagedException(address=item.exception_address, type=item.type, message=None),
                     description="resumed by the debugger-side filter",
-                    time=float(item.get("time") or 0.0),
+                    time=item.time,
+                    filtered=True,
                 )
             )
 
-    def execute(self, command: str, timeout: Optional[float] = None, **options: Any) -> str:
-        """Run one debugger command while stopped; return its text as printed."""
-        self._check_open()
-        return self.driver.execute(
-            command, timeout if timeout is not None else self.command_timeout, **options
-        )
+    def execute(self, command: str, timeout: TimeLimit = DEFAULT, **options: Any) -> str:
+        """Run one debugger command while stopped; return its text as printed.
 
-    def sos(self, command: str, timeout: Optional[float] = None) -> str:
+        ``timeout``: seconds, None for no limit, left out for the session's ``command_timeout``."""
+        self._check_open()
+        return self.driver.execute(command, resolve_timeout(timeout, self.command_timeout), **options)
+
+    def sos(self, command: str, timeout: TimeLimit = DEFAULT) -> str:
         """Run an SOS command with the prefix this debugger needs (``!pe`` on cdb, ``pe`` on lldb)."""
-        return self.execute(getattr(self.driver, "sos_prefix", "") + command, timeout)
+        return self.execute(self.driver.sos_prefix + command, timeout)
 
     def exception(self, address: Optional[int] = None) -> Optional[ManagedException]:
         text = self.sos(f"pe 0x{address:x}" if address else "pe")
@@ -325,13 +318,11 @@ class Session:
         ``~~[0x<tid>]e``), so the stack is never silently another thread's.
         """
         if thread_id is not None:
-            return parse_clrstack(
-                self.execute(getattr(self.driver, "sos_prefix", "") + "clrstack", thread_id=thread_id)
-            )
+            return parse_clrstack(self.execute(self.driver.sos_prefix + "clrstack", thread_id=thread_id))
         return parse_clrstack(self.sos("clrstack"))
 
     def threads(self) -> ThreadTable:
-        return parse_threads(self.sos("clrthreads" if self.driver.name == "lldb" else "threads"))
+        return parse_threads(self.sos(self.driver.threads_command))
 
     def type_chain(self, address: int) -> Tuple[str, ...]:
         """The exception's type and its base types, most derived first (walks ``dumpmt`` parents)."""
@@ -373,10 +364,10 @@ class Session:
         self._check_open()
         final = os.path.abspath(path)
         folder = os.path.dirname(final)
-        check_dump_folder(folder)
+        dumpfile.check_dump_folder(folder)
         if os.path.lexists(final):
             raise DumpError(f"{final} already exists; pydbgauto never overwrites a dump: choose another name")
-        temp = os.path.join(folder, f".{os.path.basename(final)}.{secrets.token_hex(4)}.partial")
+        temp = dumpfile.temporary_name(final)
         started = time.monotonic()
         pid = self.pid
         died = DumpError(
@@ -387,17 +378,17 @@ class Session:
             try:
                 self.driver.write_dump(temp, timeout)
             except DumpError as e:
-                if pid and _real_linux_process(self.driver) and not processes.alive(pid):
+                if pid and self.driver.local_process and not processes.alive(pid):
                     self._exited = True
                     raise died from e
                 raise
-            if pid and _real_linux_process(self.driver) and not processes.alive(pid):
+            if pid and self.driver.local_process and not processes.alive(pid):
                 self._exited = True
                 raise died
             if not os.path.isfile(temp) or os.path.getsize(temp) == 0:
                 raise DumpError(f"the debugger reported success but wrote nothing to {temp}")
             os.chmod(temp, 0o600)
-            _rename_no_overwrite(temp, final)
+            dumpfile.rename_no_overwrite(temp, final)
         except BaseException:  # a failure, a signal, a time-out: nothing partial stays
             if os.path.lexists(temp):
                 os.unlink(temp)
@@ -410,14 +401,10 @@ class Session:
                 path=final,
                 size=os.path.getsize(final),
                 seconds=seconds,
-                sha256=file_sha256(final) if checksum else None,
+                sha256=dumpfile.file_sha256(final) if checksum else None,
             )
             if verify:
-                check = verifier or getattr(self.driver, "verify_dump", None)
-                if check is None:
-                    from pydbgauto.verify import verify_dump
-
-                    check = verify_dump
+                check = verifier or self.driver.verify_dump
                 record = check(record, expect if expect is not None else self.last_event)
         except KeyboardInterrupt:  # a signal before the dump was checked: all or nothing
             os.unlink(final)
@@ -439,12 +426,13 @@ class Session:
         _OPEN_SESSIONS.discard(self)
         try:
             if self.kill_on_close and not self._exited:
-                kill = getattr(self.driver, "kill_target", None)
-                if kill is not None:
-                    try:
-                        kill()
-                    except PydbgautoError as e:
-                        log.warning("could not kill the target: %s", e)
+                try:
+                    if not self.driver.kill_target():
+                        log.warning(
+                            "the %s driver cannot kill the target: it is left running", self.driver.name
+                        )
+                except PydbgautoError as e:
+                    log.warning("could not kill the target: %s", e)
         finally:
             self.driver.close()
             for temp in self._partial_dumps:  # the debugger has ended: nothing writes them any more
@@ -497,9 +485,7 @@ class Session:
                 errors.append(f"pe: {e}")
         crash = None
         if raw.kind is StopKind.SECOND_CHANCE:
-            crash = crashes.classify(
-                exception, crashes.read_report(getattr(self.driver, "target_stderr", None), self.pid)
-            )
+            crash = crashes.classify(exception, crashes.read_report(self.driver.target_stderr, self.pid))
         address = (
             raw.exception_address
             if raw.exception_address is not None
@@ -522,68 +508,9 @@ class Session:
 
     def _stop_stack(self, thread_id: Optional[int]) -> ManagedStack:
         """The stopped thread's stack in bounds (a driver with ``stop_stack``), else plain clrstack."""
-        reader = getattr(self.driver, "stop_stack", None)
-        if reader is None:
+        reply = self.driver.stop_stack(thread_id, self.stack_frame_limit, self.stack_budget)
+        if reply is None:
             return self.stack(thread_id)
-        reply = reader(thread_id, self.stack_frame_limit, self.stack_budget)
         if not reply.get("deep"):
             return parse_clrstack(reply["text"])
         return build_stack(reply)
-
-
-def _real_linux_process(driver: Driver) -> bool:
-    """The driver debugs a live local process (lldb), not a replay double: /proc tells its state."""
-    from pydbgauto.drivers.lldb import LldbDriver
-
-    return isinstance(driver, LldbDriver)
-
-
-def check_dump_folder(folder: str) -> None:
-    """Refuse a dump folder that does not exist or cannot be written, before any dump is attempted."""
-    if not os.path.isdir(folder):
-        raise ConfigurationError(
-            f"the dump folder {folder} does not exist: create it first (mkdir -p {folder})"
-        )
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise ConfigurationError(
-            f"the dump folder {folder} is not writable by this user: choose another folder"
-        )
-
-
-def _rename_no_overwrite(temp: str, final: str) -> None:
-    """Move ``temp`` to ``final`` atomically, failing rather than replacing an existing file."""
-    try:
-        os.link(temp, final)  # fails with FileExistsError if final appeared meanwhile
-    except FileExistsError:
-        raise DumpError(f"{final} appeared while the dump was written; the dump stays at {temp}") from None
-    except OSError:
-        # Filesystems without hard links: rename, after a last look (a small race, documented).
-        if os.path.lexists(final):
-            raise DumpError(f"{final} already exists; the dump stays at {temp}") from None
-        os.rename(temp, final)
-        _fsync_dir(os.path.dirname(final))
-        return
-    os.unlink(temp)
-    _fsync_dir(os.path.dirname(final))
-
-
-def _fsync_dir(folder: str) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def file_sha256(path: str) -> str:
-    """The sha256 of a file, read in 1 MiB blocks (dumps are large)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

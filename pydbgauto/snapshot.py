@@ -24,7 +24,8 @@ from pydbgauto import errors
 from pydbgauto.errors import ConfigurationError, PydbgautoError
 from pydbgauto.models import ManagedStack, SnapshotRecord, ThreadExceptionRecord, ThreadTable
 from pydbgauto.policy import DumpPolicy
-from pydbgauto.session import Session, check_dump_folder
+from pydbgauto.dumpfile import check_dump_folder
+from pydbgauto.session import Session
 from pydbgauto.sos import parse_clrstack_all
 
 __all__ = ["dump_now", "snapshot", "register"]

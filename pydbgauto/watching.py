@@ -53,7 +53,8 @@ from pydbgauto.models import (
     StopEvent,
 )
 from pydbgauto.policy import GIB, Decision, DumpPolicy, PolicyState
-from pydbgauto.session import Session, check_dump_folder
+from pydbgauto.dumpfile import check_dump_folder
+from pydbgauto.session import Session
 
 log = logging.getLogger(__name__)
 

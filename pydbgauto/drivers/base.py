@@ -8,10 +8,16 @@ never interprets SOS output: the Session hands the text to ``pydbgauto.sos``.
 
 from __future__ import annotations
 
+import abc
 import enum
-from typing import Mapping, Optional, Protocol, Sequence, Tuple, runtime_checkable
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import attr
+
+from pydbgauto.errors import DebuggerError
+
+if TYPE_CHECKING:
+    from pydbgauto.models import DumpRecord, StopEvent
 
 
 class StopKind(str, enum.Enum):
@@ -52,43 +58,138 @@ class RawStop:
     type_chain: Tuple[str, ...] = ()  # the exception type and its bases, when the driver learnt them
 
 
-@runtime_checkable
-class Driver(Protocol):
-    """One debugger process driving one target."""
+class _Default:
+    """The type of :data:`DEFAULT`."""
 
-    name: str  # "lldb", "cdb", "pykd", or a test double's name
+    def __repr__(self) -> str:
+        return "DEFAULT"
+
+
+DEFAULT = _Default()
+"""A time limit left out: the driver's (or Session's) ``command_timeout``."""
+
+# The one time-limit convention of every driver and the Session: seconds, ``None`` for no limit, or
+# ``DEFAULT`` (left out) for the owner's ``command_timeout``.
+TimeLimit = Union[float, None, _Default]
+
+
+def resolve_timeout(timeout: TimeLimit, default: Optional[float]) -> Optional[float]:
+    """Seconds (or None: no limit) for ``timeout``, ``default`` standing in for ``DEFAULT``."""
+    return default if isinstance(timeout, _Default) else timeout
+
+
+@attr.frozen
+class FilteredStop:
+    """A first-chance stop the debugger-side filter resumed without reporting it."""
+
+    exception_address: int  # the exception object: the filter read it to decide
+    thread_id: Optional[int] = None
+    type: Optional[str] = None
+    time: float = 0.0
+
+
+class Driver(abc.ABC):
+    """One debugger process driving one target.
+
+    Every ability the Session uses is declared here. The abstract methods are what each debugger must do;
+    the others have defaults that say "not supported", so the Session never feels out a driver with
+    ``getattr`` or branches on its name.
+    """
+
+    name: str = "driver"  # "lldb", "cdb", "pykd", or a test double's name: for messages only
+    sos_prefix: str = ""  # how SOS commands are spelt: "!pe" on cdb/pykd, "pe" under lldb
+    threads_command: str = "threads"  # SOS's managed thread list ("clrthreads" under lldb)
+    command_timeout: Optional[float] = 60.0  # what DEFAULT means for this driver
+    # The target is a live process on this machine (lldb), so /proc tells whether it still lives; not a
+    # replay double, not a remote or Windows debugger seen from elsewhere.
+    local_process: bool = False
+
+    # ----- what every driver does ---------------------------------------------------------------------
 
     @property
+    @abc.abstractmethod
     def pid(self) -> Optional[int]:
         """The target's pid once known."""
 
+    @abc.abstractmethod
     def start(self) -> None:
         """Start the debugger, launch or attach, load SOS; return with the target stopped."""
 
-    def execute(self, command: str, timeout: Optional[float]) -> str:
-        """Run one debugger command while stopped and return its whole output."""
+    @abc.abstractmethod
+    def execute(self, command: str, timeout: TimeLimit = DEFAULT, *, thread_id: Optional[int] = None) -> str:
+        """Run one debugger command while stopped and return its whole output; on ``thread_id`` (an OS
+        thread id) when given, leaving the debugger's current thread as it was."""
 
+    @abc.abstractmethod
     def arm_clr_exceptions(self) -> None:
         """Stop at every first-chance managed exception from now on (second chance always stops)."""
 
+    @abc.abstractmethod
     def disarm_clr_exceptions(self) -> None:
         """Stop breaking on first-chance managed exceptions."""
 
+    @abc.abstractmethod
     def resume(self, timeout: Optional[float]) -> RawStop:
         """Let the target run until its next stop; raise DebuggerTimeoutError past ``timeout``
-        (having broken in, so the target is stopped again)."""
+        (having broken in, so the target is stopped again). ``None``: wait as long as it takes."""
 
+    @abc.abstractmethod
     def write_dump(self, path: str, timeout: Optional[float]) -> None:
         """Write a full dump of the stopped target to ``path`` (a new file)."""
 
+    @abc.abstractmethod
     def versions(self) -> Mapping[str, str]:
         """Debugger, SOS and runtime versions, as far as known."""
 
+    @abc.abstractmethod
     def detach(self) -> None:
         """Leave the target running, free of the debugger."""
 
+    @abc.abstractmethod
     def close(self) -> None:
         """End the debugger. An attached target is detached and left running, never killed."""
+
+    # ----- abilities some drivers have: the defaults say "not supported" ------------------------------
+
+    supports_break_in: bool = False
+
+    def break_in(self, timeout: Optional[float] = 30.0) -> RawStop:
+        """Stop the running target now (called from another thread while ``resume`` waits)."""
+        raise DebuggerError(f"the {self.name} driver cannot break in to a running target")
+
+    def set_filter(self, spec: Optional[Dict[str, Any]]) -> bool:
+        """Let the debugger decide a predicate (its ``to_spec()`` form) at each first-chance stop.
+
+        True: the debugger evaluates it and resumes non-matching stops itself (listed by
+        ``take_filtered``). False (the default): every stop comes back to Python. The one place where
+        a driver interprets exception data; see docs/architecture.md."""
+        return False
+
+    def take_filtered(self) -> List[FilteredStop]:
+        """The stops the debugger-side filter resumed since the last call, oldest first."""
+        return []
+
+    def stop_stack(
+        self, thread_id: Optional[int], max_frames: int, budget: float
+    ) -> Optional[Dict[str, Any]]:
+        """The stopped thread's stack read in bounds (``{"deep": bool, "text": ...}`` or the deep
+        form of ``pydbgauto.sos.deepstack``); None (the default): the Session runs plain clrstack."""
+        return None
+
+    def verify_dump(self, record: "DumpRecord", expect: Optional["StopEvent"]) -> "DumpRecord":
+        """Reopen a written dump with an independent reader and check it shows ``expect``.
+
+        The default reader is dotnet-dump analyze (``pydbgauto.verify``); cdb reopens with ``cdb -z``."""
+        from pydbgauto.verify import verify_dump
+
+        return verify_dump(record, expect)
+
+    def kill_target(self) -> bool:
+        """End a target this driver launched. False (the default): this driver cannot."""
+        return False
+
+    # The file the launched target's standard error goes to (its crash report), when the driver keeps one.
+    target_stderr: Optional[str] = None
 
 
 def command_line_preview(argv: Sequence[str]) -> str:

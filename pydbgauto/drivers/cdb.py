@@ -42,7 +42,16 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Mapping, Optional, Protocol, Sequence
 
-from pydbgauto.drivers.base import RawStop, StopKind, Target, command_line_preview
+from pydbgauto.drivers.base import (
+    DEFAULT,
+    Driver,
+    RawStop,
+    StopKind,
+    Target,
+    TimeLimit,
+    command_line_preview,
+    resolve_timeout,
+)
 from pydbgauto.drivers.cdb_locate import default_symbol_path, find_cdb, find_coreclr_sos
 from pydbgauto.drivers.cdb_prompt import (
     PROMPT_RE,
@@ -107,15 +116,6 @@ DUMP_OPTIONS = frozenset({"/ma", "/mA", "/mfFhut", "/m", "/mh", "/mi"})
 
 _DEFAULT_RESYNC_TIMEOUT = 15.0
 
-
-class _Default:
-    """The type of :data:`DEFAULT`: "use the driver's ``command_timeout``"."""
-
-    def __repr__(self) -> str:
-        return "DEFAULT"
-
-
-DEFAULT = _Default()
 
 _DEFAULT_QUIT_TIMEOUT = 10.0
 
@@ -632,11 +632,12 @@ def _tail(text: str, n: int = 600) -> str:
 # The driver
 
 
-class CdbDriver:
+class CdbDriver(Driver):
     """The cdb implementation of :class:`pydbgauto.drivers.base.Driver`."""
 
     name = "cdb"
     sos_prefix = "!"
+    supports_break_in = True
 
     def __init__(
         self,
@@ -708,10 +709,10 @@ class CdbDriver:
     def execute(
         self,
         command: str,
-        timeout: Optional[float] | _Default = DEFAULT,
+        timeout: TimeLimit = DEFAULT,
         *,
-        allow_dangerous: bool = False,
         thread_id: Optional[int] = None,
+        allow_dangerous: bool = False,
     ) -> str:
         """Run one cdb command while stopped and return its output (prompts and symbol noise removed).
 
@@ -1003,8 +1004,8 @@ class CdbDriver:
         self.close()
 
     # -- internals --------------------------------------------------------------------------
-    def _timeout(self, timeout: Optional[float] | _Default) -> Optional[float]:
-        return self.command_timeout if isinstance(timeout, _Default) else timeout
+    def _timeout(self, timeout: TimeLimit) -> Optional[float]:
+        return resolve_timeout(timeout, self.command_timeout)
 
     def _run(self, lines: Sequence[str], timeout: Optional[float], *, what: str) -> str:
         if self._console is None:

@@ -25,7 +25,16 @@ import time
 from typing import Any, Deque, Dict, List, Mapping, Optional, Tuple
 
 from pydbgauto import guardian, interrupts, locate, processes
-from pydbgauto.drivers.base import RawStop, StopKind, Target
+from pydbgauto.drivers.base import (
+    DEFAULT,
+    Driver,
+    FilteredStop,
+    RawStop,
+    StopKind,
+    Target,
+    TimeLimit,
+    resolve_timeout,
+)
 from pydbgauto.drivers.framing import ReplyBuffer, new_token
 from pydbgauto.errors import (
     AgentLoadError,
@@ -73,11 +82,14 @@ HUNG_DETACH_TIMEOUT = 3.0
 FINISH_ON_INTERRUPT = ("dump",)
 
 
-class LldbDriver:
+class LldbDriver(Driver):
     """Drives one lldb process; implements pydbgauto.drivers.Driver."""
 
     name = "lldb"
     sos_prefix = ""
+    threads_command = "clrthreads"
+    supports_break_in = True
+    local_process = True
 
     def __init__(
         self,
@@ -112,7 +124,7 @@ class LldbDriver:
         self._lock = threading.Lock()
         self.info: Dict[str, Any] = {}
         self.target_stdout: Optional[str] = None
-        self._filtered: List[Dict[str, Any]] = []  # first-chance stops the agent's filter let pass
+        self._filtered: List[FilteredStop] = []  # first-chance stops the agent's filter let pass
         self._load_failure: Optional[List[str]] = None  # lldb's words when the agent did not load
         # break_in from another thread while resume runs (see break_in)
         self._break_cond = threading.Condition()
@@ -147,12 +159,12 @@ class LldbDriver:
             self.close()
             raise
 
-    def execute(self, command: str, timeout: Optional[float] = None, thread_id: Optional[int] = None) -> str:
+    def execute(self, command: str, timeout: TimeLimit = DEFAULT, *, thread_id: Optional[int] = None) -> str:
         if "\n" in command or "\r" in command:
             raise DebuggerError("one command at a time: the command text has a line break")
         reply = self._request(
             "exec",
-            timeout if timeout is not None else self.command_timeout,
+            resolve_timeout(timeout, self.command_timeout),
             command=command,
             thread_id=thread_id,
         )
@@ -178,7 +190,7 @@ class LldbDriver:
             if event["kind"] == "cancelled" and self._stale_cancel and not self._break_requested:
                 # a cancel byte of an earlier break_in that the agent had not read: not a stop for anyone
                 self._stale_cancel = False
-                self._filtered.extend(event.get("filtered") or [])
+                self._filtered.extend(_filtered_stops(event.get("filtered")))
                 continue
             break
         stop = self._stop_from(event, timeout)
@@ -246,7 +258,7 @@ class LldbDriver:
     def _stop_from(self, event: Dict[str, Any], timeout: Optional[float]) -> Any:
         """The RawStop of a reply to ``resume``, or the error to raise for it."""
         kind = event["kind"]
-        self._filtered.extend(event.get("filtered") or [])
+        self._filtered.extend(_filtered_stops(event.get("filtered")))
         if self._break_requested and kind in ("cancelled", "timeout"):
             return RawStop(
                 StopKind.BREAK, thread_id=self._selected_thread(), description="broken into (break_in)"
@@ -287,7 +299,7 @@ class LldbDriver:
         )
         return dict(reply)
 
-    def take_filtered(self) -> List[Dict[str, Any]]:
+    def take_filtered(self) -> List[FilteredStop]:
         """The first-chance stops the agent's filter resumed since the last call."""
         filtered, self._filtered = self._filtered, []
         return filtered
@@ -321,10 +333,11 @@ class LldbDriver:
             self._request("detach", _shorter(self.command_timeout, DETACH_TIMEOUT))
         self._attached = False
 
-    def kill_target(self) -> None:
+    def kill_target(self) -> bool:
         if self._attached and self._alive():
             self._request("kill", self.command_timeout)
         self._attached = False
+        return True
 
     def close(self) -> None:
         """Detach (the target keeps running), quit lldb, and make sure no lldb process is left."""
@@ -635,7 +648,7 @@ class LldbDriver:
             result = json.loads(body).get("result") or {}
         except ValueError:
             return
-        self._filtered.extend(result.get("filtered") or [])
+        self._filtered.extend(_filtered_stops(result.get("filtered")))
 
     def _finish_in_flight(self, token: str, limit: Optional[float], op: str) -> None:
         """After an interrupt: wait (within ``limit``) for the reply of ``op`` the agent is still working
@@ -857,3 +870,16 @@ def agent_path_line() -> str:
 
 def _shorter(a: Optional[float], b: float) -> float:
     return b if a is None else min(a, b)
+
+
+def _filtered_stops(items: Optional[List[Dict[str, Any]]]) -> List[FilteredStop]:
+    """The agent's reply list of stops its filter resumed, as FilteredStops."""
+    return [
+        FilteredStop(
+            thread_id=item.get("thread_id"),
+            exception_address=int(item.get("exception_address") or 0),
+            type=item.get("type"),
+            time=float(item.get("time") or 0.0),
+        )
+        for item in items or []
+    ]

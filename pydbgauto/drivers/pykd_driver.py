@@ -17,7 +17,7 @@ import os
 import threading
 from typing import Any, Mapping, Optional, Sequence
 
-from pydbgauto.drivers.base import RawStop, StopKind, Target
+from pydbgauto.drivers.base import DEFAULT, Driver, RawStop, StopKind, Target, TimeLimit
 from pydbgauto.drivers.cdb import (
     CLR_EXCEPTION_CODES,
     DUMP_OPTIONS,
@@ -56,7 +56,7 @@ def _import_pykd() -> Any:
     return pykd
 
 
-class PykdDriver:
+class PykdDriver(Driver):
     """:class:`pydbgauto.drivers.base.Driver` over pykd. ``embedded=True``: already inside a
     debugger session (the default when pykd says it is attached to a process)."""
 
@@ -127,10 +127,10 @@ class PykdDriver:
     def execute(
         self,
         command: str,
-        timeout: Optional[float] = None,
+        timeout: TimeLimit = DEFAULT,  # pykd's dbgCommand has no time limit: it runs inside the debugger
         *,
-        allow_dangerous: bool = False,
         thread_id: Optional[int] = None,
+        allow_dangerous: bool = False,
     ) -> str:
         check_command(command, allow_dangerous=allow_dangerous)
         if command.strip().lower() in ("q", "qq"):

@@ -14,7 +14,7 @@ import json
 import os
 from typing import Any, Dict, List, Mapping, Optional
 
-from pydbgauto.drivers.base import RawStop, StopKind, Target
+from pydbgauto.drivers.base import DEFAULT, Driver, FilteredStop, RawStop, StopKind, Target, TimeLimit
 from pydbgauto.errors import DebuggerTimeoutError
 from pydbgauto.models import DumpRecord, StopEvent
 
@@ -29,13 +29,14 @@ def _key(command: str, thread_id: Optional[int]) -> str:
     return f"{thread_id or ''}|{command}"
 
 
-class RecordingDriver:
+class RecordingDriver(Driver):
     """Wraps a real driver and records what it answered (used only to make recordings)."""
 
-    def __init__(self, inner: Any) -> None:
+    def __init__(self, inner: Driver) -> None:
         self.inner = inner
         self.name = inner.name
-        self.sos_prefix = getattr(inner, "sos_prefix", "")
+        self.sos_prefix = inner.sos_prefix
+        self.threads_command = inner.threads_command
         self.stops: List[Dict[str, Any]] = []
         self._commands: Dict[str, str] = {}
 
@@ -55,7 +56,7 @@ class RecordingDriver:
     def set_filter(self, spec: Any) -> bool:
         return bool(self.inner.set_filter(None))  # record every stop: the replayed loop does the filtering
 
-    def take_filtered(self) -> List[Dict[str, Any]]:
+    def take_filtered(self) -> List[FilteredStop]:
         return list(self.inner.take_filtered())
 
     def resume(self, timeout: Optional[float]) -> RawStop:
@@ -74,7 +75,7 @@ class RecordingDriver:
         )
         return raw
 
-    def execute(self, command: str, timeout: Optional[float] = None, thread_id: Optional[int] = None) -> str:
+    def execute(self, command: str, timeout: TimeLimit = DEFAULT, *, thread_id: Optional[int] = None) -> str:
         out = str(self.inner.execute(command, timeout, thread_id=thread_id))
         self._commands[_key(command, thread_id)] = out
         return out
@@ -107,7 +108,7 @@ class RecordingDriver:
             f.write("\n")
 
 
-class ReplayDriver:
+class ReplayDriver(Driver):
     """TEST DOUBLE: answers like the recorded lldb session did. See the module docstring."""
 
     sos_prefix = ""
@@ -116,9 +117,10 @@ class ReplayDriver:
         with open(recording, encoding="utf-8") as f:
             self.data = json.load(f)
         assert self.data["format"] == FORMAT
-        # The Session speaks to it as to the debugger it replays (clrthreads, not !threads); the class name,
-        # this module and versions() say it is a double.
-        self.name = self.data.get("debugger", "lldb")
+        # The Session speaks to it as to the debugger it replays (clrthreads, not !threads).
+        debugger = self.data.get("debugger", "lldb")
+        self.name = f"replay double of {debugger}"
+        self.threads_command = "clrthreads" if debugger == "lldb" else "threads"
         self.index = -1
         self.started = self.closed = self.detached = False
         self.dumps: List[str] = []
@@ -162,7 +164,7 @@ class ReplayDriver:
             type_chain=tuple(stop["type_chain"]),
         )
 
-    def execute(self, command: str, timeout: Optional[float] = None, thread_id: Optional[int] = None) -> str:
+    def execute(self, command: str, timeout: TimeLimit = DEFAULT, *, thread_id: Optional[int] = None) -> str:
         commands = self.data["stops"][self.index]["commands"]
         key = _key(command, thread_id)
         if key not in commands and command.startswith("dumpmt "):

@@ -13,7 +13,7 @@ from typing import Any, Dict, List
 
 import pytest
 
-from pydbgauto.drivers.base import StopKind, Target
+from pydbgauto.drivers.base import FilteredStop, StopKind, Target
 from pydbgauto.drivers.lldb import LldbDriver
 from pydbgauto.errors import DebuggerTimeoutError
 
@@ -84,7 +84,8 @@ def test_an_exception_that_wins_the_race_is_the_stop_and_the_unread_byte_is_skip
     )
     again = driver.resume(30)
     assert again.kind is StopKind.FIRST_CHANCE and again.exception_address == 0x2000
-    assert driver.take_filtered() == [{"thread_id": 8, "type": "X"}]  # the skipped reply's log is kept
+    # the skipped reply's log is kept
+    assert driver.take_filtered() == [FilteredStop(exception_address=0, thread_id=8, type="X")]
     assert not driver._stale_cancel
 
 
