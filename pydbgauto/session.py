@@ -22,6 +22,8 @@ import time
 import weakref
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
+import attr
+
 from pydbgauto import bounded, crashes, dumpfile, processes
 from pydbgauto.drivers.base import DEFAULT, Driver, RawStop, StopKind, Target, TimeLimit, resolve_timeout
 from pydbgauto.errors import (
@@ -396,18 +398,33 @@ class Session:
             self._partial_dumps.append(temp)
             raise
         try:
-            seconds = time.monotonic() - started
-            record = DumpRecord(
-                path=final,
-                size=os.path.getsize(final),
-                seconds=seconds,
-                sha256=dumpfile.file_sha256(final) if checksum else None,
-            )
+            record = DumpRecord(path=final, size=os.path.getsize(final), seconds=time.monotonic() - started)
+        except KeyboardInterrupt:  # a signal before the dump was checked: all or nothing
+            os.unlink(final)
+            raise
+        return self.check_dump(record, expect, verify=verify, checksum=checksum, verifier=verifier)
+
+    def check_dump(
+        self,
+        record: DumpRecord,
+        expect: Optional[StopEvent] = None,
+        *,
+        verify: bool = True,
+        checksum: bool = True,
+        verifier: Optional[Callable[[DumpRecord, Optional[StopEvent]], DumpRecord]] = None,
+    ) -> DumpRecord:
+        """The sha256 and the independent reader's check (as ``dump`` does them) of a dump that
+        ``dump(..., verify=False, checksum=False)`` wrote. They read the file, not the target: a watch
+        does them once the target runs again, on another thread. A signal meanwhile removes the dump
+        (all or nothing)."""
+        try:
+            if checksum:
+                record = attr.evolve(record, sha256=dumpfile.file_sha256(record.path))
             if verify:
                 check = verifier or self.driver.verify_dump
                 record = check(record, expect if expect is not None else self.last_event)
-        except KeyboardInterrupt:  # a signal before the dump was checked: all or nothing
-            os.unlink(final)
+        except KeyboardInterrupt:
+            os.unlink(record.path)
             raise
         return record
 
