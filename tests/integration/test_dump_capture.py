@@ -14,7 +14,7 @@ import os
 import signal
 import threading
 import time
-from typing import Dict, List
+from typing import List, Tuple
 
 import pytest
 
@@ -84,32 +84,34 @@ def _files(folder: str) -> List[str]:
 
 def test_verification_and_record_come_after_the_resume_and_say_the_pause(waiting_app, tmp_path, no_lldb_left):
     """At dump-start the target is stopped; when the reader has checked the dump (dump-done) it runs
-    again, still traced: the watch went on. The record holds the pause."""
+    again: still traced after the first capture (the watch goes on), detached after the last."""
     pid = waiting_app.pid
-    seen: Dict[str, object] = {}
-    stop = threading.Event()
+    seen: List[Tuple[str, str, bool]] = []
 
     def on_event(kind: str, data: dict) -> None:
         if kind == "armed":
             waiting_app.send("invalid-op")
-        elif kind == "dump-start":
-            seen["at dump-start"] = process_state(pid)
-        elif kind == "dump-done":
-            seen["at dump-done"] = process_state(pid)
-            seen["traced"] = tracer_of(pid) != 0
-            stop.set()
+        elif kind in ("dump-start", "dump-done"):
+            seen.append((kind, process_state(pid), tracer_of(pid) != 0))
+            if kind == "dump-done" and len(seen) == 2:
+                waiting_app.send("invalid-op")  # the second capture ends the watch (max_dumps)
 
     result = watch(
         pid=pid,
         when=pda.exception_type(IOE),
         dump_dir=str(tmp_path),
         max_dumps=2,
-        timeout=120,
+        dedupe=False,  # the same throw twice
+        timeout=60,
         on_event=on_event,
-        stop=stop,
     )
-    assert result.ended == "stopped" and len(result.dumps) == 1
-    assert seen["at dump-start"] == "t" and seen["at dump-done"] in ("R", "S") and seen["traced"], seen
+    assert result.ended == "max-dumps" and len(result.dumps) == 2
+    assert [(k, state in ("R", "S"), traced) for k, state, traced in seen] == [
+        ("dump-start", False, True),  # stopped ("t") for the write
+        ("dump-done", True, True),  # the watch waits again: running
+        ("dump-start", False, True),
+        ("dump-done", True, False),  # the watch is over: detached, running
+    ], seen
     dump = result.dumps[0].dump
     assert dump is not None and dump.verified, dump and dump.verify_error
     assert dump.seen_exception_type == IOE and len(dump.sha256 or "") == 64
@@ -120,8 +122,9 @@ def test_verification_and_record_come_after_the_resume_and_say_the_pause(waiting
     with open(result.dumps[0].record_path or "") as f:
         record = json.load(f)
     assert record["dump"]["pause_seconds"] == dump.pause_seconds and record["dump"]["verified"]
+    names = [os.path.basename(c.dump.path) for c in result.dumps if c.dump is not None]
     assert _files(str(tmp_path)) == sorted(
-        [os.path.basename(dump.path), os.path.basename(dump.path) + ".json", "pydbgauto-decisions.jsonl"]
+        names + [n + ".json" for n in names] + ["pydbgauto-decisions.jsonl"]
     )
 
 
