@@ -307,7 +307,7 @@ class _Watch:
         if log_file is None:  # called directly (tests): open the log here
             log_file = os.fdopen(open_private_log(self.log_path), "a", encoding="utf-8")
         self._log_fd = log_file.fileno()
-        # The capture thread's work ends after the debugger has let the target go (listed first: exits last).
+        # The last capture's record is written after the debugger has let the target go (first: exits last).
         with self._finishing_captures(), self.session, log_file:
             try:
                 ended, exit_status, filtered = self._loop(timeout, started)
@@ -322,6 +322,8 @@ class _Watch:
                     self._log_filtered()
                 except PydbgautoError as err:
                     log.warning("could not log the last filtered stops: %s", err)
+            if self._pending is not None:  # the detach resumes the target: the check need not wait for it
+                self._pending.resumed()
         result = WatchResult(
             tuple(self.captures),
             tuple(self.decisions),
