@@ -1,7 +1,8 @@
 """pydbgauto: catch a .NET process at the exception you care about, and keep a full dump of it.
 
 Parse saved SOS text with ``parse_pe`` / ``parse_clrstack`` (no debugger needed); drive a debugger with
-``Session``; run the whole job with ``watch``. Heavier modules (sessions, drivers) load on first use.
+``Session``; run the whole job with ``watch``. ``import pydbgauto`` loads only the pure parts (models,
+parsers, predicates, policy): sessions, drivers, the process helpers and analyze load on first use.
 """
 
 from typing import Any
@@ -44,7 +45,6 @@ from pydbgauto.models import (
     StopEvent,
     ThreadTable,
 )
-from pydbgauto.analyze import analyze
 from pydbgauto.policy import DumpPolicy
 from pydbgauto.predicates import (
     Predicate,
@@ -133,7 +133,7 @@ __all__ = [
 # The module is `watching`, not `watch`: importing a submodule named like a public function would
 # replace the function on the package (pda.watch would become the module).
 _LAZY = {"Session": "pydbgauto.session", "watch": "pydbgauto.watching", "WatchResult": "pydbgauto.watching"}
-_LAZY["dump_now"] = "pydbgauto.snapshot"
+_LAZY.update(dump_now="pydbgauto.snapshot", analyze="pydbgauto.analysis")
 # (the module is `surveying`, not `survey`, for the same reason)
 _LAZY.update(survey="pydbgauto.surveying", SurveyResult="pydbgauto.surveying")
 _LAZY.update(watch_all="pydbgauto.multi", MultiWatchResult="pydbgauto.multi")
@@ -141,13 +141,15 @@ __all__ += ["MultiWatchResult", "SurveyResult", "survey", "watch_all"]
 
 
 def __getattr__(name: str) -> Any:
-    """Session, watch and analyze load their drivers on first use, so parsing stays light."""
+    """The names in ``_LAZY`` load their module (and its debugger machinery) on first use."""
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'pydbgauto' has no attribute {name!r}")
     import importlib
 
-    return getattr(importlib.import_module(module), name)
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip __getattr__
+    return value
 
 
 def _install_display() -> None:

@@ -112,14 +112,14 @@ def _lldb_python() -> Check:
         path = locate.find_lldb()
     except DebuggerNotFoundError:
         return Check("lldb python", False, "lldb is missing", "apt-get install lldb-19 python3-lldb-19")
-    from pydbgauto.drivers.lldb import agent_path_line, lldb_environment
+    from pydbgauto.drivers.lldb.embedded_python import agent_path_line, lldb_environment
     from pydbgauto.errors import ConfigurationError
 
     probe = (
         "script import sys; print('pydbgauto-' + 'python', sys.version.split()[0], sys.prefix); "
         "import attr; print('pydbgauto-' + 'attrs-ok')"
     )
-    # The same environment and sys.path the driver gives lldb (drivers/lldb.py, lldb_environment).
+    # The same environment and sys.path the driver gives lldb (drivers/lldb/embedded_python.py).
     private = tempfile.mkdtemp(prefix="pydbgauto-doctor-")
     try:
         env, _ = lldb_environment(path, os.environ, private)
@@ -178,7 +178,7 @@ def _sos() -> Check:
 
 
 def _dotnet_dump() -> Check:
-    from pydbgauto.verify import reader_env
+    from pydbgauto.readers.run import reader_env
 
     try:
         tool = locate.find_dotnet_dump()

@@ -20,7 +20,7 @@ libraries and processes below it are translated where they are met::
     ├── ParseError                text that is not what a parser takes
     ├── SosError                  SOS itself reported a failure
     └── DumpError                 a dump could not be written or verified
-        ├── DumpVerificationError the independent reader disagreed or failed
+        ├── DumpVerificationError the independent reader could not read the dump
         └── DiskSpaceError        the dump folder cannot hold the target's dump
 
 Outside the tree, because it must not be caught by ``except Exception``: :class:`Interrupted`, a
@@ -105,7 +105,12 @@ class DumpError(PydbgautoError):
 
 
 class DumpVerificationError(DumpError):
-    """An independent reader could not open a dump, or saw something else in it."""
+    """An independent reader (``pydbgauto.readers``) could not open or read a dump.
+
+    A dump the reader reads but that disagrees with its stop is not an error: ``verify_dump`` returns
+    the record with ``verified=False`` and ``verify_error`` (it also turns this error into that), and
+    ``analyze`` says so in ``matches_capture`` / ``differences``.
+    """
 
 
 class DiskSpaceError(DumpError):

@@ -28,121 +28,23 @@ import json
 import os
 import threading
 import time
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, TextIO, Tuple
-
-import attr
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, TextIO
 
 from pydbgauto import predicates as preds
 from pydbgauto import processes
 from pydbgauto.errors import NoSuchProcessError
-from pydbgauto.models import CaptureRecord, StopEvent
-from pydbgauto.policy import GIB, Decision, DumpPolicy, PolicyState
+from pydbgauto.policy import GIB, DumpPolicy
 from pydbgauto.session import Session
-from pydbgauto.watching import WatchResult, _process_name, _Watch, prepare
+from pydbgauto.watching.checks import prepare
+from pydbgauto.watching.loop import WatchLoop
+from pydbgauto.watching.result import EventCallback, MultiWatchResult, WatchResult
+from pydbgauto.watching.shared_limit import SharedLimit, SharedLimitState
 
-__all__ = ["MultiWatchResult", "SharedLimit", "watch_all"]
+__all__ = ["MultiWatchResult", "SharedLimit", "SharedLimitState", "watch_all"]
 
-EventCallback = Callable[[str, Mapping[str, Any]], None]
 # Each loop waits for events in slices this long (or poll_interval, if longer) to see the shared stop: every
 # slice breaks in and resumes its target (a few ms), so not much more often than once a second.
 LOOP_SLICE = 1.0
-
-
-class SharedLimit:
-    """``max_dumps`` across several watches: a count of dump decisions under a lock, and the event that
-    ends every watch once it is reached."""
-
-    def __init__(self, limit: Optional[int], stop: threading.Event) -> None:
-        self.limit = limit
-        self.dumps = 0
-        self.lock = threading.Lock()
-        self.stop = stop
-
-    @property
-    def reached(self) -> bool:
-        return self.limit is not None and self.dumps >= self.limit
-
-
-class SharedLimitState(PolicyState):
-    """One process's :class:`PolicyState` whose ``max_dumps`` check counts the dumps of every process.
-
-    Every other check (duplicates, ``skip_first``, ``cooldown``, disk) stays this process's own."""
-
-    def __init__(self, policy: DumpPolicy, shared: SharedLimit) -> None:
-        super().__init__(policy)
-        self.shared = shared
-
-    def _decide(self, event: StopEvent, matched: bool, now: float, free_disk: Optional[int]) -> Decision:
-        with self.shared.lock:
-            if not self.shared.reached:
-                decision = super()._decide(event, matched, now, free_disk)
-                if decision.dump:
-                    self.shared.dumps += 1
-                    if self.shared.reached:
-                        self.shared.stop.set()
-                return decision
-            own = self.dumps
-            self.dumps = self.policy.max_dumps or own  # the total is reached: the limit check answers
-            try:
-                decision = super()._decide(event, matched, now, free_disk)
-            finally:
-                self.dumps = own
-            if decision.reason == "limit":
-                decision = attr.evolve(
-                    decision,
-                    detail=f"#{event.sequence} {event.exception_type or 'unknown exception'}: "
-                    f"max_dumps={self.shared.limit} dumps across all processes decided already "
-                    f"({own} of them in this one)",
-                )
-            return decision
-
-
-@attr.frozen
-class MultiWatchResult:
-    """What a watch of every process of a name saw and did: one ``WatchResult`` per process watched."""
-
-    name: str
-    results: Tuple[Tuple[int, WatchResult], ...]  # (pid, result), in the order they were attached
-    errors: Tuple[Tuple[int, str], ...]  # (pid, why it could not be watched)
-    ended: str  # "max-dumps", "timeout", "exit" (every process ended), "stopped", "interrupted"
-    log_path: str
-    elapsed: float
-
-    @property
-    def pids(self) -> Tuple[int, ...]:
-        return tuple(pid for pid, _ in self.results)
-
-    @property
-    def captures(self) -> Tuple[CaptureRecord, ...]:
-        """Every process's captures, in the order their stops were seen."""
-        every = [c for _, r in self.results for c in r.captures]
-        return tuple(sorted(every, key=lambda c: c.event.time))
-
-    @property
-    def events_seen(self) -> int:
-        return sum(r.events_seen for _, r in self.results)
-
-    @property
-    def matched(self) -> int:
-        return sum(r.matched for _, r in self.results)
-
-    def __str__(self) -> str:
-        text = (
-            f"{len(self.results)} processes called {self.name!r} watched: "
-            f"{self.events_seen} exceptions seen, {self.matched} matched, {len(self.captures)} dumps "
-            f"written; ended: {self.ended} after {self.elapsed:.1f} s; decision log: {self.log_path}"
-        )
-        if self.errors:
-            text += "; not watched: " + ", ".join(f"pid {pid} ({why})" for pid, why in self.errors)
-        return text
-
-    def _repr_html_(self) -> str:
-        from pydbgauto.display import _details_html, _e, _root, watch_result_html
-
-        parts = [f'<div class="pdg-head pdg-label">{_e(self)}</div>']
-        for pid, result in self.results:
-            parts.append(_details_html(f"pid {pid}: {result}", watch_result_html(result), open_=False))
-        return _root("watch-all", "".join(parts))
 
 
 def watch_all(
@@ -307,10 +209,10 @@ class _Multi:
         try:
             if self.stop.is_set():
                 return
-            process = _process_name(pid)
+            process = processes.name_of(pid)
             session = Session.attach(pid=pid, debugger=self.debugger, **self.session_options)
             try:
-                loop = _Watch(
+                loop = WatchLoop(
                     session,
                     self.predicate,
                     self.policy,
@@ -320,8 +222,8 @@ class _Multi:
                     self.in_debugger_filter,
                     self.stop,
                     max(self.poll_interval, LOOP_SLICE),
+                    state=SharedLimitState(self.policy, self.shared),
                 )
-                loop.state = SharedLimitState(self.policy, self.shared)
             except BaseException:
                 session.close()
                 raise
@@ -380,8 +282,8 @@ class _PidStream:
 
 
 class MultiPrinter:
-    """The ``watch`` printer of the command line for every process: one ``cli._Printer`` per pid writing
-    through a :class:`_PidStream`; the end of all as a last line (JSON: ``{"event": "summary-all"}``)."""
+    """The ``watch`` printer of the command line for every process: one ``cli.printer.Printer`` per pid
+    writing to a :class:`_PidStream`; the end of all as a last line (JSON: ``{"event": "summary-all"}``)."""
 
     def __init__(self, out: TextIO, as_json: bool) -> None:
         self.out = out
@@ -389,7 +291,7 @@ class MultiPrinter:
         self.printers: Dict[int, Any] = {}
 
     def __call__(self, kind: str, data: Mapping[str, Any]) -> None:
-        from pydbgauto.cli import _Printer
+        from pydbgauto.cli.printer import Printer
 
         if kind == "done":
             self._summary(data["result"])
@@ -403,7 +305,7 @@ class MultiPrinter:
             printer = self.printers.get(pid)
             if printer is None:
                 stream: Any = _PidStream(self.out, pid, self.as_json)
-                printer = self.printers[pid] = _Printer(stream, self.as_json)
+                printer = self.printers[pid] = Printer(stream, self.as_json)
             printer("done" if kind == "process-done" else kind, data)
         self.out.flush()
 
@@ -428,23 +330,9 @@ class MultiPrinter:
 
 def run_cli(args: argparse.Namespace, predicate: Optional[preds.Predicate], on_event: EventCallback) -> int:
     """``pydbgauto watch --name X`` over every process of the name; exit codes as ``watch``'s."""
-    from pydbgauto import cli
+    from pydbgauto.cli.watch import exit_code, watch_options
 
-    result = watch_all(
-        args.name,
-        wait=args.wait,
-        when=predicate,
-        dump_dir=args.dump_dir,
-        max_dumps=args.max_dumps or None,
-        skip_first=args.skip_first,
-        cooldown=args.cooldown,
-        dedupe=not args.no_dedupe,
-        timeout=args.timeout,
-        verify=not args.no_verify,
-        debugger=args.debugger,
-        on_event=on_event,
-        live=False,
-    )
+    result = watch_all(args.name, **watch_options(args, predicate, on_event))
     if not result.results and result.errors:
         raise NoSuchProcessError("no process could be watched: " + "; ".join(w for _, w in result.errors))
     if not result.results and args.wait and args.timeout is not None:
@@ -452,6 +340,4 @@ def run_cli(args: argparse.Namespace, predicate: Optional[preds.Predicate], on_e
             f"no process named {args.name!r} started within {args.timeout:g} s: check the name "
             "(`ps -eo comm`), or give --timeout more time"
         )
-    if any(c.dump is None or (not args.no_verify and not c.dump.verified) for c in result.captures):
-        return cli.EXIT_DUMP
-    return cli.EXIT_OK if result.captures else cli.EXIT_NO_MATCH
+    return exit_code(args, result.captures)

@@ -1,4 +1,6 @@
-"""Find Linux processes by name, the way users name their services."""
+"""What Linux's /proc says about processes: find them by the names users call them (comm, argv[0],
+``dotnet App.dll``), whether a debugger can attach (gone, zombie, traced, another user's, not .NET), and
+how much memory a full core of one takes."""
 
 from __future__ import annotations
 
@@ -33,6 +35,15 @@ def _names_of(pid: int) -> List[str]:
         if os.path.basename(argv[0]) == "dotnet" and len(argv) > 1 and argv[1].endswith(".dll"):
             names.append(os.path.basename(argv[1])[: -len(".dll")])
     return names
+
+
+def name_of(pid: int) -> str:
+    """The process's comm (what dumps are named after), or the pid as text where it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as f:
+            return f.read().strip() or str(pid)
+    except OSError:
+        return str(pid)
 
 
 def find_pids(name: str) -> List[int]:

@@ -20,13 +20,14 @@ import sys
 import time
 from typing import Any, List, Mapping, Optional, Tuple
 
-from pydbgauto import errors
+from pydbgauto import arg_types, errors, processes
+from pydbgauto.dumpfile import check_dump_folder
 from pydbgauto.errors import ConfigurationError, PydbgautoError
 from pydbgauto.models import ManagedStack, SnapshotRecord, ThreadExceptionRecord, ThreadTable
 from pydbgauto.policy import DumpPolicy
-from pydbgauto.dumpfile import check_dump_folder
 from pydbgauto.session import Session
 from pydbgauto.sos import parse_clrstack_all
+from pydbgauto.watching.records import write_new_json
 
 __all__ = ["dump_now", "snapshot", "register"]
 
@@ -69,7 +70,7 @@ def snapshot(
     if stop is not None and stop.exception is not None and stop.thread_id and stop.thread_id not in listed:
         exceptions = (ThreadExceptionRecord(thread_id=stop.thread_id, exception=stop.exception),) + exceptions
     pid = session.pid or 0
-    path = _new_path(folder, process or _process_name(pid), pid)
+    path = _new_path(folder, process or processes.name_of(pid), pid)
     gathered = time.monotonic()
     dump, dump_error = None, None
     try:
@@ -93,7 +94,7 @@ def snapshot(
         versions=dict(session.versions),
         record_path=(dump.path if dump else path) + ".json",
     )
-    _write_new_json(record.record_path or path + ".json", record.to_dict())
+    write_new_json(record.record_path or path + ".json", record.to_dict())
     return record
 
 
@@ -118,7 +119,7 @@ def dump_now(
     check_dump_folder(folder)
     options = dict(session_options or {})
     with Session.attach(pid, name=name, debugger=debugger, **options) as session:
-        process = name if name is not None else _process_name(session.pid or 0)
+        process = name if name is not None else processes.name_of(session.pid or 0)
         return snapshot(session, folder, process=process, verify=verify, timeout=timeout)
 
 
@@ -145,21 +146,6 @@ def _new_path(folder: str, process: str, pid: int) -> str:
     raise errors.DumpError(f"{MAX_NAME_TRIES} snapshots of pid {pid} this second already: try again")
 
 
-def _process_name(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as f:
-            return f.read().strip() or str(pid)
-    except OSError:
-        return str(pid)
-
-
-def _write_new_json(path: str, data: Mapping[str, Any]) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1)
-        f.write("\n")
-
-
 # ----- the command ------------------------------------------------------------------------------------
 
 EXIT_OK, EXIT_USAGE, EXIT_DUMP = 0, 2, 5
@@ -177,7 +163,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "5 the dump could not be written or verified, 130 interrupted (the target was left running).",
     )
     target = p.add_mutually_exclusive_group(required=True)
-    target.add_argument("--pid", type=_positive_int, help="the process id")
+    target.add_argument("--pid", type=arg_types.process_id, help="the process id")
     target.add_argument("--name", help="the process name (exactly one process must have it)")
     p.add_argument(
         "--dump-dir", default=".", help="where the dump and its record go (must exist; default: .)"
@@ -186,32 +172,15 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "--no-verify", action="store_true", help="do not reopen the dump with an independent reader"
     )
     p.add_argument(
-        "--timeout", type=_positive_float, default=600.0, help="seconds to write (and verify) the dump"
+        "--timeout",
+        type=arg_types.positive_seconds,
+        default=600.0,
+        help="seconds to write (and verify) the dump",
     )
     p.add_argument("--debugger", choices=["lldb", "cdb"], help="default: lldb on Linux, cdb on Windows")
     p.add_argument("--json", action="store_true", help="print the capture record as JSON")
     p.set_defaults(run=run)
     return p
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text, 10)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a process id (a positive integer)") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a process id (a positive integer)")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r}: give a positive number of seconds")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,10 +1,10 @@
 """pydbgauto analyze on real dumps: one pydbgauto wrote at a crash (with its capture record), and one that
-``dotnet-dump collect`` took of the sample app waiting for input. No mocks: real lldb, SOS and dotnet-dump."""
+``dotnet-dump collect`` took of the sample app waiting for input. No mocks: real lldb, SOS and dotnet-dump
+(the tests marked lldb); the public name and the missing cdb reader are checked without them."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import shutil
@@ -19,11 +19,10 @@ import pytest
 import pydbgauto
 
 from pydbgauto import locate
-from pydbgauto.analyze import DumpAnalysis, analyze
+from tests import real_parts
+from pydbgauto.analysis import DumpAnalysis, analyze
+from pydbgauto.cli import analyze as analyze_cli
 from pydbgauto.errors import ConfigurationError, DumpVerificationError
-
-# the package attribute `analyze` is the function; the module comes from sys.modules
-analyze_mod = importlib.import_module("pydbgauto.analyze")
 
 pytestmark = pytest.mark.lldb
 
@@ -31,29 +30,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 APP = os.path.join(ROOT, ".build", "app-net10", "ThrowingApp")
 
 
-def _missing() -> List[str]:
-    missing = [] if os.access(APP, os.X_OK) else [f"sample app {APP}"]
-    try:
-        locate.find_lldb()
-        locate.find_sos_plugin()
-        locate.find_dotnet_dump()
-    except pydbgauto.DebuggerNotFoundError as e:
-        missing.append(str(e))
-    return missing
-
-
 @pytest.fixture(scope="module", autouse=True)
 def _parts() -> None:
-    missing = _missing()
-    if missing:
-        message = "analyze tests need the real tools (run scripts/setup): " + "; ".join(missing)
-        if os.environ.get("PYDBGAUTO_REQUIRE_INTEGRATION"):
-            pytest.fail(message)
-        pytest.skip(message)
+    real_parts.require("analyze tests", APP)
 
 
 @pytest.fixture(scope="module")
-def crash_dump(tmp_path_factory: pytest.TempPathFactory) -> Tuple[str, Dict[str, Any]]:
+def crash_dump(real_tools: None, tmp_path_factory: pytest.TempPathFactory) -> Tuple[str, Dict[str, Any]]:
     """A dump pydbgauto wrote at the sample app's unhandled exception, with its capture record beside it."""
     from pydbgauto.watching import watch
 
@@ -68,9 +51,9 @@ def crash_dump(tmp_path_factory: pytest.TempPathFactory) -> Tuple[str, Dict[str,
 
 
 @pytest.fixture(scope="module")
-def collected_dump(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tuple[str, int]]:
+def collected_dump(real_tools: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tuple[str, int]]:
     """A full dump by ``dotnet-dump collect`` of the sample app in `wait` mode (no exception anywhere)."""
-    from pydbgauto.verify import reader_env
+    from pydbgauto.readers.run import reader_env
 
     path = str(tmp_path_factory.mktemp("collect") / "wait.core")
     app = subprocess.Popen([APP, "wait"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -104,6 +87,7 @@ def collected_dump(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tuple[s
 # ----- a dump pydbgauto wrote -------------------------------------------------------------------------
 
 
+@pytest.mark.lldb
 def test_pydbgauto_dump_shows_the_crash_and_matches_its_capture(crash_dump):
     path, record = crash_dump
     tid = record["event"]["thread_id"]
@@ -133,6 +117,7 @@ def test_pydbgauto_dump_shows_the_crash_and_matches_its_capture(crash_dump):
     assert not any("doesn't contain memory" in w for w in a.warnings), a.warnings
 
 
+@pytest.mark.lldb
 def test_lldb_reader_finds_the_same(crash_dump):
     path, record = crash_dump
     a = analyze(path, reader="lldb")
@@ -148,6 +133,7 @@ def test_lldb_reader_finds_the_same(crash_dump):
     assert [s.os_thread_id for s in a.stacks] == [s.os_thread_id for s in b.stacks]
 
 
+@pytest.mark.lldb
 def test_a_record_that_disagrees_is_reported(crash_dump, tmp_path):
     path, record = crash_dump
     other = tmp_path / "same-dump.core"
@@ -167,6 +153,7 @@ def test_a_record_that_disagrees_is_reported(crash_dump, tmp_path):
     assert _cli(["analyze", str(other)])[0] == 1
 
 
+@pytest.mark.lldb
 def test_a_record_for_another_file_is_reported(crash_dump, tmp_path):
     path, record = crash_dump
     other = tmp_path / "renamed.core"
@@ -179,6 +166,7 @@ def test_a_record_for_another_file_is_reported(crash_dump, tmp_path):
     assert any("sha256" in d for d in a.differences)
 
 
+@pytest.mark.lldb
 def test_an_unreadable_record_is_a_warning_not_a_failure(crash_dump, tmp_path):
     path, _ = crash_dump
     other = tmp_path / "x.core"
@@ -193,6 +181,7 @@ def test_an_unreadable_record_is_a_warning_not_a_failure(crash_dump, tmp_path):
 # ----- a dump dotnet-dump collect took --------------------------------------------------------------
 
 
+@pytest.mark.lldb
 def test_collected_dump_lists_threads_and_stacks(collected_dump):
     path, pid = collected_dump
     a = analyze(path)
@@ -220,7 +209,7 @@ def _cli(argv: List[str]) -> Tuple[int, str, str]:
     import io
 
     parser = argparse.ArgumentParser(prog="pydbgauto")
-    analyze_mod.register(parser.add_subparsers(dest="subcommand"))
+    analyze_cli.register(parser.add_subparsers(dest="subcommand"))
     args = parser.parse_args(argv)
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -228,6 +217,7 @@ def _cli(argv: List[str]) -> Tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
+@pytest.mark.lldb
 def test_cli_json_text_and_html(crash_dump, tmp_path):
     path, record = crash_dump
     code, out, _ = _cli(["analyze", path, "--json"])
@@ -284,6 +274,8 @@ def _check_html(page: str, must_have: List[str]) -> None:
         assert item in text
 
 
+@pytest.mark.lldb
+@pytest.mark.usefixtures("real_tools")
 def test_cli_exit_codes_for_bad_input(tmp_path, monkeypatch):
     code, _, err = _cli(["analyze", str(tmp_path / "missing.core")])
     assert code == 2 and "does not exist" in err
@@ -299,6 +291,8 @@ def test_cli_exit_codes_for_bad_input(tmp_path, monkeypatch):
     assert code == 4 and "dotnet tool install dotnet-dump" in err
 
 
+@pytest.mark.lldb
+@pytest.mark.usefixtures("real_tools")
 def test_api_refuses_bad_arguments(tmp_path):
     with pytest.raises(ConfigurationError):
         analyze(str(tmp_path))  # a folder
@@ -310,6 +304,7 @@ def test_api_refuses_bad_arguments(tmp_path):
         analyze(str(not_a_dump), reader="lldb")
 
 
+@pytest.mark.lldb
 def test_notebook_views(crash_dump):
     path, _ = crash_dump
     a = analyze(path)
@@ -322,7 +317,7 @@ def test_notebook_views(crash_dump):
 
 
 def test_public_name_stays_the_function_after_the_submodule_is_imported():
-    code = "import pydbgauto, pydbgauto.analyze; print(callable(pydbgauto.analyze))"
+    code = "import pydbgauto, pydbgauto.analysis, pydbgauto.cli.analyze; print(callable(pydbgauto.analyze))"
     done = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
@@ -336,7 +331,7 @@ def test_public_name_stays_the_function_after_the_submodule_is_imported():
 def test_public_name_before_the_submodule_is_imported():
     code = (
         "import sys, pydbgauto; f = pydbgauto.analyze; "
-        "print(f is sys.modules['pydbgauto.analyze'].analyze)"
+        "print(f is sys.modules['pydbgauto.analysis'].analyze)"
     )
     done = subprocess.run(
         [sys.executable, "-c", code],

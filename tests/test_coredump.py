@@ -52,6 +52,44 @@ def test_diaginfo_page_without_an_exception_has_no_record():
     assert struct.unpack_from("<Q", page, 24)[0] == 0 and page[32:].count(0) == len(page) - 32
 
 
+def test_parse_maps_kinds_of_paths_and_flags():
+    text = (
+        "00400000-00401000 ---p 00000000 00:00 0\n"  # no path at all
+        "01000000-01021000 rw-p 00000000 00:00 0          [heap]\n"
+        "7f0000000000-7f0000001000 r--s 0000a000 08:01 7  /dev/shm/x (deleted)\n"
+        "7ffc0000-7ffc1000 rw-p 00000000 00:00 0          [stack]\n"
+    )
+    maps = coredump.parse_maps(text)
+    assert [m.path for m in maps] == ["", "[heap]", "/dev/shm/x (deleted)", "[stack]"]
+    assert [m.file_backed for m in maps] == [False, False, True, False]
+    assert [m.flags for m in maps] == [
+        0,
+        coredump.PF_R | coredump.PF_W,
+        coredump.PF_R,
+        coredump.PF_R | coredump.PF_W,
+    ]
+    assert maps[2].offset == 0xA000 and maps[2].end - maps[2].start == 0x1000
+
+
+def test_parse_maps_skips_blank_and_short_lines():
+    short = "\n   \n00400000-00401000 r-xp\n00400000-00401000 r-xp 00000000 08:01\n"  # no inode: not a line
+    text = short + "00400000-00401000 r-xp 00000000 08:01 12\n"
+    assert coredump.parse_maps(text) == [coredump.Mapping(0x400000, 0x401000, "r-xp", 0, "")]
+    assert coredump.parse_maps("") == []
+
+
+def test_parse_maps_reads_this_process_maps_whole():
+    with open("/proc/self/maps", encoding="utf-8", errors="replace") as f:
+        text = f.read()
+    lines = [line for line in text.splitlines() if line.strip() and not line.endswith("[vsyscall]")]
+    maps = coredump.parse_maps(text)
+    assert len(maps) == len(lines) > 0
+    assert all(m.start < m.end for m in maps)
+    assert [m.start for m in maps] == sorted(m.start for m in maps)  # the kernel lists them in order
+    assert any(m.path.endswith(("python3", "python3.11")) or "libpython" in m.path for m in maps)
+    assert any(m.path == "[stack]" for m in maps)
+
+
 def test_layout_and_headers_with_more_program_headers_than_elf_counts():
     """Past 65534 program headers e_phnum says PN_XNUM and section 0's sh_info holds the real count."""
     mappings = [

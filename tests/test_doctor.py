@@ -9,22 +9,20 @@ import json
 import os
 import subprocess
 import sys
-from typing import List, Tuple
+from typing import Callable, List, Tuple
 
 import pytest
 
 from pydbgauto import doctor, locate
 from pydbgauto.doctor import Check, run_checks
 
-pytestmark = pytest.mark.lldb
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 APP = os.path.join(ROOT, ".build", "app-net10", "ThrowingApp")
 NAMES = ["lldb", "lldb python", "sos", "dotnet-dump", "ptrace", "disk", "attach"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _parts() -> None:
+@pytest.fixture(scope="module")
+def set_up_machine() -> None:
     try:
         locate.find_lldb()
         locate.find_sos_plugin()
@@ -33,6 +31,11 @@ def _parts() -> None:
         pytest.skip(f"doctor tests need a set-up machine (scripts/setup): {e}")
     if not os.access(APP, os.X_OK):
         pytest.skip(f"the sample app {APP} is not built (scripts/setup)")
+
+
+def needs_lldb(test: Callable[..., None]) -> Callable[..., None]:
+    """The real lldb, SOS, dotnet-dump and the sample app (the checks below them run without)."""
+    return pytest.mark.lldb(pytest.mark.usefixtures("set_up_machine")(test))
 
 
 def _cli(argv: List[str]) -> Tuple[int, str]:
@@ -45,6 +48,7 @@ def _cli(argv: List[str]) -> Tuple[int, str]:
     return code, out.getvalue()
 
 
+@needs_lldb
 def test_healthy_machine_with_a_real_attach(tmp_path):
     code, out = _cli(["doctor", "--sample-app", APP, "--dump-dir", str(tmp_path), "--json"])
     data = json.loads(out)
@@ -64,6 +68,7 @@ def test_healthy_machine_with_a_real_attach(tmp_path):
         assert "absent" in checks["ptrace"]["detail"]
 
 
+@needs_lldb
 def test_text_output(tmp_path):
     code, out = _cli(["doctor", "--dump-dir", str(tmp_path)])
     assert code == 0
@@ -73,6 +78,7 @@ def test_text_output(tmp_path):
     assert "not tried" in lines[NAMES.index("attach")]
 
 
+@needs_lldb
 def test_sos_hidden_fails_and_says_what_to_run(monkeypatch, tmp_path):
     monkeypatch.setenv("PYDBGAUTO_SOS_PLUGIN", "/nonexistent/libsosplugin.so")
     code, out = _cli(["doctor", "--sample-app", APP, "--dump-dir", str(tmp_path), "--json"])
@@ -86,6 +92,7 @@ def test_sos_hidden_fails_and_says_what_to_run(monkeypatch, tmp_path):
     assert checks["lldb"]["ok"] and checks["dotnet-dump"]["ok"]  # only what is broken is reported
 
 
+@needs_lldb
 def test_sos_hidden_through_the_command_line_in_a_subprocess(tmp_path):
     """The same through a fresh interpreter (run_checks reads the environment it was started with)."""
     env = dict(os.environ, PYTHONPATH=ROOT, PYDBGAUTO_SOS_PLUGIN="/nonexistent/libsosplugin.so")
@@ -99,6 +106,7 @@ def test_sos_hidden_through_the_command_line_in_a_subprocess(tmp_path):
     assert done.stdout.strip() == "['sos']", done.stderr
 
 
+@needs_lldb
 def test_missing_dump_folder_and_bad_sample_app(tmp_path):
     checks = run_checks(sample_app=str(tmp_path / "NoSuchApp"), dump_dir=str(tmp_path / "nope"))
     by_name = {c.name: c for c in checks}

@@ -9,25 +9,15 @@ never interprets SOS output: the Session hands the text to ``pydbgauto.sos``.
 from __future__ import annotations
 
 import abc
-import enum
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import attr
 
 from pydbgauto.errors import DebuggerError
+from pydbgauto.models import StopKind  # the models layer owns it (StopEvent.kind); drivers import it here
 
 if TYPE_CHECKING:
     from pydbgauto.models import DumpRecord, StopEvent
-
-
-class StopKind(str, enum.Enum):
-    """Why the target stopped, as far as the debugger (not SOS) can tell."""
-
-    FIRST_CHANCE = "first-chance"
-    SECOND_CHANCE = "second-chance"
-    EXIT = "exit"
-    BREAK = "break"  # stopped on request (``break_in``), not by an event of its own
-    OTHER = "other"
 
 
 @attr.frozen

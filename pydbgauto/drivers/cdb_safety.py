@@ -22,11 +22,14 @@ Microsoft documentation of the command separator, ``$$`` and ``.echo``.
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Iterable
 
 from pydbgauto.drivers.framing import MARKER_PREFIX
 from pydbgauto.errors import UnsafeInputError
+
+IS_WINDOWS = os.name == "nt"  # cdb runs on Windows; its rules are tested everywhere
 
 __all__ = [
     "DANGEROUS_COMMANDS",

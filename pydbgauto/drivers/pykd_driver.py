@@ -5,44 +5,38 @@ Inside a debugger (``!py`` in WinDbg) the target already exists and belongs to t
 this driver never detaches or quits it, and ``close()`` only removes what it set. In
 standalone mode it attaches (or starts the process) itself and detaches on ``close()``.
 
-Framing is not needed here (``dbgCommand`` returns one command's output), but the user-string
-checks of :mod:`pydbgauto.drivers.cdb_safety` and the stop classification of the cdb driver
-are the same. ``pykd.go()`` blocks; a time limit on ``resume`` is kept by a timer that calls
-``pykd.breakin()`` when pykd has it.
+Framing is not needed here (``dbgCommand`` returns one command's output), but the commands, the
+user-string checks and the stop classification are the cdb driver's
+(:mod:`pydbgauto.drivers.cdb_commands`, :mod:`pydbgauto.drivers.cdb_safety`): the same engine.
+``pykd.go()`` blocks; a time limit on ``resume`` is kept by a timer that calls ``pykd.breakin()``
+when pykd has it.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 from typing import Any, Mapping, Optional, Sequence
 
 from pydbgauto.drivers.base import DEFAULT, Driver, RawStop, StopKind, Target, TimeLimit
-from pydbgauto.drivers.cdb import (
-    CLR_EXCEPTION_CODES,
-    DUMP_OPTIONS,
+from pydbgauto.drivers.cdb_commands import (
+    arm_commands,
     classify_stop,
-    sos_load_commands,
-    thread_command,
-    type_filter_command,
+    disarm_commands,
+    load_sos_with,
+    type_filter_commands,
+    user_command,
+    write_dump_with,
 )
 from pydbgauto.drivers.cdb_prompt import clean_reply, detect_runtime
-from pydbgauto.drivers.cdb_safety import check_command, check_dump_path, quote_path
 from pydbgauto.errors import (
     ConfigurationError,
     DebuggerError,
     DebuggerNotFoundError,
     DebuggerTimeoutError,
-    DumpError,
     NotDotnetError,
-    ParseError,
-    SosError,
-    UnsafeInputError,
 )
 
 __all__ = ["PykdDriver"]
-
-_CLR_FILTERS = ("clr",) + tuple(f"{c:x}" for c in CLR_EXCEPTION_CODES)
 
 
 def _import_pykd() -> Any:
@@ -117,11 +111,8 @@ class PykdDriver(Driver):
         self.runtime = detect_runtime(self._cmd("lm"))
         if self.runtime is None:
             raise NotDotnetError("no .NET runtime (coreclr, clr, mscorwks) in the module list")
-        for command in sos_load_commands(self.runtime, self._sos_path if self.runtime == "coreclr" else None):
-            reply = self._cmd(command)
-            if "unable to find module" in reply.lower() or "failed" in reply.lower():
-                raise SosError(f"{command} failed: {reply.strip()[-300:]!r}")
-            self.sos_command = command
+        sos = self._sos_path if self.runtime == "coreclr" else None
+        self.sos_command = load_sos_with(self._cmd, self.runtime, sos)
         self._started = True
 
     def execute(
@@ -132,30 +123,23 @@ class PykdDriver(Driver):
         thread_id: Optional[int] = None,
         allow_dangerous: bool = False,
     ) -> str:
-        check_command(command, allow_dangerous=allow_dangerous)
-        if command.strip().lower() in ("q", "qq"):
-            raise UnsafeInputError("'q' ends the target; the pykd driver never sends it")
-        if thread_id is not None:
-            command = thread_command(command, thread_id)
+        refusal = "'q' ends the target; the pykd driver never sends it"
+        command = user_command(
+            command, thread_id=thread_id, allow_dangerous=allow_dangerous, refuse_quit=refusal
+        )
         return self._cmd(command)
 
     def arm_clr_exceptions(self) -> None:
-        for f in _CLR_FILTERS:
-            self._cmd(f"sxe {f}")
+        for command in arm_commands():
+            self._cmd(command)
 
     def disarm_clr_exceptions(self) -> None:
-        for f in _CLR_FILTERS:
-            self._cmd(f'sx- -c "" {f}')
-            self._cmd(f"sxd {f}")
+        for command in disarm_commands():
+            self._cmd(command)
 
     def set_type_filter(self, type_names: Sequence[str], derived: bool) -> None:
-        if not type_names:
-            for f in _CLR_FILTERS:
-                self._cmd(f'sx- -c "" {f}')
-            return
-        command = type_filter_command(type_names, derived)
-        for f in _CLR_FILTERS:
-            self._cmd(f'sxe -c "{command}" {f}')
+        for command in type_filter_commands(type_names, derived):
+            self._cmd(command)
 
     def resume(self, timeout: Optional[float]) -> RawStop:
         pykd = self._pykd
@@ -184,22 +168,7 @@ class PykdDriver(Driver):
         return classify_stop("", self._cmd(".lastevent"))
 
     def write_dump(self, path: str, timeout: Optional[float], *, options: str = "/ma") -> None:
-        check_dump_path(path, windows=os.name == "nt")
-        if options not in DUMP_OPTIONS:
-            raise ConfigurationError(f"dump options {options!r}: use one of {sorted(DUMP_OPTIONS)}")
-        if os.path.exists(path):
-            raise DumpError(f"{path} already exists; pydbgauto never overwrites a dump")
-        reply = self._cmd(f".dump {options} {quote_path(path)}")
-        from pydbgauto.sos.dump_reply import parse_dump_result
-
-        try:
-            result = parse_dump_result(reply)
-        except ParseError:
-            raise DumpError(f"the reply to .dump is not understood: {reply.strip()[-300:]!r}") from None
-        if not result.success:
-            raise DumpError(f"could not write {path}: {result.error}")
-        if not os.path.isfile(path) or os.path.getsize(path) <= 0:
-            raise DumpError(f"the debugger said the dump was written, but {path} is missing or empty")
+        write_dump_with(self._cmd, path, options, debugger="pykd")
 
     def versions(self) -> Mapping[str, str]:
         out = {"debugger": "pykd"}

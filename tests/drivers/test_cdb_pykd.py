@@ -3,7 +3,6 @@ documentation, see tests/transcripts/cdb-replay/README.md). Real pykd only runs 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -111,12 +110,3 @@ def test_missing_pykd(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(builtins, "__import__", no_pykd)
     with pytest.raises(DebuggerNotFoundError, match="pip install pykd"):
         PykdDriver(Target(pid=1))
-
-
-def test_wexpect_transport_needs_wexpect() -> None:
-    from pydbgauto.drivers.cdb import make_transport
-
-    if os.name == "nt":
-        pytest.skip("wexpect may be installed on Windows")
-    with pytest.raises(DebuggerNotFoundError, match="wexpect"):
-        make_transport("wexpect")

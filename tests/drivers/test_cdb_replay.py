@@ -335,18 +335,6 @@ def test_q_is_refused_in_attach_mode_even_when_dangerous_is_allowed(replay: Repl
     assert "q" not in replay.sent()
 
 
-def test_hung_cdb_is_ended_after_qd(replay: Replay) -> None:
-    d = replay.driver("attach-net8.txt", extra_env={"CDB_REPLAY_IGNORE_QUIT": "1"})
-    d.start()
-    pid = replay.double_pid()
-    t0 = time.monotonic()
-    assert d._console is not None
-    d._console.quit_detached(timeout=0.3)
-    assert time.monotonic() - t0 < 5
-    assert replay.sent().count("qd") == 2  # asked, broke in, asked again, then ended the tree
-    assert process_gone(pid)
-
-
 def test_keyboard_interrupt_during_resume_leaves_with_qd(
     replay: Replay, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -19,8 +19,10 @@ Every service is stopped (`/exit`, then killed) and every load stopped at teardo
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import subprocess
+import sys
 import threading
 import time
 from typing import Any, Callable, Iterator, List, Mapping, Optional
@@ -125,6 +127,17 @@ class WaitingApp:
         return process_state(self.pid)
 
 
+def renamed_app(tmp_path: Any, runtime: str, prefix: str) -> str:
+    """The sample app as ``<tmp>/app-<runtime>/<prefix><8 hex digits>``: a process name no other test uses
+    (other tests run ThrowingApp on this machine at the same time). The apphost finds ThrowingApp.dll beside
+    it whatever it is called; keep ``prefix`` to 7 characters (the kernel's comm is 15)."""
+    folder = tmp_path / f"app-{runtime}"
+    shutil.copytree(os.path.join(ROOT, ".build", f"app-{runtime}"), folder)
+    name = prefix + secrets.token_hex(4)
+    os.rename(folder / "ThrowingApp", folder / name)
+    return str(folder / name)
+
+
 def process_state(pid: int) -> str:
     """The kernel's one-letter state: R/S running or sleeping, T/t stopped or traced-stopped, Z, X."""
     try:
@@ -141,6 +154,19 @@ def tracer_of(pid: int) -> int:
             if line.startswith("TracerPid:"):
                 return int(line.split()[1])
     return 0
+
+
+def run_cli(*args: str, cwd: str = ROOT) -> subprocess.CompletedProcess:
+    """``python -m pydbgauto ARGS`` with this checkout first on the path; its output captured."""
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "pydbgauto", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=300,
+    )
 
 
 def lldb_processes() -> List[int]:

@@ -30,8 +30,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from pydbgauto.agent import lldb_agent  # noqa: E402
-from pydbgauto.agent.legacy_faults import LegacyFaults  # noqa: E402
+from pydbgauto.drivers.lldb import agent as lldb_agent  # noqa: E402
+from pydbgauto.drivers.lldb.legacy_faults import LegacyFaults  # noqa: E402
 from pydbgauto.sos.clrstack import parse_clrstack  # noqa: E402
 from pydbgauto.sos.pe import parse_pe  # noqa: E402
 

@@ -12,7 +12,7 @@ import time
 import attr
 import pytest
 
-import pydbgauto.drivers.lldb as lldb_driver
+import pydbgauto.drivers.lldb.process as lldb_process
 from pydbgauto import AgentLoadError, ConfigurationError
 from pydbgauto.session import Session
 from tests.integration.conftest import APPS, ROOT
@@ -91,8 +91,8 @@ def test_an_lldb_python_without_attrs_fails_fast_and_says_why(tmp_path, monkeypa
     venv = tmp_path / "venv"
     subprocess.run([_other_python(), "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     monkeypatch.setenv("PATH", f"{venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}")
-    monkeypatch.setattr(lldb_driver, "lldb_environment", lambda path, base, private: (dict(base), None))
-    monkeypatch.setattr(lldb_driver, "agent_path_line", lambda: "script pass")
+    monkeypatch.setattr(lldb_process, "lldb_environment", lambda path, base, private: (dict(base), None))
+    monkeypatch.setattr(lldb_process, "agent_path_line", lambda: "script pass")
     started = time.monotonic()
     with pytest.raises(AgentLoadError) as caught:
         Session.launch([APPS["net10"], "invalid-op"], startup_timeout=120)

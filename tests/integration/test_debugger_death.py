@@ -1,4 +1,4 @@
-"""The target survives the debugger's death (issue 12 item 1; pydbgauto/guardian.py, docs/linux.md).
+"""The target survives the debugger's death (issue 12 item 1; drivers/lldb/guardian.py, docs/linux.md).
 
 lldb or lldb-server is killed (SIGKILL) at each phase of a session (attached and armed, running armed,
 stopped at an exception, writing a dump), on both runtimes. Then the target must throw more exceptions
@@ -21,7 +21,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 import pytest
 
 from pydbgauto import Session
-from pydbgauto.guardian import REPORT_ENV
+from pydbgauto.drivers.lldb.guardian import REPORT_ENV
 
 from .conftest import ROOT, WaitingApp, process_state, throw_lines, tracer_of
 

@@ -8,38 +8,25 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
-import shutil
 import signal
 import subprocess
 import threading
-import time
-from typing import Any, Dict, Iterator, List, Set
+from typing import Any, Callable, Dict, Iterator, List, Set, Tuple
 
 import pytest
 
 import pydbgauto as pda
 from pydbgauto.multi import MultiWatchResult, watch_all
-from tests.integration.conftest import ROOT, WaitingApp, lldb_processes, throw_lines, tracer_of
+from tests.integration.conftest import ROOT, WaitingApp, renamed_app, throw_lines, tracer_of
 
 pytestmark = pytest.mark.lldb
 
 IOE = "System.InvalidOperationException"
 
 
-def copy_app(tmp_path: Any, runtime: str) -> str:
-    """The sample app as ``<tmp>/app-<runtime>/pdaE<hex>``: a process name no other test uses (<= 15
-    characters, the kernel's comm)."""
-    folder = tmp_path / f"app-{runtime}"
-    shutil.copytree(os.path.join(ROOT, ".build", f"app-{runtime}"), folder)
-    name = "pdaE" + secrets.token_hex(4)
-    os.rename(folder / "ThrowingApp", folder / name)
-    return str(folder / name)
-
-
 @pytest.fixture
 def unique_app(tmp_path: Any) -> Iterator[str]:
-    yield copy_app(tmp_path, "net10")
+    yield renamed_app(tmp_path, "net10", "pdaE")
 
 
 @pytest.fixture
@@ -50,6 +37,32 @@ def apps() -> Iterator[List[WaitingApp]]:
         if app.proc.poll() is None:
             app.proc.kill()
             app.proc.wait()
+
+
+def json_watch(
+    args: List[str], dump_dir: Any, on_line: Callable[[Dict[str, Any]], bool]
+) -> Tuple[int, List[Dict[str, Any]], str]:
+    """``pydbgauto watch ARGS --json --dump-dir DIR`` in a child process, each JSON line handed to ``on_line``
+    as it comes (True: read no further); its exit code, the lines, and its stderr."""
+    cli = subprocess.Popen(
+        [os.path.join(ROOT, "scripts", "pydbgauto"), "watch", *args, "--json", "--dump-dir", str(dump_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: List[Dict[str, Any]] = []
+    try:
+        assert cli.stdout is not None
+        for raw in cli.stdout:
+            lines.append(json.loads(raw))
+            if on_line(lines[-1]):
+                break
+        _, err = cli.communicate(timeout=120)
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.communicate()
+    return cli.returncode, lines, err
 
 
 class Armed:
@@ -75,7 +88,7 @@ class Armed:
 def test_three_processes_one_started_late_max_dumps_in_total(
     runtime: str, apps: List[WaitingApp], tmp_path: Any, no_lldb_left: None
 ) -> None:
-    unique_app = copy_app(tmp_path, runtime)
+    unique_app = renamed_app(tmp_path, runtime, "pdaE")
     name = os.path.basename(unique_app)
     apps += [WaitingApp(unique_app), WaitingApp(unique_app)]
     armed = Armed()
@@ -140,30 +153,20 @@ def test_cli_watches_every_running_process_of_the_name(
     name = os.path.basename(unique_app)
     apps += [WaitingApp(unique_app), WaitingApp(unique_app)]
     by_pid = {a.pid: a for a in apps}
-    cli = subprocess.Popen(
-        [os.path.join(ROOT, "scripts", "pydbgauto"), "watch", "--name", name, "--type", IOE]
-        + ["--max-dumps", "0", "--no-verify", "--timeout", "180", "--json", "--dump-dir", str(tmp_path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+
+    def on_line(line: Dict[str, Any]) -> bool:
+        if line.get("event") == "armed":
+            app = by_pid[line["pid"]]
+            app.send("invalid-op")
+            app.send("exit")
+        return line.get("event") == "summary-all"
+
+    code, lines, err = json_watch(
+        ["--name", name, "--type", IOE, "--max-dumps", "0", "--no-verify", "--timeout", "180"],
+        tmp_path,
+        on_line,
     )
-    lines: List[Dict[str, Any]] = []
-    try:
-        assert cli.stdout is not None
-        for raw in cli.stdout:
-            lines.append(json.loads(raw))
-            if lines[-1].get("event") == "armed":
-                app = by_pid[lines[-1]["pid"]]
-                app.send("invalid-op")
-                app.send("exit")
-            if lines[-1].get("event") == "summary-all":
-                break
-        _, err = cli.communicate(timeout=120)
-    finally:
-        if cli.poll() is None:
-            cli.kill()
-            cli.communicate()
-    assert cli.returncode == 0, (err[-2000:], lines)
+    assert code == 0, (err[-2000:], lines)
     assert all("pid" in line for line in lines if line["event"] != "summary-all"), lines
     summary = lines[-1]
     assert summary["event"] == "summary-all" and summary["ended"] == "exit"
@@ -182,39 +185,19 @@ def test_one_process_of_the_name_keeps_the_single_watch(
     name = os.path.basename(unique_app)
     app = WaitingApp(unique_app)
     apps.append(app)
-    cli = subprocess.Popen(
-        [os.path.join(ROOT, "scripts", "pydbgauto"), "watch", "--name", name, "--type", IOE]
-        + ["--no-verify", "--timeout", "120", "--json", "--dump-dir", str(tmp_path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+
+    def on_line(line: Dict[str, Any]) -> bool:
+        if line.get("event") == "armed":
+            app.send("invalid-op")
+        return False
+
+    code, lines, err = json_watch(
+        ["--name", name, "--type", IOE, "--no-verify", "--timeout", "120"], tmp_path, on_line
     )
-    lines: List[Dict[str, Any]] = []
-    try:
-        assert cli.stdout is not None
-        for raw in cli.stdout:
-            lines.append(json.loads(raw))
-            if lines[-1].get("event") == "armed":
-                app.send("invalid-op")
-        _, err = cli.communicate(timeout=120)
-    finally:
-        if cli.poll() is None:
-            cli.kill()
-            cli.communicate()
-    assert cli.returncode == 0, err[-2000:]
+    assert code == 0, err[-2000:]
     assert lines[-1]["event"] == "summary" and lines[-1]["ended"] == "max-dumps"
     assert not any(line["event"] == "summary-all" for line in lines)
     assert not any("pid" in line for line in lines if line["event"] == "exception")
-
-
-def test_no_such_name_refused_before_any_debugger(tmp_path: Any) -> None:
-    before = set(lldb_processes())
-    started = time.monotonic()
-    with pytest.raises(pda.NoSuchProcessError, match="--wait"):
-        watch_all("pdaNoSuch" + secrets.token_hex(3), dump_dir=str(tmp_path))
-    with pytest.raises(pda.ConfigurationError, match="timeout"):
-        watch_all("pdaNoSuch", wait=True, dump_dir=str(tmp_path), timeout=0)
-    assert time.monotonic() - started < 5 and set(lldb_processes()) == before
 
 
 def test_ctrl_c_detaches_from_every_process_and_leaves_them_running(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import threading
 import time
 
@@ -15,12 +14,10 @@ from pydbgauto import (
     DebuggerNotFoundError,
     DebuggerTimeoutError,
     DumpError,
-    NoSuchProcessError,
-    NotDotnetError,
     TargetExitedError,
 )
 from pydbgauto.session import Session
-from pydbgauto.verify import analyze
+from pydbgauto.readers import dotnet_dump
 from tests.integration.conftest import APPS, WaitingApp, process_state, throw_lines, tracer_of
 
 pytestmark = pytest.mark.lldb
@@ -92,7 +89,9 @@ def test_dump_at_first_chance_reopens_with_same_exception(app, tmp_path, no_lldb
         with pytest.raises(DumpError, match="never overwrites"):
             s.dump(record.path)
     # An independent reading of the same file, outside the session
-    reading = analyze(record.path, exception_address=event.exception_address, thread_id=event.thread_id)
+    reading = dotnet_dump.read(
+        record.path, exception_address=event.exception_address, thread_id=event.thread_id
+    )
     assert reading.exception.type == event.exception.type
     assert reading.stack.os_thread_id == event.thread_id
     assert any(t.os_id == event.thread_id for t in reading.threads.threads)
@@ -214,27 +213,6 @@ def test_target_exiting_during_session_is_an_exit_event(app, no_lldb_left):
 
 
 # ----- bad input: clear pydbgauto errors, never a hang, nothing left behind --------------------------------
-
-
-def test_pid_that_does_not_exist(no_lldb_left):
-    with pytest.raises(NoSuchProcessError):
-        Session.attach(pid=2**22 + 12345)
-
-
-def test_name_that_does_not_exist(no_lldb_left):
-    with pytest.raises(NoSuchProcessError, match="wait=True"):
-        Session.attach(name="NoSuchServiceXyz")
-
-
-def test_process_that_is_not_dotnet_is_refused_and_left_running(no_lldb_left):
-    sleeper = subprocess.Popen(["sleep", "60"])
-    try:
-        with pytest.raises(NotDotnetError, match="does not run .NET"):
-            Session.attach(pid=sleeper.pid)
-        assert tracer_of(sleeper.pid) == 0 and process_state(sleeper.pid) in "RS"
-    finally:
-        sleeper.kill()
-        sleeper.wait()
 
 
 def test_dump_folder_that_does_not_exist(app, tmp_path, no_lldb_left):

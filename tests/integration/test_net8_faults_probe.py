@@ -1,4 +1,4 @@
-""".NET 8 hardware faults at first chance, on the real lldb + SOS (pydbgauto/agent/legacy_faults.py).
+""".NET 8 hardware faults at first chance, on the real lldb + SOS (pydbgauto/drivers/lldb/legacy_faults.py).
 
 The real agent runs in its .NET 8 mode (``__cxa_rethrow``) with the fault module wired beside it by
 ``net8_faults_harness.py``; each event records what a user sees at the stop (bare ``pe``, ``pe
@@ -336,13 +336,13 @@ def test_a_dump_written_at_the_fault_event_shows_the_exception(
     tmp_path: Any, faultapp: str, no_lldb_left: None
 ) -> None:
     """dotnet-dump on the core written at the event: bare `pe`, the Exception column, the faulting frame."""
-    from pydbgauto.verify import analyze
+    from pydbgauto.readers import dotnet_dump
 
     core = tmp_path / "fault.core"
     records, _ = run_with(tmp_path, [faultapp, "divzero"], PDA_FAULTS_DUMP=str(core))
     event = events(records)[0]
     assert event["dump"]["path"] == str(core)
-    reading = analyze(str(core), thread_id=event["thread_id"], timeout=180)  # bare pe
+    reading = dotnet_dump.read(str(core), thread_id=event["thread_id"], timeout=180)  # bare pe
     assert reading.exception is not None
     assert (reading.exception.address, reading.exception.type) == (
         event["exception_address"],

@@ -19,7 +19,7 @@ from typing import Callable, Dict, Iterator, List, Optional
 import pytest
 
 import pydbgauto as pda
-from pydbgauto import watching as watch_module
+from pydbgauto.watching import capture as watch_capture
 from pydbgauto.watching import watch
 from tests.integration.conftest import ROOT, WaitingApp, lldb_processes, process_state, tracer_of
 
@@ -563,7 +563,7 @@ def test_launch_leaves_no_temporary_folder(app, tmp_path, monkeypatch, no_lldb_l
 
 def test_long_watch_keeps_counts_not_every_event(target, tmp_path, monkeypatch, no_lldb_left):
     """Events are streamed: WatchResult keeps the last KEEP_DECISIONS, the log and the counts have all."""
-    monkeypatch.setattr(watch_module, "KEEP_DECISIONS", 5)
+    monkeypatch.setattr(watch_capture, "KEEP_DECISIONS", 5)
 
     def on_event(kind: str, data: dict) -> None:
         if kind == "armed":

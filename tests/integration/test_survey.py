@@ -6,9 +6,7 @@ import glob
 import json
 import os
 import re
-import secrets
 import shlex
-import shutil
 import subprocess
 import tempfile
 import threading
@@ -19,7 +17,7 @@ import pytest
 
 import pydbgauto as pda
 from pydbgauto.surveying import SurveyCostWarning
-from tests.integration.conftest import ROOT, WaitingApp, throw_lines
+from tests.integration.conftest import ROOT, WaitingApp, renamed_app, throw_lines
 
 pytestmark = pytest.mark.lldb
 
@@ -67,18 +65,9 @@ def test_survey_counts_what_the_app_threw(waiting_app: WaitingApp, no_lldb_left:
     assert set(glob.glob(os.path.join(tempfile.gettempdir(), "pydbgauto-survey-*"))) <= temp_before  # removed
 
 
-def copy_app(tmp_path: Any, runtime: str) -> str:
-    """The sample app under a process name of its own (other tests run ThrowingApp on this machine)."""
-    folder = tmp_path / f"app-{runtime}"
-    shutil.copytree(os.path.join(ROOT, ".build", f"app-{runtime}"), folder)
-    name = "pdaS" + secrets.token_hex(4)
-    os.rename(folder / "ThrowingApp", folder / name)
-    return str(folder / name)
-
-
 @pytest.fixture
 def unique_app(tmp_path: Any) -> str:
-    return copy_app(tmp_path, "net10")
+    return renamed_app(tmp_path, "net10", "pdaS")
 
 
 def test_cli_survey_by_name_json(unique_app: str, no_lldb_left: None) -> None:
@@ -214,7 +203,7 @@ def test_survey_of_the_sample_service(start_service: Any, no_lldb_left: None) ->
 
 def test_survey_of_every_process_of_a_name(tmp_path: Any, no_lldb_left: None) -> None:
     """Two processes of one name: one debugger each, one summary; per process what each app threw."""
-    path = copy_app(tmp_path, "net10")
+    path = renamed_app(tmp_path, "net10", "pdaS")
     apps = [WaitingApp(path), WaitingApp(path)]
     scenarios = {apps[0].pid: ("repeat 3", "exit"), apps[1].pid: ("custom", "inner", "exit")}
     try:

@@ -19,7 +19,7 @@ import pytest
 import pydbgauto as pda
 from pydbgauto import Session
 from pydbgauto.errors import DebuggerTimeoutError
-from pydbgauto.verify import analyze
+from pydbgauto.readers import dotnet_dump
 
 from .conftest import WaitingApp, throw_lines, tracer_of
 
@@ -138,7 +138,7 @@ def test_dump_at_warm_stop_shows_the_exception_to_an_independent_reader(
     assert rec.verified, rec.verify_error
     assert rec.reader_warnings == (), rec.reader_warnings  # the diagnostic info page is there
     # The classic workflow in the dump: a bare pe on the default thread, and clrthreads.
-    reading = analyze(rec.path)
+    reading = dotnet_dump.read(rec.path)
     assert reading.exception is not None and reading.exception.address == ev.exception_address
     assert reading.threads is not None
     row = [t for t in reading.threads.threads if t.os_id == ev.thread_id]

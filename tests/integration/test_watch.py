@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import time
 
 import pytest
 
 import pydbgauto as pda
 from tests.watch_cases import CASES as SHARED_CASES
 from tests.watch_cases import throws_seen
-from pydbgauto import ConfigurationError
 from pydbgauto.watching import watch
-from tests.integration.conftest import ROOT, WaitingApp, lldb_processes, throw_lines, tracer_of
+from tests.integration.conftest import ROOT, WaitingApp, run_cli, throw_lines, tracer_of
 
 pytestmark = pytest.mark.lldb
 
@@ -173,45 +169,7 @@ def test_second_chance_capture_of_a_crash(app, tmp_path, no_lldb_left):
     assert result.ended in ("max-dumps", "exit")
 
 
-# ----- refused before a debugger starts -----------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "kwargs, match",
-    [
-        (dict(dump_dir="/nonexistent/dumps"), "does not exist"),
-        (dict(name_template="../{n}.core"), "template"),
-        (dict(max_dumps=-1), "max_dumps"),
-        (dict(timeout=0), "timeout"),
-    ],
-)
-def test_bad_input_is_refused_before_any_debugger(kwargs, match, tmp_path):
-    before = set(lldb_processes())
-    kwargs.setdefault("dump_dir", str(tmp_path))
-    started = time.monotonic()
-    with pytest.raises(ConfigurationError, match=match):
-        watch(launch=["/bin/true"], **kwargs)
-    assert time.monotonic() - started < 5 and set(lldb_processes()) == before
-
-
-def test_regex_that_does_not_compile():
-    with pytest.raises(ConfigurationError, match="does not compile"):
-        pda.message_matches("(unclosed")
-
-
 # ----- the CLI ------------------------------------------------------------------------------------------
-
-
-def run_cli(*args: str, cwd: str = ROOT) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    return subprocess.run(
-        [sys.executable, "-m", "pydbgauto", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        timeout=300,
-    )
 
 
 def test_cli_json_lines_and_exit_codes(app, tmp_path, no_lldb_left):
@@ -265,19 +223,3 @@ def test_cli_when_module_function(app, tmp_path, no_lldb_left):
     )
     assert done.returncode == 0, done.stderr
     assert "OrderRejectedException" in done.stdout and "dump 1:" in done.stdout
-
-
-@pytest.mark.parametrize(
-    "args, code, text",
-    [
-        (["watch", "--when", "nosuchmodule:f", "--", "/bin/true"], 2, "cannot import"),
-        (["watch", "--message", "(", "--", "/bin/true"], 2, "does not compile"),
-        (["watch", "--dump-dir", "/nonexistent", "--", "/bin/true"], 2, "does not exist"),
-        (["watch", "--pid", "999999999"], 3, "no process"),
-        (["watch"], 2, "exactly one target"),
-    ],
-)
-def test_cli_refuses_bad_input_clearly(args, code, text):
-    done = run_cli(*args)
-    assert done.returncode == code, (done.stdout, done.stderr)
-    assert text in done.stderr

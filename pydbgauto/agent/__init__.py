@@ -1,1 +1,0 @@
-"""Code that runs inside a debugger process (lldb imports lldb_agent.py)."""

@@ -1,0 +1,117 @@
+"""What ``pydbgauto watch`` prints: one line (text or JSON) per exception seen and per dump."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any, Mapping, Optional, TextIO
+
+__all__ = ["Printer"]
+
+
+class Printer:
+    """One line per exception seen and per dump; a spinner on a terminal while a dump is written."""
+
+    def __init__(self, out: TextIO, as_json: bool) -> None:
+        self.out = out
+        self.as_json = as_json
+        self._spinner: Optional[threading.Event] = None
+
+    def __call__(self, kind: str, data: Mapping[str, Any]) -> None:
+        if self.as_json:
+            self._json(kind, data)
+        else:
+            self._text(kind, data)
+        self.out.flush()
+
+    def _json(self, kind: str, data: Mapping[str, Any]) -> None:
+        if kind == "armed":
+            line = dict(data, event="armed")
+        elif kind == "decision":
+            ev, d = data["event"], data["decision"]
+            line = {
+                "event": "exception" if ev.kind != "exit" else "exit",
+                "sequence": ev.sequence,
+                "kind": ev.kind,
+                "type": ev.exception_type,
+                "address": ev.exception_address,
+                "thread_id": ev.thread_id,
+                "message": ev.exception.message if ev.exception else None,
+                "action": d.action,
+                "reason": d.reason,
+                "exit_status": ev.exit_status,
+            }
+            if ev.crash is not None:  # second chance: how the process dies (stack overflow, fail-fast, ...)
+                line["crash"] = ev.crash.to_dict()
+        elif kind == "dump-start":
+            line = {"event": "dump-start", "path": data["path"]}
+        elif kind == "dump-done":
+            c = data["capture"]
+            line = {"event": "dump", "capture": c.to_dict(include_raw=False)}
+        else:
+            r = data["result"]
+            line = {
+                "event": "summary",
+                "exceptions": r.events_seen,
+                "matched": r.matched,
+                "dumps": [c.dump.path for c in r.captures if c.dump],
+                "ended": r.ended,
+                "log": r.log_path,
+                "exit_status": r.exit_status,
+                "seconds": round(r.elapsed, 3),
+            }
+        self.out.write(json.dumps(line) + "\n")
+
+    def _text(self, kind: str, data: Mapping[str, Any]) -> None:
+        if kind == "armed":
+            where = "in the debugger" if data["filtered_in_debugger"] else "in Python"
+            versions = ", ".join(f"{k} {v}" for k, v in data["versions"].items() if v)
+            self.out.write(
+                f"watching pid {data['pid']} ({versions}); predicate {data['predicate']} runs {where}\n"
+            )
+        elif kind == "decision":
+            ev, d = data["event"], data["decision"]
+            if ev.kind == "exit":
+                self.out.write(f"#{ev.sequence} the target exited with status {ev.exit_status}\n")
+                return
+            msg = ev.exception.message if ev.exception and ev.exception.message else ""
+            if ev.crash is not None:  # "stack-overflow", "fail-fast: <its message>", ...
+                msg = f"{ev.crash.kind}: {ev.crash.message}" if ev.crash.message else ev.crash.kind
+            msg = (msg[:80] + "...") if len(msg) > 80 else msg
+            self.out.write(
+                f"#{ev.sequence} {ev.kind} {ev.exception_type or '?'} thread {ev.thread_id or 0:#x}"
+                f"{': ' + msg if msg else ''} -> {d.action} ({d.reason})\n"
+            )
+        elif kind == "dump-start":
+            self.out.write(f"   writing {data['path']} ...\n")
+            self._start_spinner()
+        elif kind == "dump-done":
+            self._stop_spinner()
+            c = data["capture"]
+            if c.dump:
+                self.out.write(f"   dump {c.decision.n}: {c.dump}\n   record: {c.record_path}\n")
+            else:
+                self.out.write(f"   dump {c.decision.n} FAILED: {c.dump_error}\n")
+        else:
+            self.out.write(f"{data['result']}\n")
+
+    def _start_spinner(self) -> None:
+        if not self.out.isatty():
+            return
+        stop = threading.Event()
+        self._spinner = stop
+
+        def spin() -> None:
+            started = time.monotonic()
+            while not stop.wait(0.2):
+                self.out.write(f"\r   {time.monotonic() - started:5.1f} s")
+                self.out.flush()
+            self.out.write("\r")
+
+        threading.Thread(target=spin, daemon=True).start()
+
+    def _stop_spinner(self) -> None:
+        if self._spinner is not None:
+            self._spinner.set()
+            self._spinner = None

@@ -1,0 +1,897 @@
+"""pydbgauto's agent inside lldb: the lldb driver's debugger mechanics, run in lldb's own Python.
+
+lldb imports this file (``command script import``); the driver then sends one ``pda`` command per
+request on lldb's stdin and reads the reply from the file descriptor named by ``PYDBGAUTO_REPLY_FD``,
+framed by ``pydbgauto.drivers.framing``'s markers, never from lldb's stdout, where SOS's callbacks
+print at will. The wire (operations, reply keys, event and error kinds) is protocol.py; reading a
+request and framing its reply is dispatch.py.
+
+The agent knows debugger mechanics (breakpoints, registers, memory). It reads SOS output only through
+pydbgauto's parsers (``pydbgauto.sos``) and only where a stop needs it: to validate a stop's exception
+object (``pe``), and for the in-agent filter, the one exception to "drivers do not interpret SOS text":
+the type chain (``dumpmt``, once per type) and, for a predicate that needs more than the type, ``pe``
+and ``clrstack`` at each first-chance stop, so a throw that does not match is resumed here without a
+round trip to Python (docs/linux.md). ``exec`` hands a command's text back as it is.
+
+Why each mechanism is what it is: docs/linux.md.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import struct
+import sys
+import threading
+import time
+from typing import Any, Dict, List, Optional, Tuple
+
+import lldb  # type: ignore[import-not-found]
+
+# The agent runs inside lldb's own Python: make the pydbgauto package importable for the core writer
+# and the SOS parsers (one parser for the whole project).
+_PACKAGE_PARENT = os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+)
+if _PACKAGE_PARENT not in sys.path:
+    sys.path.insert(0, _PACKAGE_PARENT)
+
+from pydbgauto import coredump  # noqa: E402
+from pydbgauto import predicates  # noqa: E402
+from pydbgauto.drivers.lldb import guardian, protocol, qcalls  # noqa: E402
+from pydbgauto.drivers.lldb.dispatch import AgentError, dispatch  # noqa: E402
+from pydbgauto.drivers.lldb.filter_ops import AGENT_CAN_FETCH, TYPE_ONLY_OPS, spec_ops  # noqa: E402
+from pydbgauto.models import ManagedException, StopEvent  # noqa: E402
+from pydbgauto.drivers.lldb.legacy_faults import LegacyFaults  # noqa: E402
+from pydbgauto.sos.clrstack import parse_clrstack  # noqa: E402
+from pydbgauto.sos.objects import parse_dumpmt  # noqa: E402
+from pydbgauto.sos.pe import parse_pe  # noqa: E402
+from pydbgauto.sos.threads import parse_threads  # noqa: E402
+
+SIGABRT = 6
+# libcoreclr's QCall that DispatchEx calls for each frame of a first pass; flags bit 0 marks the first
+# frame of a throw or rethrow, by when the runtime has made the object the thread's current exception.
+APPEND_FRAME_QCALL = "AppendExceptionStackFrame"
+RH_EH_FIRST_FRAME = 1
+RH_EH_FIRST_RETHROW_FRAME = 2
+# Signals the runtime raises and handles itself; they must reach it without stopping the target.
+# SIGCONT: the stop guard's release (pydbgauto/drivers/lldb/guardian.py).
+PASS_SIGNALS = (
+    "SIGSEGV SIGFPE SIGBUS SIGILL SIGUSR1 SIGUSR2 SIGPIPE SIGCHLD SIGINT SIGTERM SIGHUP SIGWINCH SIGCONT"
+)
+# .NET 8: the Thread object is scanned this far for its last-thrown-object handle; the read is checked
+# against a bare pe at this many stops before it is trusted alone.
+THREAD_SCAN_BYTES = 0x400
+LTO_CHECKS = 3
+CLR_EXCEPTION_CODE = 0xE0434352  # what a CLR exception is called in EXCEPTION_RECORDs
+
+
+class Agent:
+    def __init__(self, debugger: "lldb.SBDebugger") -> None:
+        self.debugger = debugger
+        self.debugger.SetAsync(False)
+        self.ci = debugger.GetCommandInterpreter()
+        self.reply = os.fdopen(int(os.environ["PYDBGAUTO_REPLY_FD"]), "w", buffering=1, encoding="utf-8")
+        cancel_fd = os.environ.get("PYDBGAUTO_CANCEL_FD")
+        self.cancel_fd = int(cancel_fd) if cancel_fd else None
+        self.target: Optional[lldb.SBTarget] = None
+        self.process: Optional[lldb.SBProcess] = None
+        self.launched = False
+        self.mechanism: Optional[str] = None
+        self.append_bp: Optional[int] = None
+        self.rethrow_bp: Optional[int] = None
+        self.faults: Optional[LegacyFaults] = None
+        self.thread_objects: Dict[int, int] = {}  # OS thread id -> the runtime's Thread object
+        self.lto_offset: Optional[int] = None  # the last-thrown-object handle's slot in a Thread object
+        self.lto_checks = 0
+        self.journaled_breakpoints = 0  # breakpoints the guardian's journal last heard of
+        self.tid_offset: Optional[int] = None  # where a Thread object holds its OS thread id
+        self.fault_arming: Optional[Dict[str, Any]] = None
+        self.startup_bp: Optional[int] = None
+        self.pending: List[Dict[str, Any]] = []
+        self.last_event: Optional[Dict[str, Any]] = None  # the last event reported, for the dump
+        self.maps_at_start: set = set()  # anonymous rwx regions before pydbgauto ran anything
+        # MethodTable -> (type name, base types...), filled by dumpmt once per type
+        self.type_chains: Dict[int, Tuple[str, ...]] = {}
+        self.filter: Optional[predicates.Predicate] = None
+        self.filter_type_only = False
+        self.filtered: List[Dict[str, Any]] = []  # first-chance stops the filter let pass, for the log
+        self.runtime: Dict[str, Any] = {}
+        self.wake_pipe = os.pipe()
+        self.journal = guardian.Journal.from_environment()  # the guardian: survive lldb's death
+        os.set_blocking(self.wake_pipe[0], False)
+        self.stats: Dict[str, Any] = {
+            "stops": 0,
+            "frame_stops": 0,  # AppendExceptionStackFrame for a later frame of a throw already reported
+            "run_seconds": 0.0,
+            "sos_seconds": 0.0,
+            "sos_commands": 0,
+        }
+
+    # ----- plumbing -------------------------------------------------------------------------------------
+
+    def handle(self, line: str) -> None:
+        self.reply.write(dispatch(self, line, _PROFILE))
+        self.reply.flush()
+
+    def hc(self, command: str) -> str:
+        started = time.monotonic()
+        _trace(f"hc {command}")
+        ro = lldb.SBCommandReturnObject()
+        self.ci.HandleCommand(command, ro)
+        self.stats["sos_seconds"] += time.monotonic() - started
+        self.stats["sos_commands"] += 1
+        return (ro.GetOutput() or "") + (ro.GetError() or "")
+
+    def _require_process(self) -> "lldb.SBProcess":
+        if self.process is None or not self.process.IsValid():
+            raise AgentError(protocol.ERR_NO_PROCESS, "no process is being debugged")
+        state = self.process.GetState()
+        if state in (lldb.eStateExited, lldb.eStateDetached, lldb.eStateInvalid):
+            raise AgentError(
+                protocol.ERR_EXITED, f"the target is gone (state {lldb.SBDebugger.StateAsCString(state)})"
+            )
+        return self.process
+
+    def _read(self, address: int, size: int) -> bytes:
+        error = lldb.SBError()
+        data = self._require_process().ReadMemory(address, size, error)
+        if not error.Success() or data is None:
+            raise AgentError(
+                protocol.ERR_MEMORY, f"cannot read {size} bytes at {address:#x}: {error.GetCString()}"
+            )
+        return bytes(data)
+
+    def _u64(self, address: int) -> int:
+        return int(struct.unpack("<Q", self._read(address, 8))[0])
+
+    # ----- set-up ---------------------------------------------------------------------------------------
+
+    def op_init(self, sos_plugin: str) -> Dict[str, Any]:
+        out = self.hc(f'plugin load "{sos_plugin}"')
+        if "error" in out.lower():
+            raise AgentError(protocol.ERR_SOS, f"could not load the SOS plugin {sos_plugin}: {out.strip()}")
+        self.hc("sethostruntime -none")
+        self.hc("settings set interpreter.prompt-on-quit false")
+        self.hc("settings set auto-confirm true")
+        return {"lldb": lldb.SBDebugger.GetVersionString().splitlines()[0]}
+
+    def _signals(self) -> None:
+        self.hc(f"process handle -p true -s false -n false {PASS_SIGNALS}")
+        self.hc("process handle -p true -s true -n true SIGABRT")
+
+    def op_launch(
+        self,
+        argv: List[str],
+        env: Dict[str, str],
+        stdout: str,
+        stderr: str,
+        stdin: Optional[str],
+        cwd: Optional[str],
+    ) -> Dict[str, Any]:
+        error = lldb.SBError()
+        self.target = self.debugger.CreateTarget(argv[0], None, None, True, error)
+        if not error.Success() or not self.target.IsValid():
+            raise AgentError(protocol.ERR_LAUNCH, f"lldb cannot load {argv[0]}: {error.GetCString()}")
+        # Stop once the runtime is up (CoreLib loaded, DAC usable) and before Main runs.
+        bp = self.target.BreakpointCreateByName("coreclr_execute_assembly")
+        self.startup_bp = bp.GetID()
+        info = lldb.SBLaunchInfo(argv[1:])
+        info.SetEnvironmentEntries([f"{k}={v}" for k, v in env.items()], True)
+        if cwd:
+            info.SetWorkingDirectory(cwd)
+        info.AddOpenFileAction(0, stdin or "/dev/null", True, False)
+        info.AddOpenFileAction(1, stdout, False, True)
+        info.AddOpenFileAction(2, stderr, False, True)
+        self.process = self.target.Launch(info, error)
+        if not error.Success() or not self.process.IsValid():
+            raise AgentError(protocol.ERR_LAUNCH, f"lldb could not launch {argv[0]}: {error.GetCString()}")
+        self.launched = True
+        self._signals()
+        state = self.process.GetState()
+        if state == lldb.eStateExited:
+            raise AgentError(
+                protocol.ERR_EXITED,
+                f"the target exited with status {self.process.GetExitStatus()} before the runtime started",
+            )
+        if not self._at_breakpoint(self.startup_bp):
+            raise AgentError(
+                protocol.ERR_NOT_DOTNET,
+                f"{argv[0]} stopped before the .NET runtime started ({self._stop_text()}); is it a .NET app?",
+            )
+        self.target.BreakpointDelete(self.startup_bp)
+        return self._describe()
+
+    def op_attach(self, pid: int) -> Dict[str, Any]:
+        out = self.hc(f"process attach --pid {int(pid)}")
+        if "lost connection" in out:  # lldb-server went away during the attach: try once more
+            time.sleep(0.5)
+            out = self.hc(f"process attach --pid {int(pid)}")
+        self.target = self.debugger.GetSelectedTarget()
+        self.process = self.target.GetProcess() if self.target.IsValid() else None
+        if (
+            self.process is None
+            or not self.process.IsValid()
+            or self.process.GetState() != lldb.eStateStopped
+        ):
+            raise AgentError(protocol.ERR_ATTACH, f"cannot attach to pid {pid}: {out.strip()}")
+        self._signals()
+        if self._find_module("libcoreclr.so") is None:
+            raise AgentError(
+                protocol.ERR_NOT_DOTNET, f"pid {pid} has no libcoreclr.so loaded: it does not run .NET (Core)"
+            )
+        self.journal.attached(
+            self.process.GetProcessID(), self._breakpoint_bytes(), _thread_stops(self.process)
+        )
+        return self._describe()
+
+    def _find_module(self, name: str) -> Optional["lldb.SBModule"]:
+        assert self.target is not None
+        for module in self.target.module_iter():
+            if module.GetFileSpec().GetFilename() == name:
+                return module
+        return None
+
+    def _describe(self) -> Dict[str, Any]:
+        process = self._require_process()
+        self.maps_at_start = _anonymous_rwx(process.GetProcessID())
+        coreclr = self._find_module("libcoreclr.so")
+        directory = coreclr.GetFileSpec().GetDirectory() if coreclr else None
+        self.runtime = {"directory": directory, "version": _runtime_version(directory)}
+        return {"pid": process.GetProcessID(), "runtime": self.runtime, "threads": process.GetNumThreads()}
+
+    def _at_breakpoint(self, bp_id: Optional[int]) -> bool:
+        for thread in self._require_process():
+            if (
+                thread.GetStopReason() == lldb.eStopReasonBreakpoint
+                and thread.GetStopReasonDataAtIndex(0) == bp_id
+            ):
+                self.process.SetSelectedThread(thread)  # type: ignore[union-attr]
+                return True
+        return False
+
+    def _stop_text(self) -> str:
+        thread = self._require_process().GetSelectedThread()
+        return thread.GetStopDescription(200) or "no stop reason"
+
+    # ----- arming the first-chance stops ---------------------------------------------------------------
+
+    def op_arm(self) -> Dict[str, Any]:
+        process = self._require_process()
+        if self.mechanism:
+            return {"mechanism": self.mechanism}
+        assert self.target is not None
+        append_frame = None
+        if not _legacy_eh_requested(process.GetProcessID()):
+            append_frame = self._append_frame_address()
+        if append_frame is not None:
+            # .NET 9+: the runtime's native AppendExceptionStackFrame, first frame of a throw. Native code
+            # in libcoreclr's file-backed text: never re-JIT-ed, so one breakpoint serves cold and warm
+            # processes alike, and no page protection is changed (docs/linux.md).
+            self.mechanism = "append-frame"
+            bp = self.target.BreakpointCreateByAddress(append_frame)
+            if bp.GetNumResolvedLocations() == 0:
+                self.target.BreakpointDelete(bp.GetID())
+                raise AgentError(
+                    protocol.ERR_ARM, f"lldb could not break at AppendExceptionStackFrame ({append_frame:#x})"
+                )
+            self.append_bp = bp.GetID()
+        elif self._has_new_eh():
+            raise AgentError(
+                protocol.ERR_ARM,
+                "this runtime dispatches exceptions in managed code (.NET 9+) but its libcoreclr.so has no "
+                "AppendExceptionStackFrame entry pydbgauto can find: this runtime version is not supported "
+                f"yet ({self.runtime.get('version')})",
+            )
+        else:
+            self.mechanism = "cxa-rethrow"
+            bp = self.target.BreakpointCreateByName("__cxa_rethrow", "libstdc++.so.6")
+            if bp.GetNumLocations() == 0:
+                raise AgentError(
+                    protocol.ERR_ARM, "no __cxa_rethrow in libstdc++.so.6: cannot stop at .NET 8 throws"
+                )
+            self.rethrow_bp = bp.GetID()
+            # Hardware faults (NRE from a null dereference, divide by zero) raise no C++ exception on
+            # .NET 8: followed from the runtime's signal handlers to the exception (legacy_faults.py).
+            self.faults = LegacyFaults()
+            self.fault_arming = self.faults.arm(self)
+        self.journal.sites(self._breakpoint_bytes())
+        return {"mechanism": self.mechanism, "runtime": self.runtime}
+
+    def _append_frame_address(self) -> Optional[int]:
+        """The load address of libcoreclr's AppendExceptionStackFrame, found through its QCall table."""
+        module = self._find_module("libcoreclr.so")
+        if module is None:
+            return None
+        try:
+            file_address = qcalls.find_qcall(module.GetFileSpec().fullpath, APPEND_FRAME_QCALL)
+        except (OSError, qcalls.ElfError):
+            return None
+        if file_address is None:
+            return None
+        address = module.ResolveFileAddress(file_address)
+        section = address.GetSection()
+        if not section.IsValid() or not (section.GetPermissions() & lldb.ePermissionsExecutable):
+            return None  # the table pointed somewhere that is not code: do not break there
+        load = address.GetLoadAddress(self.target)
+        return int(load) if load != lldb.LLDB_INVALID_ADDRESS else None
+
+    def _has_new_eh(self) -> bool:
+        """True for runtimes whose exceptions never reach libstdc++ (.NET 9+ with its managed EH)."""
+        version = self.runtime.get("version") or ""
+        major = version.split(".")[0]
+        return major.isdigit() and int(major) >= 9
+
+    def op_disarm(self) -> Dict[str, Any]:
+        assert self.target is not None
+        for bp_id in (self.append_bp, self.rethrow_bp):
+            if bp_id is not None:
+                self.target.BreakpointDelete(bp_id)
+        if self.faults is not None:
+            self.faults.disarm(self)
+        self.append_bp, self.rethrow_bp, self.mechanism, self.faults = None, None, None, None
+        self.journal.sites(self._breakpoint_bytes())
+        return {}
+
+    # ----- the in-agent filter ------------------------------------------------------------------------
+
+    def op_set_filter(self, spec: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+        """Evaluate this predicate here, at each first-chance stop; report only the matches.
+
+        Stops that do not match are resumed at once and listed (compactly) with the next report, so
+        the caller's decision log still accounts for every throw.
+        """
+        self.filter, self.filter_type_only = None, False
+        if spec is None:
+            return {"filtering": False, "type_only": False}
+        predicate = predicates.from_spec(spec)
+        if not predicate.needs <= AGENT_CAN_FETCH:
+            # e.g. inner(...): the inner chain is fetched by the watch loop; deciding here without it
+            # would resume exceptions that match. Leave such predicates to Python.
+            return {"filtering": False, "type_only": False}
+        self.filter = predicate
+        self.filter_type_only = spec_ops(spec) <= TYPE_ONLY_OPS
+        return {"filtering": True, "type_only": self.filter_type_only}
+
+    def _type_chain(self, address: int) -> Optional[Tuple[str, ...]]:
+        """The object's type and base types from its MethodTable pointer; dumpmt once per type."""
+        try:
+            mt = self._u64(address)
+        except AgentError:
+            return None
+        chain = self.type_chains.get(mt)
+        if chain is not None:
+            return chain
+        names: List[str] = []
+        current: Optional[int] = mt
+        while current and len(names) < 32:
+            known = self.type_chains.get(current)
+            if known is not None:
+                names.extend(known)
+                break
+            try:
+                header = parse_dumpmt(self.hc(f"dumpmt {current:x}"))
+            except Exception:
+                return None
+            names.append(header.name)
+            current = header.parent
+        chain = tuple(names)
+        if "System.Exception" not in chain:
+            return None
+        self.type_chains[mt] = chain
+        return chain
+
+    def _passes_filter(self, event: Dict[str, Any], thread: "lldb.SBThread") -> bool:
+        """True when the event must be reported (no filter, or the filter matched or could not tell)."""
+        if (
+            self.filter is None
+            or event["kind"] != protocol.EVENT_FIRST_CHANCE
+            or not event.get("exception_address")
+        ):
+            return True
+        address = event["exception_address"]
+        chain = self._type_chain(address)
+        if chain is None:
+            return True
+        exception: Optional[ManagedException]
+        stack = None
+        if self.filter_type_only:
+            exception = ManagedException(address=address, type=chain[0], message=None)
+        else:
+            self._require_process().SetSelectedThread(thread)
+            try:
+                exception = parse_pe(self.hc(f"pe {address:x}"))
+                stack = parse_clrstack(self.hc("clrstack")) if "stack" in self.filter.needs else None
+            except Exception:
+                return True  # let Python look at what the agent could not read
+        stop = StopEvent(
+            kind=protocol.EVENT_FIRST_CHANCE,
+            thread_id=event["thread_id"],
+            exception_address=address,
+            exception=exception,
+            stack=stack,
+            type_chain=chain,
+        )
+        verdict = predicates.evaluate(self.filter, predicates.Facts(event=stop))
+        if verdict.matched or verdict.error:
+            event["type_chain"] = list(chain)
+            return True
+        self.filtered.append(
+            {
+                "thread_id": event["thread_id"],
+                "exception_address": address,
+                "type": chain[0],
+                "time": time.time(),
+            }
+        )
+        return False
+
+    # ----- running and stopping ------------------------------------------------------------------------
+
+    def op_resume(self, timeout: Optional[float]) -> Dict[str, Any]:
+        """Run until the next event worth reporting; handle notification stops on the way."""
+        process = self._require_process()
+        if self.pending:
+            return self._report(self.pending.pop(0))
+        self.filtered = []
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            interrupted = self._continue_until_stop(process, deadline)
+            state = process.GetState()
+            if state == lldb.eStateExited:
+                status, description = process.GetExitStatus(), process.GetExitDescription() or ""
+                if status == -1 and "lost connection" in description:
+                    # lldb sometimes loses lldb-server as the target exits (about 1 run in 10 here):
+                    # the target is gone, its status is unknown.
+                    status, description = None, "exited; lldb lost the exit status (lost connection)"
+                return {
+                    "kind": protocol.EVENT_EXIT,
+                    "exit_status": status,
+                    "description": description,
+                    protocol.FILTERED: self._take_filtered(),
+                }
+            if state != lldb.eStateStopped:
+                raise AgentError(
+                    protocol.ERR_STATE, f"unexpected process state {lldb.SBDebugger.StateAsCString(state)}"
+                )
+            self.stats["stops"] += 1
+            events = self._collect_events(process)
+            if events:
+                self.pending.extend(events[1:])
+                return self._report(events[0])
+            if interrupted:
+                return {"kind": interrupted, protocol.FILTERED: self._take_filtered()}
+            # Only later frames of a reported throw, filtered throws or a stray stop: go on.
+
+    def _continue_until_stop(self, process: "lldb.SBProcess", deadline: Optional[float]) -> Optional[str]:
+        """Continue synchronously; a watchdog interrupts at the deadline or on a cancel byte.
+
+        The watchdog sleeps in select() on the cancel pipe and a wake pipe, so it ends the moment the
+        target stops (a polling sleep here cost 40 ms per stop).
+        """
+        why: List[str] = []
+        wake_r, wake_w = self.wake_pipe
+
+        def watchdog() -> None:
+            fds = [wake_r] + ([self.cancel_fd] if self.cancel_fd is not None else [])
+            while True:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    why.append(protocol.EVENT_TIMEOUT)
+                    process.SendAsyncInterrupt()
+                    return
+                ready, _, _ = select.select(fds, [], [], remaining)
+                if wake_r in ready:
+                    os.read(wake_r, 64)
+                    return
+                if ready:  # a cancel byte, or the driver went away (end of file): stop the wait either way
+                    os.read(self.cancel_fd, 64)  # type: ignore[arg-type]
+                    why.append(protocol.EVENT_CANCELLED)
+                    process.SendAsyncInterrupt()
+                    return
+
+        thread = threading.Thread(target=watchdog, daemon=True)
+        thread.start()
+        started = time.monotonic()
+        self.journal.release()
+        error = process.Continue()
+        if process.GetState() == lldb.eStateStopped:  # not if lldb-server died meanwhile
+            self.journal.hold(_thread_stops(process))
+        self.stats["run_seconds"] += time.monotonic() - started
+        if thread.is_alive():
+            os.write(wake_w, b"w")
+        thread.join()
+        if not why:
+            _drain(wake_r)  # a wake byte the watchdog did not need
+        if not error.Success() and process.GetState() == lldb.eStateStopped and not why:
+            raise AgentError(protocol.ERR_CONTINUE, f"could not resume the target: {error.GetCString()}")
+        return why[0] if why else None
+
+    def _collect_events(self, process: "lldb.SBProcess") -> List[Dict[str, Any]]:
+        events: List[Dict[str, Any]] = []
+        for thread in process:
+            reason = thread.GetStopReason()
+            if _TRACE:  # the message unwinds the thread: build it only when tracing
+                _trace(
+                    f"stop {self.stats['stops']} thread {thread.GetThreadID()} reason {reason} "
+                    f"data {thread.GetStopReasonDataAtIndex(0) if reason else None} "
+                    f"pc {thread.GetFrameAtIndex(0).GetPC():#x}"
+                )
+            if reason == lldb.eStopReasonBreakpoint:
+                bp_id = thread.GetStopReasonDataAtIndex(0)
+                if bp_id == self.append_bp:
+                    event = self._first_chance_append(thread)
+                    if event is not None and self._passes_filter(event, thread):
+                        events.append(event)
+                elif bp_id == self.rethrow_bp:
+                    event = self._first_chance_legacy(thread)
+                    if self._passes_filter(event, thread):
+                        events.append(event)
+                elif self.faults is not None:
+                    event = self.faults.on_stop(self, thread)  # .NET 8 hardware faults (legacy_faults.py)
+                    if event is not None and self._passes_filter(event, thread):
+                        events.append(event)
+            elif reason == lldb.eStopReasonSignal and thread.GetStopReasonDataAtIndex(0) == SIGABRT:
+                event = {
+                    "kind": protocol.EVENT_SECOND_CHANCE,
+                    "thread_id": thread.GetThreadID(),
+                    "exception_address": None,
+                    "description": "SIGABRT: the runtime is aborting",
+                }
+                details = self.faults.abort_details(thread) if self.faults is not None else None
+                if details:
+                    event["fault"] = details
+                    event["description"] += f" after {details['description']}"
+                events.append(event)
+            elif self.faults is not None and reason == lldb.eStopReasonSignal:
+                event = self.faults.on_stop(self, thread)  # the fallback mode stops at the signals
+                if event is not None and self._passes_filter(event, thread):
+                    events.append(event)
+        if self.faults is not None and self.target is not None:
+            count = self.target.GetNumBreakpoints()
+            if count != self.journaled_breakpoints:  # legacy_faults adds and removes its own: journal them
+                self.journaled_breakpoints = count
+                self.journal.sites(self._breakpoint_bytes())
+        return events
+
+    def _take_filtered(self) -> List[Dict[str, Any]]:
+        filtered, self.filtered = self.filtered, []
+        return filtered
+
+    def _report(self, event: Dict[str, Any]) -> Dict[str, Any]:
+        _trace(f"report {event['thread_id']} {event.get('exception_address')} pending {len(self.pending)}")
+        event[protocol.FILTERED] = self._take_filtered()
+        self.last_event = event
+        process = self._require_process()
+        thread = process.GetThreadByID(event["thread_id"])
+        if thread.IsValid():
+            process.SetSelectedThread(thread)
+        return event
+
+    def _first_chance_append(self, thread: "lldb.SBThread") -> Optional[Dict[str, Any]]:
+        """AppendExceptionStackFrame(ObjectHandleOnStack exception, ip, sp, flags, ExInfo*): an event on
+        the first frame of a throw; later frames of the same first pass are resumed at once."""
+        frame = thread.GetFrameAtIndex(0)
+        flags = frame.FindRegister("rcx").GetValueAsUnsigned() & 0xFFFFFFFF
+        if not flags & RH_EH_FIRST_FRAME:
+            self.stats["frame_stops"] += 1
+            return None
+        self._require_process().SetSelectedThread(thread)
+        address: Optional[int] = None
+        try:
+            candidate = self._u64(frame.FindRegister("rdi").GetValueAsUnsigned())  # the handle's slot
+            address = candidate if self._is_exception(candidate) else None
+        except AgentError:
+            pass
+        return {
+            "kind": protocol.EVENT_FIRST_CHANCE,
+            "thread_id": thread.GetThreadID(),
+            "exception_address": address,
+            "description": "rethrow" if flags & RH_EH_FIRST_RETHROW_FRAME else "throw",
+        }
+
+    def _is_exception(self, address: int) -> bool:
+        """SOS accepts the object as an exception; a type seen before is known without asking SOS."""
+        try:
+            if self._u64(address) in self.type_chains:
+                return True
+        except AgentError:
+            return False
+        return self._type_chain(address) is not None
+
+    def _first_chance_legacy(self, thread: "lldb.SBThread") -> Dict[str, Any]:
+        """__cxa_rethrow on .NET 8: the thread's last thrown object is the new exception.
+
+        Read from the runtime's Thread object (its handle slot, located once by matching what a bare
+        ``pe`` shows, and checked against ``pe`` for the first few stops), so a stop costs no SOS
+        command; ``pe`` is the fallback whenever the read cannot be trusted.
+        """
+        self._require_process().SetSelectedThread(thread)
+        tid = thread.GetThreadID()
+        address = self._last_thrown_read(tid)
+        if address is None or self.lto_checks < LTO_CHECKS:
+            shown = self._bare_pe_address()
+            if shown is not None and address is not None and shown != address:
+                self.lto_offset = None  # the slot was wrong after all: SOS decides from now on
+                self.lto_checks = LTO_CHECKS
+            elif shown is not None and address is None and self.lto_offset is None:
+                self._find_last_thrown_slot(tid, shown)
+            elif shown is not None:
+                self.lto_checks += 1
+            address = shown
+        return {
+            "kind": protocol.EVENT_FIRST_CHANCE,
+            "thread_id": tid,
+            "exception_address": address,
+            "description": "__cxa_rethrow",
+        }
+
+    def _bare_pe_address(self) -> Optional[int]:
+        try:
+            exception = parse_pe(self.hc("pe"))
+        except Exception:
+            return None
+        return exception.address if exception else None
+
+    def _thread_object(self, tid: int) -> Optional[int]:
+        """The runtime's Thread object of an OS thread (clrthreads once per new thread). A cached one
+        must still hold the thread's id (OS thread ids are reused by new threads)."""
+        cached = self.thread_objects.get(tid)
+        if cached is not None and self.tid_offset is not None:
+            try:
+                if struct.unpack("<I", self._read(cached + self.tid_offset, 4))[0] != tid:
+                    cached = None
+            except AgentError:
+                cached = None
+            if cached is None:
+                del self.thread_objects[tid]
+        if tid not in self.thread_objects:
+            try:
+                table = parse_threads(self.hc("clrthreads"))
+            except Exception:
+                return None
+            self.thread_objects.update({t.os_id: t.thread_obj for t in table.threads if t.thread_obj})
+        return self.thread_objects.get(tid)
+
+    def _find_last_thrown_slot(self, tid: int, exception: int) -> None:
+        """The offset in the Thread object of the handle that holds ``exception`` (the last thrown)."""
+        thread_obj = self._thread_object(tid)
+        if thread_obj is None:
+            return
+        try:
+            data = self._read(thread_obj, THREAD_SCAN_BYTES)
+        except AgentError:
+            return
+        tid_slots = [o for o in range(0, len(data) - 3, 4) if struct.unpack_from("<I", data, o)[0] == tid]
+        if len(tid_slots) != 1:
+            return  # the thread's id must be findable, once, to check cached Thread objects later
+        self.tid_offset = tid_slots[0]
+        for offset in range(0, len(data) - 7, 8):
+            handle = struct.unpack_from("<Q", data, offset)[0]
+            try:
+                if handle >= 0x10000 and self._u64(handle) == exception:
+                    self.lto_offset = offset
+                    return
+            except AgentError:
+                continue
+
+    def _last_thrown_read(self, tid: int) -> Optional[int]:
+        if self.lto_offset is None:
+            return None
+        thread_obj = self._thread_object(tid)
+        if thread_obj is None:
+            return None
+        try:
+            candidate = self._u64(self._u64(thread_obj + self.lto_offset))
+        except AgentError:
+            return None
+        return candidate if self._is_exception(candidate) else None
+
+    # ----- commands while stopped ----------------------------------------------------------------------
+
+    def op_exec(self, command: str, thread_id: Optional[int] = None) -> Dict[str, Any]:
+        process = self._require_process()
+        if thread_id is not None:
+            thread = process.GetThreadByID(thread_id)
+            if not thread.IsValid():
+                raise AgentError(protocol.ERR_THREAD, f"no thread {thread_id} in the target")
+            process.SetSelectedThread(thread)
+        ro = lldb.SBCommandReturnObject()
+        self.ci.HandleCommand(command, ro)
+        return {"output": ro.GetOutput() or "", "error": ro.GetError() or "", "succeeded": ro.Succeeded()}
+
+    def op_stop_stack(self, thread_id: Optional[int], max_frames: int, budget: float) -> Dict[str, Any]:
+        """A thread's managed stack in bounds: clrstack up to ``max_frames`` frames, else a bounded read."""
+        from pydbgauto.drivers.lldb.stack_reader import read_stack
+
+        return read_stack(self, thread_id, limit=max_frames, budget=budget)
+
+    def op_threads(self) -> Dict[str, Any]:
+        process = self._require_process()
+        return {
+            "threads": [t.GetThreadID() for t in process],
+            "selected": process.GetSelectedThread().GetThreadID(),
+        }
+
+    def op_dump(self, path: str) -> Dict[str, Any]:
+        """Write an ELF core of the stopped target to ``path`` (a new file)."""
+        process = self._require_process()
+        started = time.monotonic()
+        threads = [coredump.ThreadState(tid=t.GetThreadID(), registers=_gp_registers(t)) for t in process]
+        selected = process.GetSelectedThread().GetThreadID()
+        threads.sort(key=lambda t: t.tid != selected)  # the current thread first, as the kernel does
+        info = coredump.write_core(
+            path,
+            process.GetProcessID(),
+            threads,
+            exception=self._exception_record(selected),
+            patches=self._breakpoint_bytes(),
+        )
+        info["seconds"] = time.monotonic() - started
+        return info
+
+    def _exception_record(self, thread_id: int) -> Optional[coredump.ExceptionRecord]:
+        """For the dump's diagnostic page: the exception of the last event, if it is this thread's.
+        Parameters: the exception object's address and the OS thread id (documented in docs/linux.md)."""
+        event = self.last_event
+        if event is None or event.get("thread_id") != thread_id or event.get("kind") == protocol.EVENT_EXIT:
+            return None
+        thread = self._require_process().GetThreadByID(thread_id)
+        pc = thread.GetFrameAtIndex(0).GetPC() if thread.IsValid() else 0
+        address = event.get("exception_address") or 0
+        return coredump.ExceptionRecord(code=CLR_EXCEPTION_CODE, address=pc, parameters=(address, thread_id))
+
+    def _breakpoint_bytes(self) -> List[Tuple[int, bytes]]:
+        """(address, original byte) of every breakpoint site: lldb's reads show the original bytes,
+        /proc/<pid>/mem shows the int3 the core writer must not keep (nor the guardian leave behind)."""
+        assert self.target is not None
+        addresses: List[int] = []
+        for bp in self.target.breakpoint_iter():
+            for i in range(bp.GetNumLocations()):
+                location = bp.GetLocationAtIndex(i)
+                if location.IsResolved():
+                    addresses.append(location.GetLoadAddress())
+        # lldb's own (internal) breakpoints, e.g. the shared-library event one in ld.so's _dl_debug_state.
+        listing = lldb.SBCommandReturnObject()
+        self.ci.HandleCommand("breakpoint list --internal", listing)
+        internal = listing.GetOutput() or ""
+        addresses += [int(a, 16) for a in re.findall(r"address = (0x[0-9a-fA-F]+), resolved", internal)]
+        patches: List[Tuple[int, bytes]] = []
+        for address in sorted(set(addresses)):
+            try:
+                patches.append((address, self._read(address, 1)))
+            except AgentError:
+                pass
+        return patches
+
+    def op_stats(self) -> Dict[str, Any]:
+        faults = self.faults.stats if self.faults is not None else None
+        return dict(self.stats, mechanism=self.mechanism, faults=faults, fault_arming=self.fault_arming)
+
+    # ----- leaving --------------------------------------------------------------------------------------
+
+    def op_detach(self) -> Dict[str, Any]:
+        process = self._require_process()
+        if self.target is not None:
+            self.target.DeleteAllBreakpoints()
+        freed = self._free_debugger_memory(process)
+        self.journal.detaching()
+        error = process.Detach()
+        if not error.Success():
+            raise AgentError(protocol.ERR_DETACH, f"detach failed: {error.GetCString()}")
+        self.journal.detached()
+        return {"freed": freed}
+
+    def _free_debugger_memory(self, process: "lldb.SBProcess") -> List[str]:
+        """Give back the memory lldb allocated in the target for expressions (an anonymous rwx page per
+        allocation, kept for good otherwise). Only lldb's own allocations can be freed this way: for any
+        other region DeallocateMemory fails and the region is left alone."""
+        freed = []
+        for start, end in sorted(_anonymous_rwx(process.GetProcessID()) - self.maps_at_start):
+            # lldb's memory cache keeps the page after DeallocateMemory; lldb-server's own `_m` packet
+            # unmaps what it allocated with `_M` (it refuses any other address).
+            reply = self.hc(f"process plugin packet send _m{start:x}")
+            if "response: OK" in reply:
+                freed.append(f"{start:x}-{end:x}")
+            _trace(f"free {start:x}-{end:x}: {reply.strip()}")
+        return freed
+
+    def op_kill(self) -> Dict[str, Any]:
+        process = self._require_process()
+        process.Kill()
+        return {"exit_status": process.GetExitStatus()}
+
+
+_TRACE = os.environ.get("PYDBGAUTO_AGENT_TRACE")
+_PROFILE = os.environ.get("PYDBGAUTO_AGENT_PROFILE")
+
+
+def _trace(line: str) -> None:
+    """Debugging aid: PYDBGAUTO_AGENT_TRACE=<file> logs every thread's stop reason."""
+    if _TRACE:
+        with open(_TRACE, "a") as f:
+            f.write(line + "\n")
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 64):
+            pass
+    except BlockingIOError:
+        pass
+
+
+def _anonymous_rwx(pid: int) -> set:
+    """(start, end) of the process's anonymous read-write-execute mappings: lldb's expression memory."""
+    regions = set()
+    try:
+        with open(f"/proc/{pid}/maps") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) == 5 and parts[1].startswith("rwx"):
+                    start, end = (int(x, 16) for x in parts[0].split("-"))
+                    regions.add((start, end))
+    except OSError:
+        pass
+    return regions
+
+
+def _legacy_eh_requested(pid: int) -> bool:
+    """.NET 9 can be told to keep the old EH; then DispatchEx exists but is never called."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            environ = f.read().split(b"\0")
+    except OSError:
+        return False
+    return any(
+        e in (b"DOTNET_LegacyExceptionHandling=1", b"COMPlus_LegacyExceptionHandling=1") for e in environ
+    )
+
+
+def _runtime_version(directory: Optional[str]) -> Optional[str]:
+    if not directory:
+        return None
+    m = re.search(r"Microsoft\.NETCore\.App/(\d+\.\d+\.\d+[^/]*)$", directory)
+    if m:
+        return m.group(1)
+    try:  # self-contained: the deps file names the runtime pack
+        for name in os.listdir(directory):
+            if name.endswith(".deps.json"):
+                with open(os.path.join(directory, name), encoding="utf-8") as f:
+                    m = re.search(r"Microsoft\.NETCore\.App\.Runtime\.[\w-]+/(\d+\.\d+\.\d+[^\"]*)", f.read())
+                if m:
+                    return m.group(1)
+    except OSError:
+        pass
+    return None
+
+
+def _thread_stops(process: "lldb.SBProcess") -> List[Tuple[int, bool]]:
+    """(tid, stopped by a breakpoint or a step) of each thread, for the guardian's stop guard."""
+    trapped = (lldb.eStopReasonBreakpoint, lldb.eStopReasonTrace, lldb.eStopReasonPlanComplete)
+    return [(t.GetThreadID(), t.GetStopReason() in trapped) for t in process]
+
+
+def _gp_registers(thread: "lldb.SBThread") -> Dict[str, int]:
+    """The general-purpose registers of a thread's innermost frame, as NT_PRSTATUS wants them."""
+    frame = thread.GetFrameAtIndex(0)
+    values: Dict[str, int] = {}
+    for name in coredump.GP_REGISTERS:
+        reg = frame.FindRegister(name)
+        values[name] = reg.GetValueAsUnsigned() if reg.IsValid() else 0
+    return values
+
+
+_AGENT: Optional[Agent] = None
+
+
+def pda(debugger: "lldb.SBDebugger", command: str, result: Any, internal_dict: Any) -> None:
+    global _AGENT
+    if _AGENT is None:
+        _AGENT = Agent(debugger)
+    _AGENT.handle(command)
+
+
+def __lldb_init_module(debugger: "lldb.SBDebugger", internal_dict: Any) -> None:
+    debugger.HandleCommand(f"command script add -o -f {__name__}.pda {protocol.COMMAND}")

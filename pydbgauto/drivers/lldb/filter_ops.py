@@ -1,0 +1,28 @@
+"""What the in-agent filter can decide by itself (pure: the agent imports it inside lldb).
+
+The agent evaluates a predicate at each first-chance stop only when it can gather all the predicate
+needs (docs/linux.md, "the in-agent filter"); from the type alone when every node of the spec allows.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Set
+
+# Predicate nodes the agent can decide from the type alone (no SOS command per throw).
+TYPE_ONLY_OPS = frozenset({"exception_type", "first_chance", "second_chance", "not", "all", "any"})
+# What the agent can gather for a predicate at a stop (the inner-exception chain it cannot).
+AGENT_CAN_FETCH = frozenset({"stack", "type_chain"})
+
+
+def spec_ops(spec: Any) -> Set[str]:
+    """Every "op" in a predicate spec tree."""
+    found: Set[str] = set()
+    if isinstance(spec, dict):
+        if "op" in spec:
+            found.add(spec["op"])
+        for value in spec.values():
+            found |= spec_ops(value)
+    elif isinstance(spec, list):
+        for value in spec:
+            found |= spec_ops(value)
+    return found

@@ -1,0 +1,314 @@
+"""One stop of a watch: event -> facts -> predicate -> decision (a line in the decision log) -> dump ->
+capture record (JSON beside the dump). The target is held stopped up to the dump's write; the dump's
+check (sha256, the reader) and its record follow once it runs again (:mod:`pydbgauto.after_resume`)."""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import threading
+import time
+import os
+from typing import Any, Deque, List, Mapping, Optional, Tuple
+
+import attr
+
+from pydbgauto import fields
+from pydbgauto.after_resume import Pending
+from pydbgauto import predicates as preds
+from pydbgauto.errors import DumpError, PydbgautoError
+from pydbgauto.models import (
+    CaptureRecord,
+    DecisionRecord,
+    DumpRecord,
+    ManagedException,
+    ManagedStack,
+    StopEvent,
+)
+from pydbgauto.policy import DumpPolicy, PolicyState
+from pydbgauto.session import Session
+from pydbgauto.watching.checks import free_disk
+from pydbgauto.watching.decision_log import decision_line, write_line
+from pydbgauto.watching.records import write_new_json
+from pydbgauto.watching.result import EventCallback
+
+log = logging.getLogger(__name__)
+
+MAX_INNER = 8
+# A watch keeps the last this many (event, decision) pairs; the decision log has them all.
+KEEP_DECISIONS = 1000
+
+
+class StopHandler:
+    """Decides each stop of one session, dumps what the policy says to, and keeps the tally: the captures,
+    the last ``KEEP_DECISIONS`` decisions, and counts of exceptions and matches.
+
+    ``state``: the policy's running state (default: this process's own; ``watch_all`` gives one whose
+    ``max_dumps`` counts every process's dumps). ``log_fd``: the open decision log (-1: none).
+    """
+
+    def __init__(
+        self,
+        session: Session,
+        predicate: preds.Predicate,
+        policy: DumpPolicy,
+        process: str,
+        on_event: Optional[EventCallback] = None,
+        state: Optional[PolicyState] = None,
+    ) -> None:
+        self.session = session
+        self.predicate = predicate
+        self.policy = policy
+        self.state = state or PolicyState(policy)
+        self.process = process
+        self.on_event = _serialized(on_event or (lambda kind, data: None))  # a capture's thread calls it too
+        self.needs = predicate.needs | policy.needs
+        self.captures: List[CaptureRecord] = []
+        self.decisions: Deque[Tuple[StopEvent, DecisionRecord]] = collections.deque(maxlen=KEEP_DECISIONS)
+        self.exceptions = 0
+        self.matches = 0
+        self.deadline: Optional[float] = None  # the watch's end (monotonic): a predicate may not pass it
+        self.log_fd = -1
+        self.dump_size = 0  # bytes a dump of the target may take (its readable mappings)
+        self.pending: Optional[Pending[Tuple[Optional[DumpRecord], float]]] = None  # the last dump's check
+
+    def handle(self, event: StopEvent) -> bool:
+        """Decide one stop (and dump it); False when the predicate overran the watch's time limit."""
+        inner = self._inner_exceptions(event) if "inner" in self.needs else ()
+        if "fields" in self.needs:
+            event, inner = fields.with_fields(self.session, event, inner)
+        if "type_chain" in self.needs and not event.type_chain and event.exception_address:
+            try:
+                event = attr.evolve(event, type_chain=self.session.type_chain(event.exception_address))
+            except PydbgautoError as e:
+                log.warning("could not read the base types of %s: %s", event.exception_type, e)
+        chains: Tuple[Tuple[str, ...], ...] = ()
+        if "inner" in self.needs and "type_chain" in self.needs:
+            chains = tuple(self._chain(e.address) for e in inner)
+        facts = preds.Facts(event=event, inner_exceptions=inner, inner_type_chains=chains)
+        verdict = evaluate_within(self.predicate, facts, self.deadline)
+        if verdict is None:
+            limit = "the watch's time limit"
+            self.decide(event, False, predicate_error=f"the predicate did not return within {limit}")
+            log.error("the predicate %s did not return within the time limit", self.predicate.describe())
+            return False
+        if verdict.error:
+            log.warning("the predicate failed on %s: %s", event, verdict.error)
+        decision = self.decide(event, verdict.matched, predicate_error=verdict.error)
+        if decision.action == "dump":
+            self._capture(event, decision, inner)
+        return True
+
+    def decide(
+        self, event: StopEvent, matched: bool, predicate_error: Optional[str] = None
+    ) -> DecisionRecord:
+        """The policy's decision on one stop, counted, logged, and told to ``on_event``."""
+        free = free_disk(self.policy.dump_dir)
+        if free is not None:  # room for the dump itself as well as min_free_disk
+            free = max(free - self.dump_size, 0)
+        record = self.state.decide(event, matched, time.monotonic(), free)
+        self.decisions.append((event, record))
+        if event.kind != "exit":
+            self.exceptions += 1
+        if record.reason != "no-match":
+            self.matches += 1
+        line = decision_line(event, record, matched, self.session.pid, predicate_error)
+        write_line(self.log_fd, json.dumps(line) + "\n")
+        self.on_event("decision", {"event": event, "decision": record})
+        return record
+
+    def log_filtered(self) -> None:
+        """Log the stops the debugger-side filter resumed since the last call (none matched)."""
+        for event in self.session.take_filtered():
+            self.decide(event, matched=False)
+
+    def resumed(self) -> None:
+        """The target runs again (the loop's next wait, or the detach): the last dump's check may begin."""
+        if self.pending is not None:
+            self.pending.resumed()
+
+    def finish_pending(self, cancel: bool = False) -> None:
+        """Wait for the last dump's check and record; ``cancel`` (a signal): remove the dump instead."""
+        pending = self.pending
+        if pending is not None:  # cleared only once finished: a signal during the wait leaves it to cancel
+            if cancel:
+                pending.cancel()
+            pending.finish()
+            self.pending = None
+
+    def _capture(
+        self, event: StopEvent, decision: DecisionRecord, inner: Tuple[ManagedException, ...]
+    ) -> None:
+        """At the stop: the thread list and the dump write; the check and the record after the resume."""
+        self.finish_pending()
+        seen_at = time.monotonic()
+        threads = None
+        try:
+            threads = self.session.threads()
+        except PydbgautoError as e:
+            log.warning("clrthreads failed: %s", e)
+        path = self.policy.path(
+            self.process, self.session.pid or 0, event.exception_type, time.time(), decision.n or 0
+        )
+        written: Optional[DumpRecord] = None
+        dump_error: Optional[str] = None
+        try:
+            self.on_event("dump-start", {"event": event, "path": path})
+            written = self.session.dump(path, verify=False, checksum=False, expect=event)
+        except PydbgautoError as e:
+            dump_error = str(e)
+            log.error("dump %s failed: %s", path, e)
+        except KeyboardInterrupt:  # the dump was removed by Session.dump; say so in the record
+            self._record_failure(event, decision, inner, path, threads, "interrupted by a signal: removed")
+            raise
+        stopped_at = _monotonic_of(event.time)
+
+        def check(pause: float) -> Tuple[Optional[DumpRecord], float]:
+            if written is None:
+                return None, pause
+            dump = attr.evolve(written, pause_seconds=pause)
+            try:
+                return self.session.check_dump(dump, event, verify=self.policy.verify), pause
+            except (PydbgautoError, OSError) as e:
+                return attr.evolve(dump, verify_error=f"the dump could not be checked: {e}"), pause
+
+        def keep(checked: Tuple[Optional[DumpRecord], float]) -> None:
+            dump, pause = checked
+            timings = {"stop_to_dump_start": seen_at - stopped_at, "pause": pause}
+            if dump is not None:
+                timings["dump_write"] = dump.seconds
+                if dump.verify_seconds is not None:
+                    timings["verify"] = dump.verify_seconds
+                timings["stop_to_verified"] = time.monotonic() - stopped_at
+            capture = CaptureRecord(
+                event=event,
+                decision=decision,
+                exception=event.exception,
+                stack=_with_source_lines(event.stack, dump),
+                threads=threads,
+                inner_exceptions=inner,
+                dump=dump,
+                dump_error=dump_error,
+                predicate=self.predicate.describe(),
+                timings=timings,
+                versions=dict(self.session.versions),
+                record_path=(dump.path if dump else path) + ".json",
+            )
+            capture = self._write_record(capture)
+            self.captures.append(capture)
+            self.on_event("dump-done", {"capture": capture})
+
+        def drop(pause: float) -> None:  # a signal before the check ended: all or nothing
+            if written is not None and os.path.lexists(written.path):
+                os.unlink(written.path)
+            self._record_failure(event, decision, inner, path, threads, "interrupted by a signal: removed")
+
+        self.pending = Pending(stopped_at, check, keep, drop)
+
+    def _write_record(self, capture: CaptureRecord) -> CaptureRecord:
+        """Write the capture record; a record that cannot be written is said in ``dump_error``."""
+        path = capture.record_path or ""
+        try:
+            write_new_json(path, capture.to_dict())
+        except DumpError as e:
+            log.error("%s", e)
+            error = f"{capture.dump_error}; {e}" if capture.dump_error else str(e)
+            return attr.evolve(capture, dump_error=error, record_path=None)
+        return capture
+
+    def _record_failure(
+        self,
+        event: StopEvent,
+        decision: DecisionRecord,
+        inner: Tuple[ManagedException, ...],
+        path: str,
+        threads: Any,
+        error: str,
+    ) -> None:
+        capture = CaptureRecord(
+            event=event,
+            decision=decision,
+            exception=event.exception,
+            stack=event.stack,
+            threads=threads,
+            inner_exceptions=inner,
+            dump=None,
+            dump_error=error,
+            predicate=self.predicate.describe(),
+            versions=dict(self.session.versions),
+            record_path=path + ".json",
+        )
+        self.captures.append(self._write_record(capture))
+
+    def _inner_exceptions(self, event: StopEvent) -> Tuple[ManagedException, ...]:
+        every = fields.aggregate_inner_exceptions(self.session, event.exception) if event.exception else None
+        if every is not None:  # an AggregateException: all of them, not only the first
+            return every
+        found: List[ManagedException] = []
+        current = event.exception
+        while current is not None and current.inner_address and len(found) < MAX_INNER:
+            try:
+                current = self.session.exception(current.inner_address)
+            except PydbgautoError:
+                break
+            if current is None:
+                break
+            found.append(current)
+        return tuple(found)
+
+    def _chain(self, address: Optional[int]) -> Tuple[str, ...]:
+        if not address:
+            return ()
+        try:
+            return self.session.type_chain(address)
+        except PydbgautoError:
+            return ()
+
+
+def evaluate_within(
+    predicate: preds.Predicate, facts: preds.Facts, deadline: Optional[float]
+) -> Optional[preds.Verdict]:
+    """Evaluate on a worker thread until ``deadline`` (monotonic; None: no limit); None when it overran.
+
+    The main thread waits in short slices, so a signal still ends the watch. A predicate that never
+    returns cannot be stopped (Python cannot kill a thread): its daemon thread is abandoned and runs on
+    until it returns or the process exits.
+    """
+    box: List[preds.Verdict] = []
+    worker = threading.Thread(
+        target=lambda: box.append(preds.evaluate(predicate, facts)), name="pydbgauto-predicate", daemon=True
+    )
+    worker.start()
+    while worker.is_alive():
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            return None
+        worker.join(0.2 if left is None else min(0.2, left))
+    return box[0] if box else preds.Verdict(False, "the predicate ended without an answer")
+
+
+def _with_source_lines(stack: Optional[ManagedStack], dump: Optional[DumpRecord]) -> Optional[ManagedStack]:
+    """The reader's stack of the same thread when it has file and line (the live lldb path has none)."""
+    seen = dump.seen_stack if dump is not None else None
+    if seen is None or stack is None or seen.os_thread_id != stack.os_thread_id:
+        return stack
+    if not any(frame.source_file for frame in seen.frames):
+        return stack
+    return seen
+
+
+def _serialized(callback: EventCallback) -> EventCallback:
+    """``callback`` called by one thread at a time (the watch's and a capture's after-resume thread)."""
+    lock = threading.Lock()
+
+    def call(kind: str, data: Mapping[str, Any]) -> None:
+        with lock:
+            callback(kind, data)
+
+    return call
+
+
+def _monotonic_of(epoch: float) -> float:
+    """An epoch time on the monotonic clock (for durations that start at a stop's wall time)."""
+    return time.monotonic() - (time.time() - epoch) if epoch else time.monotonic()

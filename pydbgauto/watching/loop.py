@@ -1,0 +1,152 @@
+"""The watch loop of one session: arm the stops, wait for events (in slices when a ``stop`` may end it),
+hand each to the :class:`~pydbgauto.watching.capture.StopHandler`, end at a limit, and detach."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from typing import Any, Optional, Tuple
+
+from pydbgauto import predicates as preds
+from pydbgauto import processes
+from pydbgauto.errors import DebuggerNotAnsweringError, DebuggerTimeoutError, PydbgautoError
+from pydbgauto.policy import DumpPolicy, PolicyState
+from pydbgauto.session import Session
+from pydbgauto.watching.capture import StopHandler
+from pydbgauto.watching.checks import check_disk_for
+from pydbgauto.watching.decision_log import open_private_log
+from pydbgauto.watching.result import EventCallback, WatchResult
+from pydbgauto.watching.signals import SignalGuard
+
+log = logging.getLogger(__name__)
+
+
+class WatchLoop:
+    """Runs one session's watch to its end and returns the :class:`WatchResult`; the session is closed
+    (detached, the target runs on) whatever ends it.
+
+    ``stop``: set from another thread, the loop ends between events (``ended == "stopped"``); the wait
+    then runs in slices of ``poll_interval`` seconds. ``state``: as :class:`StopHandler`'s. ``guard``: the
+    caller's :class:`SignalGuard`, told when a signal starts the end so that the detach is not cut short.
+    """
+
+    def __init__(
+        self,
+        session: Session,
+        predicate: preds.Predicate,
+        policy: DumpPolicy,
+        process: str,
+        log_path: str,
+        on_event: Optional[EventCallback],
+        in_debugger_filter: bool,
+        stop: Optional[threading.Event] = None,
+        poll_interval: float = 0.5,
+        state: Optional[PolicyState] = None,
+        guard: Optional[SignalGuard] = None,
+    ) -> None:
+        self.session = session
+        self.handler = StopHandler(session, predicate, policy, process, on_event, state)
+        self.log_path = log_path
+        self.in_debugger_filter = in_debugger_filter
+        self.stop = stop
+        self.poll_interval = poll_interval
+        self.guard = guard
+
+    def run(self, timeout: Optional[float], log_file: Any = None) -> WatchResult:
+        """Watch until a limit; ``log_file``: the open decision log (None: open ``log_path`` here)."""
+        handler = self.handler
+        started = time.monotonic()
+        handler.deadline = None if timeout is None else started + timeout
+        ended, exit_status, filtered, signum = "interrupted", None, False, None
+        if log_file is None:
+            log_file = os.fdopen(open_private_log(self.log_path), "a", encoding="utf-8")
+        handler.log_fd = log_file.fileno()
+        cancel = False  # a signal: the last dump, if not yet checked, is removed (all or nothing)
+        try:
+            with self.session, log_file:
+                try:
+                    ended, exit_status, filtered = self._loop(timeout, started)
+                except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM/SIGHUP (Interrupted): detach, summary
+                    cancel = True
+                    if self.guard is not None:
+                        self.guard.defer()
+                    signum = getattr(e, "signum", None) or signal.SIGINT
+                    ended = "interrupted"
+                    try:
+                        handler.log_filtered()
+                    except PydbgautoError as err:
+                        log.warning("could not log the last filtered stops: %s", err)
+                if not cancel:  # the detach resumes the target: the last check need not wait for it
+                    handler.resumed()
+        finally:  # after the detach: the last capture's record is written before the result
+            handler.finish_pending(cancel)
+        result = WatchResult(
+            tuple(handler.captures),
+            tuple(handler.decisions),
+            ended,
+            self.log_path,
+            time.monotonic() - started,
+            exit_status,
+            filtered,
+            exceptions=handler.exceptions,
+            matches=handler.matches,
+            signal=signum,
+        )
+        handler.on_event("done", {"result": result})
+        return result
+
+    def _arm(self) -> bool:
+        """Stops on CLR exceptions, the predicate in the debugger where it can run there; True if it does."""
+        handler, session = self.handler, self.session
+        filtered = False
+        session.break_on_clr_exceptions()
+        if self.in_debugger_filter:
+            filtered = session.set_filter(handler.predicate)
+        if session.pid and os.name == "posix":
+            check_disk_for(session.pid, handler.policy.dump_dir, handler.policy.min_free_disk)
+            handler.dump_size = processes.memory_size(session.pid)
+        handler.on_event(
+            "armed",
+            {
+                "pid": session.pid,
+                "versions": dict(session.versions),
+                "filtered_in_debugger": filtered,
+                "predicate": handler.predicate.describe(),
+            },
+        )
+        return filtered
+
+    def _loop(self, timeout: Optional[float], started: float) -> Tuple[str, Optional[int], bool]:
+        handler = self.handler
+        filtered = self._arm()
+        while True:
+            if self.stop is not None and self.stop.is_set():
+                return "stopped", None, filtered
+            remaining = None if timeout is None else timeout - (time.monotonic() - started)
+            if remaining is not None and remaining <= 0:
+                return "timeout", None, filtered
+            step = remaining
+            if self.stop is not None:
+                step = self.poll_interval if remaining is None else min(self.poll_interval, remaining)
+            handler.resumed()  # this wait resumes the target: the last dump's check may begin
+            try:
+                event = self.session.wait_for_event(step)
+            except DebuggerNotAnsweringError:
+                handler.log_filtered()
+                raise  # the debugger is hung: a debugger problem, not the end of the time
+            except DebuggerTimeoutError:
+                handler.log_filtered()
+                if step != remaining:  # only a slice ended: look at ``stop`` and the time limit again
+                    continue
+                return "timeout", None, filtered
+            handler.log_filtered()
+            if event.kind == "exit":
+                handler.decide(event, matched=False)
+                return "exit", event.exit_status, filtered
+            if not handler.handle(event):
+                return "timeout", None, filtered  # the predicate overran the time limit
+            if handler.state.done:
+                return "max-dumps", None, filtered

@@ -1,0 +1,24 @@
+"""A predicate under the watch's deadline, on a worker thread."""
+
+from __future__ import annotations
+
+import time
+
+import pydbgauto as pda
+from pydbgauto import predicates as preds
+from pydbgauto.models import StopEvent
+from pydbgauto.watching import evaluate_within
+
+
+def test_predicate_deadline():
+    exception = pda.ManagedException(address=0x1000, type="System.Exception", message="m")
+    event = StopEvent(kind="first-chance", sequence=1, exception=exception)
+    facts = preds.Facts(event=event)
+    slow = preds.as_predicate(lambda exc: time.sleep(30))
+    started = time.monotonic()
+    assert evaluate_within(slow, facts, time.monotonic() + 0.5) is None
+    assert time.monotonic() - started < 1.5
+    raising = preds.as_predicate(lambda exc: 1 / 0)
+    verdict = evaluate_within(raising, facts, time.monotonic() + 5)
+    assert verdict is not None and not verdict.matched and "ZeroDivisionError" in (verdict.error or "")
+    assert evaluate_within(preds.first_chance(), facts, None) == preds.Verdict(True)

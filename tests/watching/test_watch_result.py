@@ -1,0 +1,32 @@
+"""WatchResult: its counts and its one line."""
+
+from __future__ import annotations
+
+import pydbgauto as pda
+from pydbgauto.models import StopEvent
+from pydbgauto.watching import WatchResult
+
+
+def test_watch_result_counts_failed_dumps_apart():
+    capture = pda.CaptureRecord(
+        event=StopEvent(kind="first-chance", sequence=1),
+        decision=pda.DecisionRecord("dump", "matched", n=1),
+        dump=None,
+        dump_error="disk full",
+    )
+    result = WatchResult((capture,), (), "timeout", "/x.jsonl", 1.0, exceptions=7, matches=1)
+    assert result.events_seen == 7 and result.dumps == ()
+    assert "0 dumps written, 1 failed" in str(result)
+    assert "interrupted (SIGTERM)" in str(WatchResult((), (), "interrupted", "/x", 0.1, signal=15))
+
+
+def test_counts_come_from_the_decisions_when_not_given() -> None:
+    decisions = (
+        (StopEvent(kind="first-chance", sequence=1), pda.DecisionRecord("skip", "no-match")),
+        (StopEvent(kind="first-chance", sequence=2), pda.DecisionRecord("dump", "matched", n=1)),
+        (StopEvent(kind="exit", sequence=3), pda.DecisionRecord("skip", "no-match")),
+    )
+    result = WatchResult((), decisions, "exit", "/x.jsonl", 2.0, exit_status=0)
+    assert result.events_seen == 2  # the exit is not an exception
+    assert result.matched == 1
+    assert str(result).startswith("2 exceptions seen, 1 matched, 0 dumps written; ended: exit after 2.0 s")
