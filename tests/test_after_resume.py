@@ -48,13 +48,19 @@ def test_a_cancel_before_the_check_drops_without_checking():
     assert [c[0] for c in calls] == ["drop"]
 
 
-def test_a_cancel_during_the_check_drops_once_it_ends():
-    gate = threading.Event()
+def _cancelled_during_its_check(gate: threading.Event):  # type: ignore[no-untyped-def]
+    """A Pending whose check has begun (and waits on ``gate``) when it is cancelled."""
     calls, started, check, keep, drop = _recorder(gate)
     pending = Pending(time.monotonic(), check, keep, drop)
     pending.resumed()
     assert started.wait(10)
     pending.cancel()
+    return pending, calls
+
+
+def test_a_cancel_during_the_check_drops_once_it_ends():
+    gate = threading.Event()
+    pending, calls = _cancelled_during_its_check(gate)
     gate.set()
     pending.finish()
     assert [c[0] for c in calls] == ["check", "drop"]
@@ -63,11 +69,7 @@ def test_a_cancel_during_the_check_drops_once_it_ends():
 def test_a_cancelled_check_that_overruns_is_dropped_by_the_caller_and_never_kept(monkeypatch):
     monkeypatch.setattr(after_resume, "CANCEL_GRACE", 0.1)
     gate = threading.Event()
-    calls, started, check, keep, drop = _recorder(gate)
-    pending = Pending(time.monotonic(), check, keep, drop)
-    pending.resumed()
-    assert started.wait(10)
-    pending.cancel()
+    pending, calls = _cancelled_during_its_check(gate)
     pending.finish()  # gives up after the grace: the caller drops
     assert [c[0] for c in calls] == ["check", "drop"]
     gate.set()
