@@ -20,7 +20,7 @@ import pytest
 
 import pydbgauto as pda
 from pydbgauto.session import Session
-from pydbgauto.verify import analyze
+from pydbgauto.readers import dotnet_dump
 from pydbgauto.watching import watch
 from tests.integration.conftest import process_state, tracer_of
 from tests.integration.test_robustness import assert_target_free_and_working
@@ -44,7 +44,9 @@ def test_fast_dump_reopens_with_dotnet_dump_and_shows_the_exception(waiting_app,
     # Zero blocks are holes: the disk holds well under the dump's size, and the bytes written say so too.
     assert st.st_blocks * 512 < st.st_size * 0.8 and written["bytes_copied"] < st.st_size * 0.8
     assert os.listdir(tmp_path) == ["fast.core"]  # no temporary file left
-    reading = analyze(record.path, exception_address=event.exception_address, thread_id=event.thread_id)
+    reading = dotnet_dump.read(
+        record.path, exception_address=event.exception_address, thread_id=event.thread_id
+    )
     assert reading.exception is not None and reading.exception.type == event.exception.type
     assert reading.stack is not None and reading.stack.os_thread_id == event.thread_id
     assert not reading.warnings  # the diagnostic info page is there: no "not created by createdump"
