@@ -86,7 +86,7 @@ def describe_captures(watchers: Sequence[Watcher]) -> str:
 
 def debugger_unavailable(debugger: Optional[str] = None) -> Optional[str]:
     """Why ``debugger`` (default: this platform's) cannot run here, or None when it can."""
-    from pydbgauto.session import default_debugger
+    from pydbgauto.drivers.choose import default_debugger
 
     name = debugger or default_debugger()
     try:

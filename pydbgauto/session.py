@@ -22,27 +22,22 @@ import time
 import weakref
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-import attr
-
-from pydbgauto import bounded, crashes, dumpfile, processes
+from pydbgauto import dumpfile, processes, stop_events
+from pydbgauto.drivers.choose import default_debugger, make_driver
 from pydbgauto.drivers.base import DEFAULT, Driver, RawStop, StopKind, Target, TimeLimit, resolve_timeout
 from pydbgauto.errors import (
     ConfigurationError,
     DebuggerError,
     DumpError,
     PydbgautoError,
-    SosError,
     TargetExitedError,
 )
 from pydbgauto.models import DumpRecord, ManagedException, ManagedStack, StopEvent, ThreadTable
 from pydbgauto.sos import parse_clrstack, parse_pe, parse_threads
-from pydbgauto.sos.deepstack import build_stack
-from pydbgauto.sos.objects import parse_dumpmt, parse_dumpobj
 
 log = logging.getLogger(__name__)
 
 _OPEN_SESSIONS: "weakref.WeakSet[Session]" = weakref.WeakSet()
-MAX_TYPE_CHAIN = 32
 # A stopped thread with more frames than this is not given to clrstack (minutes on a stack overflow):
 # it is read in bounds (pydbgauto.sos.deepstack), within STACK_BUDGET seconds.
 STACK_FRAME_LIMIT = 1000
@@ -57,35 +52,6 @@ def _close_open_sessions() -> None:
             session.close()
         except Exception:  # pragma: no cover - best effort at exit
             pass
-
-
-def default_debugger() -> str:
-    return "cdb" if sys.platform == "win32" else "lldb"
-
-
-def make_driver(target: Target, debugger: Any, options: Mapping[str, Any]) -> Driver:
-    """A driver for ``debugger``: "lldb", "cdb", "pykd", a Driver instance (used as is: custom drivers,
-    test doubles), or a callable ``(target, **options) -> Driver``."""
-    if debugger is not None and not isinstance(debugger, str):
-        if isinstance(debugger, Driver):
-            return debugger
-        if callable(debugger):
-            return debugger(target, **options)  # type: ignore[no-any-return]
-        raise ConfigurationError(f"debugger must be 'lldb', 'cdb', 'pykd' or a driver, not {debugger!r}")
-    name = debugger or default_debugger()
-    if name == "lldb":
-        from pydbgauto.drivers.lldb import LldbDriver
-
-        return LldbDriver(target, **options)
-    if name == "cdb":
-        from pydbgauto.drivers.cdb import CdbDriver
-
-        return CdbDriver(target, **options)
-    if name == "pykd":
-        from pydbgauto.drivers.pykd_driver import PykdDriver
-
-        return PykdDriver(target, **options)  # type: ignore[call-arg]
-    raise ConfigurationError(f"unknown debugger {name!r}: use 'lldb' (Linux), 'cdb' or 'pykd' (Windows)")
 
 
 class Session:
@@ -328,20 +294,7 @@ class Session:
 
     def type_chain(self, address: int) -> Tuple[str, ...]:
         """The exception's type and its base types, most derived first (walks ``dumpmt`` parents)."""
-        header = parse_dumpobj(self.sos(f"dumpobj 0x{address:x}"))
-        chain: List[str] = []
-        mt: Optional[int] = header.method_table
-        while mt and len(chain) < MAX_TYPE_CHAIN:
-            cached = self._type_cache.get(mt)
-            if cached is not None:
-                chain.extend(cached)
-                break
-            table = parse_dumpmt(self.sos(f"dumpmt 0x{mt:x}"))
-            chain.append(table.name)
-            mt = table.parent
-        result = tuple(chain)
-        self._type_cache[header.method_table] = result
-        return result
+        return stop_events.type_chain(self, address)
 
     def dump(
         self,
@@ -402,31 +355,9 @@ class Session:
         except KeyboardInterrupt:  # a signal before the dump was checked: all or nothing
             os.unlink(final)
             raise
-        return self.check_dump(record, expect, verify=verify, checksum=checksum, verifier=verifier)
-
-    def check_dump(
-        self,
-        record: DumpRecord,
-        expect: Optional[StopEvent] = None,
-        *,
-        verify: bool = True,
-        checksum: bool = True,
-        verifier: Optional[Callable[[DumpRecord, Optional[StopEvent]], DumpRecord]] = None,
-    ) -> DumpRecord:
-        """The sha256 and the independent reader's check (as ``dump`` does them) of a dump that
-        ``dump(..., verify=False, checksum=False)`` wrote. They read the file, not the target: a watch
-        does them once the target runs again, on another thread. A signal meanwhile removes the dump
-        (all or nothing)."""
-        try:
-            if checksum:
-                record = attr.evolve(record, sha256=dumpfile.file_sha256(record.path))
-            if verify:
-                check = verifier or self.driver.verify_dump
-                record = check(record, expect if expect is not None else self.last_event)
-        except KeyboardInterrupt:
-            os.unlink(record.path)
-            raise
-        return record
+        check = verifier or self.driver.verify_dump
+        last = expect if expect is not None else self.last_event
+        return dumpfile.check_written(record, last, check, verify=verify, checksum=checksum)
 
     # ----- leaving ------------------------------------------------------------------------------------
 
@@ -471,63 +402,4 @@ class Session:
             )
 
     def _event_from(self, raw: RawStop, parse: bool) -> StopEvent:
-        now = time.time()
-        if raw.kind is StopKind.EXIT:
-            return StopEvent(
-                kind="exit",
-                sequence=self._sequence,
-                pid=self.pid,
-                exit_status=raw.exit_status,
-                description=raw.description,
-                time=now,
-            )
-        exception: Optional[ManagedException] = None
-        stack: Optional[ManagedStack] = None
-        errors: List[str] = []
-        if parse:
-            try:
-                stack = self._stop_stack(raw.thread_id)
-            except (SosError, PydbgautoError) as e:
-                errors.append(f"clrstack: {e}")
-            try:
-                if raw.kind is StopKind.BREAK:  # a break-in has no exception of its own
-                    exception = None
-                elif stack is not None and stack.truncated:  # pe would print every frame: read it in bounds
-                    exception = bounded.read_exception(
-                        self.sos, raw.exception_address, raw.thread_id, stack.depth
-                    )
-                else:
-                    exception = self.exception(raw.exception_address)
-            except (SosError, PydbgautoError) as e:
-                errors.append(f"pe: {e}")
-        crash = None
-        if raw.kind is StopKind.SECOND_CHANCE:
-            crash = crashes.classify(exception, crashes.read_report(self.driver.target_stderr, self.pid))
-        address = (
-            raw.exception_address
-            if raw.exception_address is not None
-            else (exception.address if exception else None)
-        )
-        return StopEvent(
-            kind=raw.kind.value,
-            sequence=self._sequence,
-            pid=self.pid,
-            thread_id=raw.thread_id,
-            exception_address=address,
-            exception=exception,
-            stack=stack,
-            description=raw.description,
-            time=now,
-            error="; ".join(errors) or None,
-            type_chain=raw.type_chain,
-            crash=crash,
-        )
-
-    def _stop_stack(self, thread_id: Optional[int]) -> ManagedStack:
-        """The stopped thread's stack in bounds (a driver with ``stop_stack``), else plain clrstack."""
-        reply = self.driver.stop_stack(thread_id, self.stack_frame_limit, self.stack_budget)
-        if reply is None:
-            return self.stack(thread_id)
-        if not reply.get("deep"):
-            return parse_clrstack(reply["text"])
-        return build_stack(reply)
+        return stop_events.event_from(self, raw, parse)

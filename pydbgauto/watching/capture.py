@@ -14,7 +14,7 @@ from typing import Any, Deque, List, Mapping, Optional, Tuple
 
 import attr
 
-from pydbgauto import fields
+from pydbgauto import dumpfile, fields
 from pydbgauto.after_resume import Pending
 from pydbgauto import predicates as preds
 from pydbgauto.errors import DumpError, PydbgautoError
@@ -169,7 +169,11 @@ class StopHandler:
                 return None, pause
             dump = attr.evolve(written, pause_seconds=pause)
             try:
-                return self.session.check_dump(dump, event, verify=self.policy.verify), pause
+                verifier = self.session.driver.verify_dump
+                return (
+                    dumpfile.check_written(dump, event, verifier, verify=self.policy.verify, checksum=True),
+                    pause,
+                )
             except (PydbgautoError, OSError) as e:
                 return attr.evolve(dump, verify_error=f"the dump could not be checked: {e}"), pause
 

@@ -1,0 +1,105 @@
+"""From a driver's raw stop to a StopEvent: the Session's reading of the stopped thread (its stack in
+bounds, its exception, how a dying process dies)."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, List, Optional, Tuple
+
+from pydbgauto import bounded, crashes
+from pydbgauto.drivers.base import RawStop, StopKind
+from pydbgauto.errors import PydbgautoError, SosError
+from pydbgauto.models import ManagedException, ManagedStack, StopEvent
+from pydbgauto.sos import parse_clrstack
+from pydbgauto.sos.deepstack import build_stack
+from pydbgauto.sos.objects import parse_dumpmt, parse_dumpobj
+
+if TYPE_CHECKING:
+    from pydbgauto.session import Session
+
+MAX_TYPE_CHAIN = 32  # a longer chain of base types is not a real one: stop reading there
+
+
+def event_from(session: "Session", raw: RawStop, parse: bool) -> StopEvent:
+    """A driver's raw stop as a StopEvent: the stopped thread's stack and exception parsed when ``parse``;
+    what SOS could not tell is in ``error``, never raised."""
+    now = time.time()
+    if raw.kind is StopKind.EXIT:
+        return StopEvent(
+            kind="exit",
+            sequence=session._sequence,
+            pid=session.pid,
+            exit_status=raw.exit_status,
+            description=raw.description,
+            time=now,
+        )
+    exception: Optional[ManagedException] = None
+    stack: Optional[ManagedStack] = None
+    errors: List[str] = []
+    if parse:
+        try:
+            stack = stop_stack(session, raw.thread_id)
+        except (SosError, PydbgautoError) as e:
+            errors.append(f"clrstack: {e}")
+        try:
+            if raw.kind is StopKind.BREAK:  # a break-in has no exception of its own
+                exception = None
+            elif stack is not None and stack.truncated:  # pe would print every frame: read it in bounds
+                exception = bounded.read_exception(
+                    session.sos, raw.exception_address, raw.thread_id, stack.depth
+                )
+            else:
+                exception = session.exception(raw.exception_address)
+        except (SosError, PydbgautoError) as e:
+            errors.append(f"pe: {e}")
+    crash = None
+    if raw.kind is StopKind.SECOND_CHANCE:
+        crash = crashes.classify(exception, crashes.read_report(session.driver.target_stderr, session.pid))
+    address = (
+        raw.exception_address
+        if raw.exception_address is not None
+        else (exception.address if exception else None)
+    )
+    return StopEvent(
+        kind=raw.kind.value,
+        sequence=session._sequence,
+        pid=session.pid,
+        thread_id=raw.thread_id,
+        exception_address=address,
+        exception=exception,
+        stack=stack,
+        description=raw.description,
+        time=now,
+        error="; ".join(errors) or None,
+        type_chain=raw.type_chain,
+        crash=crash,
+    )
+
+
+def stop_stack(session: "Session", thread_id: Optional[int]) -> ManagedStack:
+    """The stopped thread's stack in bounds (a driver with ``stop_stack``), else plain clrstack."""
+    reply = session.driver.stop_stack(thread_id, session.stack_frame_limit, session.stack_budget)
+    if reply is None:
+        return session.stack(thread_id)
+    if not reply.get("deep"):
+        return parse_clrstack(reply["text"])
+    return build_stack(reply)
+
+
+def type_chain(session: "Session", address: int) -> Tuple[str, ...]:
+    """The exception's type and its base types, most derived first (walks ``dumpmt`` parents; each
+    MethodTable's chain is kept in the session's cache: type metadata does not change)."""
+    header = parse_dumpobj(session.sos(f"dumpobj 0x{address:x}"))
+    chain: List[str] = []
+    mt: Optional[int] = header.method_table
+    while mt and len(chain) < MAX_TYPE_CHAIN:
+        cached = session._type_cache.get(mt)
+        if cached is not None:
+            chain.extend(cached)
+            break
+        table = parse_dumpmt(session.sos(f"dumpmt 0x{mt:x}"))
+        chain.append(table.name)
+        mt = table.parent
+    result = tuple(chain)
+    session._type_cache[header.method_table] = result
+    return result
