@@ -2,187 +2,55 @@
 
 lldb saves only minidumps on Linux, which dotnet-dump cannot open, and createdump or gdb cannot attach
 while lldb traces the process. So pydbgauto writes the core itself, while the target stays stopped
-under lldb: memory from ``/proc/<pid>/mem`` (every mapping; the readable ones with their bytes, a
-superset of what ``coredump_filter`` 0x3f keeps), one NT_PRSTATUS per thread from registers the debugger
-hands in, NT_PRPSINFO, NT_AUXV and NT_FILE (module list for readers such as ClrMD).
+under lldb: every mapping of ``/proc/<pid>/maps`` (the readable ones with their bytes, a superset of
+what createdump ``--full`` and ``coredump_filter`` 0x3f keep), the notes and headers of
+:mod:`pydbgauto.elfcore`, and the special diagnostic info page. Bytes the debugger changed (breakpoint
+``int3``s) are written with their original values, handed in as ``patches``.
 
-Like createdump's cores, it carries the "special diagnostic info" page readers look for
-(``DIAGINFOHEADER`` at 0x7ffffff10000, then an EXCEPTION_RECORD64 naming the captured exception;
-format: dotnet/diagnostics SpecialDiagInfo.cs, dotnet/runtime createdump/specialdiaginfo.h), so
-``dotnet-dump analyze`` does not warn that runtime memory may be missing. Bytes the debugger changed
-(breakpoint ``int3``s) are written with their original values, handed in as ``patches``.
+Fast because the target waits for it (docs/linux.md "The full dump" has the figures): memory comes in
+1 MiB chunks into one reused buffer (:mod:`pydbgauto.procmem`, ``process_vm_readv``), all-zero 64 KiB
+blocks are left as holes (about half a .NET process's mappings: the file is sparse on disk and the disk
+writes only the rest), every write names its offset (no seeks), and the kernel is asked to start
+writing to disk every 8 MiB, so the closing fsync waits for little more than the last blocks.
 
-The file is created exclusively with mode 0600 and fsync'ed; renaming it into place is the caller's job.
-All-zero chunks are left as holes, so the file is sparse on disk.
+The file is created with mode 0600 as an unnamed O_TMPFILE where the filesystem has them, fsync'ed,
+and given its name (``path``, a temporary one: renaming it into place is the caller's job) only when
+complete and the target still alive; a failure leaves nothing.
 """
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
-import struct
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-import attr
-
-PAGE = 4096
-CHUNK = 1 << 20
-ET_CORE, EM_X86_64 = 4, 62
-PT_LOAD, PT_NOTE = 1, 4
-PF_X, PF_W, PF_R = 1, 2, 4
-NT_PRSTATUS, NT_PRPSINFO, NT_AUXV, NT_FILE = 1, 3, 6, 0x46494C45
-PN_XNUM = 0xFFFF
-ELF_HEADER_SIZE, PHDR_SIZE, SHDR_SIZE = 64, 56, 64
-DIAGINFO_ADDRESS = 0x00007FFFFFF10000  # 64-bit Linux, where readers look for it
-DIAGINFO_SIGNATURE = b"DIAGINFOHEADER"
-DIAGINFO_VERSION = 1
-DIAGINFO_RECORD_OFFSET = 0x40  # the EXCEPTION_RECORD64 follows the header in the same page
-EXCEPTION_MAXIMUM_PARAMETERS = 15
-
-# user_regs_struct order, which NT_PRSTATUS's pr_reg uses on x86-64.
-GP_REGISTERS = (
-    "r15",
-    "r14",
-    "r13",
-    "r12",
-    "rbp",
-    "rbx",
-    "r11",
-    "r10",
-    "r9",
-    "r8",
-    "rax",
-    "rcx",
-    "rdx",
-    "rsi",
-    "rdi",
-    "orig_rax",
-    "rip",
-    "cs",
-    "rflags",
-    "rsp",
-    "ss",
-    "fs_base",
-    "gs_base",
-    "ds",
-    "es",
-    "fs",
-    "gs",
+from pydbgauto.elfcore import (  # noqa: F401  (re-exported: the agent and tests use these names)
+    DIAGINFO_ADDRESS,
+    DIAGINFO_RECORD_OFFSET,
+    GP_REGISTERS,
+    PAGE,
+    PF_R,
+    PF_W,
+    PF_X,
+    ExceptionRecord,
+    Mapping,
+    ProcessInfo,
+    ThreadState,
+    diaginfo_fits,
+    diaginfo_page,
+    headers,
+    layout,
+    notes,
+    parse_maps,
 )
+from pydbgauto.procmem import MemoryReader
 
-
-@attr.frozen
-class ThreadState:
-    tid: int
-    registers: Dict[str, int]
-    signal: int = 0
-
-
-@attr.frozen
-class Mapping:
-    start: int
-    end: int
-    perms: str
-    offset: int
-    path: str
-
-    @property
-    def flags(self) -> int:
-        return (
-            (PF_R if "r" in self.perms else 0)
-            | (PF_W if "w" in self.perms else 0)
-            | (PF_X if "x" in self.perms else 0)
-        )
-
-    @property
-    def file_backed(self) -> bool:
-        return self.path.startswith("/")
-
-
-def parse_maps(text: str) -> List[Mapping]:
-    """/proc/<pid>/maps lines; the kernel's [vsyscall] page lies outside user space and is left out."""
-    mappings = []
-    for line in text.splitlines():
-        parts = line.split(None, 5)
-        if len(parts) < 5:
-            continue
-        start, end = (int(x, 16) for x in parts[0].split("-"))
-        path = parts[5] if len(parts) > 5 else ""
-        if path == "[vsyscall]":
-            continue
-        mappings.append(Mapping(start, end, parts[1], int(parts[2], 16), path))
-    return mappings
-
-
-@attr.frozen
-class ExceptionRecord:
-    """What the diagnostic page's EXCEPTION_RECORD64 says: code, address and up to 15 parameters."""
-
-    code: int
-    address: int = 0
-    parameters: Tuple[int, ...] = ()
-
-
-def diaginfo_page(record: Optional[ExceptionRecord]) -> bytes:
-    """The special diagnostic info page: header (signature, version, record address) and the record."""
-    page = bytearray(PAGE)
-    record_address = DIAGINFO_ADDRESS + DIAGINFO_RECORD_OFFSET if record is not None else 0
-    struct.pack_into("<16si4xQ", page, 0, DIAGINFO_SIGNATURE, DIAGINFO_VERSION, record_address)
-    if record is not None:
-        params = tuple(p & 0xFFFFFFFFFFFFFFFF for p in record.parameters[:EXCEPTION_MAXIMUM_PARAMETERS])
-        struct.pack_into(
-            "<IIQQI4x15Q",
-            page,
-            DIAGINFO_RECORD_OFFSET,
-            record.code & 0xFFFFFFFF,
-            0,  # flags
-            0,  # no chained record
-            record.address & 0xFFFFFFFFFFFFFFFF,
-            len(params),
-            *(params + (0,) * (EXCEPTION_MAXIMUM_PARAMETERS - len(params))),
-        )
-    return bytes(page)
-
-
-def _note(name: bytes, note_type: int, desc: bytes) -> bytes:
-    name_z = name + b"\0"
-    pad = lambda b: b + b"\0" * (-len(b) % 4)  # noqa: E731
-    return struct.pack("<III", len(name_z), len(desc), note_type) + pad(name_z) + pad(desc)
-
-
-def _prstatus(thread: ThreadState, pid: int, ppid: int, pgrp: int, sid: int) -> bytes:
-    regs = struct.pack("<27Q", *(thread.registers.get(n, 0) & 0xFFFFFFFFFFFFFFFF for n in GP_REGISTERS))
-    head = struct.pack("<iiih2xQQiiii", thread.signal, 0, 0, thread.signal, 0, 0, thread.tid, ppid, pgrp, sid)
-    times = b"\0" * 64
-    return head + times + regs + struct.pack("<i4x", 0)  # pr_fpvalid = 0
-
-
-def _prpsinfo(
-    pid: int, ppid: int, pgrp: int, sid: int, comm: str, cmdline: bytes, uid: int, gid: int
-) -> bytes:
-    fname = comm.encode()[:15].ljust(16, b"\0")
-    psargs = cmdline.replace(b"\0", b" ").strip()[:79].ljust(80, b"\0")
-    return (
-        struct.pack("<cccc4xQIIiiii", b"t", b"t", b"\0", b"\0", 0, uid, gid, pid, ppid, pgrp, sid)
-        + fname
-        + psargs
-    )
-
-
-def _nt_file(mappings: Sequence[Mapping]) -> bytes:
-    files = [m for m in mappings if m.file_backed]
-    body = struct.pack("<QQ", len(files), PAGE)
-    body += b"".join(struct.pack("<QQQ", m.start, m.end, m.offset // PAGE) for m in files)
-    body += b"".join(m.path.replace(" (deleted)", "").encode() + b"\0" for m in files)
-    return body
-
-
-def _proc_stat(pid: int) -> Tuple[str, int, int, int]:
-    with open(f"/proc/{pid}/stat", "rb") as f:
-        raw = f.read().decode(errors="replace")
-    comm = raw[raw.index("(") + 1 : raw.rindex(")")]
-    fields = raw[raw.rindex(")") + 2 :].split()
-    return comm, int(fields[1]), int(fields[2]), int(fields[3])  # comm, ppid, pgrp, session
+CHUNK = 1 << 20  # one read from the target
+BLOCK = 64 << 10  # the unit of holes: smaller finds few more zeros and costs more writes
+WRITEBACK = 8 << 20  # start the disk writing after this many bytes (sync_file_range)
+_ZERO_CHUNK = bytes(CHUNK)
+_ZERO_BLOCK = bytes(BLOCK)
 
 
 def write_core(
@@ -196,80 +64,39 @@ def write_core(
     """Write the core of stopped process ``pid`` to the new file ``path``; return what was written.
 
     ``exception`` goes into the diagnostic info page; ``patches`` are (address, original bytes) to write
-    over what ``/proc/<pid>/mem`` shows (the debugger's breakpoint bytes).
+    over what the kernel shows (the debugger's breakpoint bytes).
     """
     with open(f"/proc/{pid}/maps", encoding="utf-8", errors="surrogateescape") as f:
         mappings = parse_maps(f.read())
-    diag_page = diaginfo_page(exception)
-    if any(m.start < DIAGINFO_ADDRESS + PAGE and DIAGINFO_ADDRESS < m.end for m in mappings):
-        diag_page = b""  # the process itself uses that address: leave the page out rather than lie
-    comm, ppid, pgrp, sid = _proc_stat(pid)
+    with_diaginfo = diaginfo_fits(mappings)
+    process = _process_info(pid)
     with open(f"/proc/{pid}/auxv", "rb") as f:
         auxv = f.read()
-    with open(f"/proc/{pid}/cmdline", "rb") as f:
-        cmdline = f.read()
-    status = os.stat(f"/proc/{pid}")
-
-    notes = b"".join(_note(b"CORE", NT_PRSTATUS, _prstatus(t, pid, ppid, pgrp, sid)) for t in threads)
-    notes += _note(
-        b"CORE", NT_PRPSINFO, _prpsinfo(pid, ppid, pgrp, sid, comm, cmdline, status.st_uid, status.st_gid)
-    )
-    notes += _note(b"CORE", NT_AUXV, auxv)
-    notes += _note(b"CORE", NT_FILE, _nt_file(mappings))
-
-    phnum = 1 + len(mappings) + (1 if diag_page else 0)
-    extended = phnum >= PN_XNUM
-    phoff = ELF_HEADER_SIZE
-    shoff = phoff + phnum * PHDR_SIZE if extended else 0
-    notes_offset = phoff + phnum * PHDR_SIZE + (SHDR_SIZE if extended else 0)
-    data_offset = _align(notes_offset + len(notes), PAGE)
+    note_bytes = notes(threads, process, auxv, mappings)
+    where = layout(mappings, len(note_bytes), with_diaginfo)
 
     fd, named = _create(path)
-    written = 0
-    end = 0
-    unreadable: List[str] = []
+    copy: Optional[_Copy] = None
+    method = ""
     try:
-        with os.fdopen(fd, "wb") as out, open(f"/proc/{pid}/mem", "rb", buffering=0) as mem:
-            headers: List[bytes] = []
-            offset = data_offset
-            out.seek(data_offset)
-            for m in mappings:
-                size = m.end - m.start
-                filesz = 0
-                if "r" in m.perms:
-                    filesz, bytes_out = _copy(mem, out, m.start, size)
-                    written += bytes_out
-                    if filesz < size:
-                        unreadable.append(f"{m.start:x}-{m.end:x} {m.path}".strip())
-                        filesz = size  # the unreadable rest stays zero: the reader sees the full range
-                        out.seek(offset + size)
-                headers.append(
-                    struct.pack("<IIQQQQQQ", PT_LOAD, m.flags, offset, m.start, 0, filesz, size, PAGE)
-                )
-                _patch(out, offset, m.start, filesz, patches)
-                offset += filesz
-            if diag_page:
-                out.seek(offset)
-                out.write(diag_page)
-                headers.append(
-                    struct.pack("<IIQQQQQQ", PT_LOAD, PF_R, offset, DIAGINFO_ADDRESS, 0, PAGE, PAGE, PAGE)
-                )
-                offset += PAGE
-            end = offset
-            out.seek(0)
-            out.write(_elf_header(phoff, PN_XNUM if extended else phnum, shoff, 1 if extended else 0))
-            out.write(struct.pack("<IIQQQQQQ", PT_NOTE, 0, notes_offset, 0, 0, len(notes), 0, 4))
-            out.write(b"".join(headers))
-            if extended:  # sh_info of section 0 carries the real program header count
-                out.write(struct.pack("<IIQQQQIIQQ", 0, 0, 0, 0, 0, 0, 0, phnum, 0, 0))
-            out.write(notes)
-            out.truncate(end)
-            out.flush()
-            os.fsync(out.fileno())
-            _check_still_wanted(pid)
-            if not named:  # give the finished core its name; until now it had none
-                _link_fd(out.fileno(), path)
-                named = True
+        with MemoryReader(pid, CHUNK) as reader:
+            copy = _Copy(fd, reader, sorted(patches))
+            try:
+                for m, offset in zip(mappings, where.offsets):
+                    if m.readable:
+                        copy.mapping(m, offset)
+            except ProcessLookupError:
+                raise _died(pid) from None
+            method = reader.method
+        os.pwrite(fd, headers(mappings, where, len(note_bytes)) + note_bytes, 0)
+        if with_diaginfo:
+            os.pwrite(fd, diaginfo_page(exception), where.diaginfo_offset)
+        os.ftruncate(fd, where.end)  # the holes at the end, if any
+        os.fsync(fd)
+        _check_still_wanted(pid)
+        if not named:  # give the finished core its name; until now it had none
+            _link_fd(fd, path)
+            named = True
     except BaseException as e:
         if named:
             try:
@@ -277,34 +104,125 @@ def write_core(
             except OSError:
                 pass
         if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            done = copy.written if copy is not None else 0
             raise OSError(
                 e.errno,
-                f"{os.strerror(e.errno)} after {end or written} bytes: the dump folder cannot hold the core; "
+                f"{os.strerror(e.errno)} after {done} bytes: the dump folder cannot hold the core; "
                 "the incomplete core was removed",
             ) from e
         raise
+    finally:
+        os.close(fd)
     return {
         "path": path,
-        "size": end,
-        "bytes_copied": written,
+        "size": where.end,
+        "bytes_copied": copy.written,
         "segments": len(mappings),
         "threads": len(threads),
-        "unreadable": unreadable,
-        "diaginfo": bool(diag_page),
-        "patched": len(patches),
+        "unreadable": copy.unreadable,
+        "diaginfo": with_diaginfo,
+        "patched": copy.patched,
+        "read_with": method,
     }
 
 
-def _patch(  # type: ignore[no-untyped-def]
-    out, file_offset: int, start: int, size: int, patches: Sequence[Tuple[int, bytes]]
-) -> None:
-    """Write the original bytes of patched addresses inside [start, start+size) at their file place."""
-    here = out.tell()
-    for address, original in patches:
-        if start <= address and address + len(original) <= start + size:
-            out.seek(file_offset + address - start)
-            out.write(original)
-    out.seek(here)
+class _Copy:
+    """Copies mappings from the target into the core at their file offsets; zero blocks stay holes."""
+
+    def __init__(self, fd: int, reader: MemoryReader, patches: Sequence[Tuple[int, bytes]]) -> None:
+        self.fd = fd
+        self.reader = reader
+        self.patches = patches
+        self.written = 0  # bytes written (holes not counted)
+        self.patched = 0
+        self.unreadable: List[str] = []
+        self._unflushed = 0
+        self._writeback = _writeback_starter()
+
+    def mapping(self, m: Mapping, offset: int) -> None:
+        """Copy one readable mapping. Unreadable pages stay zero; a chunk with no readable page ends the
+        mapping (the rest stays zero too), as does the target's memory ending early."""
+        size = m.end - m.start
+        done = 0
+        complete = True
+        while done < size:
+            want = min(CHUNK, size - done)
+            address = m.start + done
+            got = self.reader.read(address, want)
+            if got < want:  # a bad page inside: page by page from there, zeros for the bad ones
+                complete = False
+                if self.reader.read_pages(address + got, want - got, into=got) == 0 and got == 0:
+                    break
+            self._patch(address, want)
+            self._write(want, offset + done)
+            done += want
+        if not complete:
+            self.unreadable.append(f"{m.start:x}-{m.end:x} {m.path}".strip())
+
+    def _patch(self, address: int, size: int) -> None:
+        """The original bytes of the debugger's breakpoints inside [address, address+size)."""
+        buffer = self.reader.buffer
+        for at, original in self.patches:
+            lo, hi = max(at, address), min(at + len(original), address + size)
+            if lo < hi:
+                buffer[lo - address : hi - address] = original[lo - at : hi - at]
+                self.patched += 1
+
+    def _write(self, size: int, offset: int) -> None:
+        """``buffer[:size]`` to ``offset``: runs of non-zero blocks as single writes, zero blocks skipped."""
+        buffer, view = self.reader.buffer, self.reader.view
+        if size == CHUNK and buffer == _ZERO_CHUNK:
+            return
+        start = -1  # first block of the pending run
+        for at in range(0, size, BLOCK):
+            end = min(at + BLOCK, size)
+            zero = buffer[at:end] == _ZERO_BLOCK[: end - at]
+            if zero and start >= 0:
+                self._put(view[start:at], offset + start)
+                start = -1
+            elif not zero and start < 0:
+                start = at
+        if start >= 0:
+            self._put(view[start:size], offset + start)
+
+    def _put(self, data: memoryview, offset: int) -> None:
+        while len(data):
+            n = os.pwrite(self.fd, data, offset)
+            data, offset = data[n:], offset + n
+            self.written += n
+            self._unflushed += n
+        if self._unflushed >= WRITEBACK:
+            self._writeback(self.fd)
+            self._unflushed = 0
+
+
+def _writeback_starter() -> Callable[[int], None]:
+    """``sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE)``: start writing the dirty pages to disk, do not
+    wait; a no-op where libc lacks it."""
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return lambda fd: None
+    fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+
+    def start(fd: int) -> None:
+        fn(fd, 0, 0, 2)  # a failure only means fsync has more to do
+
+    return start
+
+
+def _process_info(pid: int) -> ProcessInfo:
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        raw = f.read().decode(errors="replace")
+    comm = raw[raw.index("(") + 1 : raw.rindex(")")]
+    fields = raw[raw.rindex(")") + 2 :].split()
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        cmdline = f.read()
+    owner = os.stat(f"/proc/{pid}")
+    return ProcessInfo(
+        pid, int(fields[1]), int(fields[2]), int(fields[3]), comm, cmdline, owner.st_uid, owner.st_gid
+    )
 
 
 def _create(path: str) -> Tuple[int, bool]:
@@ -354,7 +272,7 @@ def _check_still_wanted(pid: int) -> None:
     except OSError:
         state = "gone"
     if state in ("Z", "X", "gone"):
-        raise RuntimeError(f"the target (pid {pid}) died while its core was written: the core was discarded")
+        raise _died(pid)
     owner = os.environ.get("PYDBGAUTO_OWNER_PID")
     if owner and owner.isdigit() and os.getppid() != int(owner):
         raise RuntimeError(
@@ -362,75 +280,11 @@ def _check_still_wanted(pid: int) -> None:
         )
 
 
+def _died(pid: int) -> RuntimeError:
+    return RuntimeError(f"the target (pid {pid}) died while its core was written: the core was discarded")
+
+
 def _proc_state(pid: int) -> str:
     with open(f"/proc/{pid}/stat", "rb") as f:
         raw = f.read().decode(errors="replace")
     return raw[raw.rindex(")") + 2 :].split()[0]
-
-
-def _copy(mem, out, start: int, size: int) -> Tuple[int, int]:  # type: ignore[no-untyped-def]
-    """Copy [start, start+size) from the process to the file at its current position.
-
-    Returns (bytes of the range covered, bytes actually written); a range that stops being readable
-    ends the copy early. All-zero chunks become holes.
-    """
-    done = 0
-    written = 0
-    while done < size:
-        want = min(CHUNK, size - done)
-        try:
-            mem.seek(start + done)
-            chunk = mem.read(want)
-        except OSError:
-            chunk = b""
-        if not chunk:
-            # Retry page by page: a single bad page must not lose the rest of the mapping.
-            chunk = _read_pages(mem, start + done, want)
-            if chunk is None:
-                return done, written
-        if chunk.count(0) == len(chunk):
-            out.seek(len(chunk), os.SEEK_CUR)
-        else:
-            out.write(chunk)
-            written += len(chunk)
-        done += len(chunk)
-    return done, written
-
-
-def _read_pages(mem, start: int, size: int) -> Optional[bytes]:  # type: ignore[no-untyped-def]
-    """The pages of a range one by one, zeros for unreadable ones; None when no page was readable."""
-    pages = []
-    readable = 0
-    for page in range(start, start + size, PAGE):
-        try:
-            mem.seek(page)
-            data = mem.read(PAGE)
-        except OSError:
-            data = b""
-        readable += len(data) == PAGE
-        pages.append(data if len(data) == PAGE else b"\0" * PAGE)
-    return b"".join(pages) if readable else None
-
-
-def _elf_header(phoff: int, phnum: int, shoff: int, shnum: int) -> bytes:
-    ident = b"\x7fELF" + bytes([2, 1, 1, 0]) + b"\0" * 8
-    return ident + struct.pack(
-        "<HHIQQQIHHHHHH",
-        ET_CORE,
-        EM_X86_64,
-        1,
-        0,
-        phoff,
-        shoff,
-        0,
-        ELF_HEADER_SIZE,
-        PHDR_SIZE,
-        phnum,
-        SHDR_SIZE if shnum else 0,
-        shnum,
-        0,
-    )
-
-
-def _align(value: int, alignment: int) -> int:
-    return (value + alignment - 1) // alignment * alignment

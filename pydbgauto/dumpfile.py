@@ -10,8 +10,14 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+from typing import Callable, Optional
+
+import attr
 
 from pydbgauto.errors import ConfigurationError, DumpError
+from pydbgauto.models import DumpRecord, StopEvent
+
+Verifier = Callable[[DumpRecord, Optional[StopEvent]], DumpRecord]
 
 
 def temporary_name(final: str) -> str:
@@ -68,3 +74,20 @@ def file_sha256(path: str) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def check_written(
+    record: DumpRecord, expect: Optional[StopEvent], verifier: Verifier, *, verify: bool, checksum: bool
+) -> DumpRecord:
+    """The sha256 and the independent reader's check (``verifier``) of a dump already written and named.
+    They read the file, not the target: a watch does them once the target runs again, on another thread.
+    A signal meanwhile removes the dump (all or nothing)."""
+    try:
+        if checksum:
+            record = attr.evolve(record, sha256=file_sha256(record.path))
+        if verify:
+            record = verifier(record, expect)
+    except KeyboardInterrupt:
+        os.unlink(record.path)
+        raise
+    return record

@@ -351,20 +351,13 @@ class Session:
             self._partial_dumps.append(temp)
             raise
         try:
-            seconds = time.monotonic() - started
-            record = DumpRecord(
-                path=final,
-                size=os.path.getsize(final),
-                seconds=seconds,
-                sha256=dumpfile.file_sha256(final) if checksum else None,
-            )
-            if verify:
-                check = verifier or self.driver.verify_dump
-                record = check(record, expect if expect is not None else self.last_event)
+            record = DumpRecord(path=final, size=os.path.getsize(final), seconds=time.monotonic() - started)
         except KeyboardInterrupt:  # a signal before the dump was checked: all or nothing
             os.unlink(final)
             raise
-        return record
+        check = verifier or self.driver.verify_dump
+        last = expect if expect is not None else self.last_event
+        return dumpfile.check_written(record, last, check, verify=verify, checksum=checksum)
 
     # ----- leaving ------------------------------------------------------------------------------------
 

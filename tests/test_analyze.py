@@ -24,14 +24,13 @@ from pydbgauto.analysis import DumpAnalysis, analyze
 from pydbgauto.cli import analyze as analyze_cli
 from pydbgauto.errors import ConfigurationError, DumpVerificationError
 
-pytestmark = pytest.mark.lldb
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 APP = os.path.join(ROOT, ".build", "app-net10", "ThrowingApp")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _parts() -> None:
+@pytest.fixture(scope="module")
+def real_tools() -> None:
     real_parts.require("analyze tests", APP)
 
 

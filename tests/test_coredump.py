@@ -1,10 +1,18 @@
-"""The pure parts of the ELF core writer: /proc maps parsing and the special diagnostic info page."""
+"""The ELF core writer: its pure parts (/proc maps parsing, the special diagnostic info page, the layout)
+and the writer on a real stopped process (memory, holes, patches, both ways of reading)."""
 
 from __future__ import annotations
 
+import os
 import struct
+import subprocess
+import sys
+import time
+from typing import Iterator, List, Tuple
 
-from pydbgauto import coredump
+import pytest
+
+from pydbgauto import coredump, elfcore, processes, procmem
 
 
 def test_parse_maps_skips_vsyscall_and_keeps_paths():
@@ -80,3 +88,118 @@ def test_parse_maps_reads_this_process_maps_whole():
     assert [m.start for m in maps] == sorted(m.start for m in maps)  # the kernel lists them in order
     assert any(m.path.endswith(("python3", "python3.11")) or "libpython" in m.path for m in maps)
     assert any(m.path == "[stack]" for m in maps)
+
+
+def test_layout_and_headers_with_more_program_headers_than_elf_counts():
+    """Past 65534 program headers e_phnum says PN_XNUM and section 0's sh_info holds the real count."""
+    mappings = [
+        elfcore.Mapping(0x10000 + i * 0x2000, 0x11000 + i * 0x2000, "rw-p", 0, "") for i in range(70000)
+    ]
+    mappings[1] = elfcore.Mapping(mappings[1].start, mappings[1].end, "---p", 0, "")  # no bytes in the file
+    where = elfcore.layout(mappings, 100, with_diaginfo=True)
+    out = elfcore.headers(mappings, where, 100)
+    assert len(out) == where.notes_offset and where.phnum == 70002
+    phnum, shnum = struct.unpack_from("<H", out, 56)[0], struct.unpack_from("<H", out, 60)[0]
+    shoff = struct.unpack_from("<Q", out, 40)[0]
+    assert (phnum, shnum) == (elfcore.PN_XNUM, 1) and struct.unpack_from("<I", out, shoff + 44)[0] == 70002
+    assert where.offsets[0] == where.data_offset and where.data_offset % elfcore.PAGE == 0
+    assert where.offsets[2] == where.offsets[1] == where.data_offset + 0x1000  # the ---p one takes none
+    assert where.diaginfo_offset == where.end - elfcore.PAGE == where.data_offset + 69999 * 0x1000
+
+
+# ----- the writer, on a real stopped process ------------------------------------------------------------
+
+# A child that maps a 3 MiB file of its own (a mapping that never merges with a neighbour): its first
+# 64 KiB block all zero, markers in the second and at the end of the second MiB, the third MiB all zero. It
+# prints the mapping's address and stops itself, as a debugger's target would be stopped.
+_CHILD = r"""
+import mmap, ctypes, os, signal, sys
+with open(sys.argv[1], "w+b") as f:
+    f.truncate(3 << 20)
+    m = mmap.mmap(f.fileno(), 0, flags=mmap.MAP_PRIVATE)
+m[64 << 10 : (64 << 10) + 8] = b"PDAMARK1"
+m[(2 << 20) - 8 : 2 << 20] = b"PDAMARK2"
+print(ctypes.addressof(ctypes.c_char.from_buffer(m)), flush=True)
+os.kill(os.getpid(), signal.SIGSTOP)
+sys.stdin.read()
+"""
+
+
+@pytest.fixture
+def stopped_child(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tuple[int, int]]:
+    """(pid, address of the 3 MiB mapping) of a real process stopped by SIGSTOP."""
+    backing = str(tmp_path_factory.mktemp("child") / "mapped.bin")
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, backing], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None
+        address = int(child.stdout.readline())
+        deadline = time.monotonic() + 10
+        while processes.state_of(child.pid) != "T" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        yield child.pid, address
+    finally:
+        child.kill()
+        child.wait()
+
+
+def _loads(core: bytes) -> List[Tuple[int, int, int, int]]:
+    """(vaddr, offset, filesz, memsz) of each PT_LOAD of an ELF core, as a reader takes them."""
+    (phoff,) = struct.unpack_from("<Q", core, 32)
+    (phnum,) = struct.unpack_from("<H", core, 56)
+    out = []
+    for i in range(phnum):
+        p_type, _, offset, vaddr, _, filesz, memsz, _ = struct.unpack_from("<IIQQQQQQ", core, phoff + 56 * i)
+        if p_type == elfcore.PT_LOAD:
+            out.append((vaddr, offset, filesz, memsz))
+    return out
+
+
+def _memory(core: bytes, address: int, size: int) -> bytes:
+    for vaddr, offset, filesz, _ in _loads(core):
+        if vaddr <= address and address + size <= vaddr + filesz:
+            return core[offset + address - vaddr : offset + address - vaddr + size]
+    raise AssertionError(f"{address:x} is not in the core")
+
+
+@pytest.mark.parametrize("reader", ["process_vm_readv", "/proc/pid/mem"])
+def test_written_core_holds_the_memory_with_zero_blocks_as_holes(
+    stopped_child, tmp_path, reader, monkeypatch
+):
+    pid, address = stopped_child
+    if reader == "/proc/pid/mem":  # the fallback where process_vm_readv is not allowed
+        monkeypatch.setattr(procmem, "_process_vm_readv", lambda: None)
+    patch = (address + (64 << 10) + 4, b"XY")  # the debugger's bytes there were not the process's
+    path = str(tmp_path / "child.core")
+    info = coredump.write_core(path, pid, [coredump.ThreadState(pid, {"rip": 0x1234})], patches=[patch])
+    assert info["read_with"] == reader and info["patched"] == 1
+    assert os.listdir(tmp_path) == ["child.core"] and os.stat(path).st_mode & 0o777 == 0o600
+    with open(path, "rb") as f:
+        core = f.read()
+    assert len(core) == info["size"] and core[:4] == b"\x7fELF"
+    assert _memory(core, address + (64 << 10), 8) == b"PDAMXYK1"  # the marker, patched
+    assert _memory(core, address + (2 << 20) - 8, 8) == b"PDAMARK2"
+    assert _memory(core, address, 64 << 10) == bytes(64 << 10)
+    # The mapping's zero blocks are holes: the file's data skips them.
+    _, offset, filesz, _ = next(x for x in _loads(core) if x[0] == address)
+    assert filesz == 3 << 20
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert os.lseek(fd, offset, os.SEEK_DATA) == offset + (64 << 10)
+        assert os.lseek(fd, offset + (64 << 10), os.SEEK_HOLE) == offset + (128 << 10)
+        assert os.lseek(fd, offset + (2 << 20) - 8, os.SEEK_HOLE) == offset + (2 << 20)
+        assert os.lseek(fd, offset + (2 << 20), os.SEEK_DATA) >= offset + (3 << 20)
+    finally:
+        os.close(fd)
+
+
+def test_the_same_memory_whichever_reader(stopped_child, tmp_path, monkeypatch):
+    pid, _ = stopped_child
+    fast = str(tmp_path / "fast.core")
+    coredump.write_core(fast, pid, [])
+    monkeypatch.setattr(procmem, "_process_vm_readv", lambda: None)
+    slow = str(tmp_path / "slow.core")
+    coredump.write_core(slow, pid, [])
+    with open(fast, "rb") as a, open(slow, "rb") as b:
+        assert a.read() == b.read()

@@ -209,13 +209,16 @@ def test_a_traced_pid_names_its_tracer():
         pytest.skip("strace is not installed")
     traced = subprocess.Popen(["strace", "-o", "/dev/null", "sleep", "30"])
     try:
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 15
         child = None
         while child is None and time.monotonic() < deadline:
             out = subprocess.run(["pgrep", "-P", str(traced.pid)], capture_output=True, text=True).stdout
             child = int(out.split()[0]) if out.split() else None
             time.sleep(0.05)
         assert child is not None
+        # strace forks the child before it attaches to it: wait until the kernel shows the tracer
+        while processes.tracer_of(child) == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
         with pytest.raises(AlreadyTracedError, match=f"already traced by pid {traced.pid} \\(strace\\)"):
             processes.check_attachable(child, require_dotnet=False)
     finally:

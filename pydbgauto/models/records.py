@@ -133,6 +133,8 @@ class DumpRecord(_Model):
     seen_thread_id: Optional[int] = None
     seen_stack: Optional[ManagedStack] = None  # the reader's clrstack of the thread: with file and line
     reader_warnings: Tuple[str, ...] = ()  # WARNING lines the reader printed for this dump
+    # How long the target was held stopped for this capture (stop -> resume; a watch's captures).
+    pause_seconds: Optional[float] = attr.field(default=None, metadata={"omit_if_none": True})
 
     _nested: ClassVar[Dict[str, Type[_Model]]] = {"seen_stack": ManagedStack}
 

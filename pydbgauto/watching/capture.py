@@ -1,5 +1,6 @@
 """One stop of a watch: event -> facts -> predicate -> decision (a line in the decision log) -> dump ->
-capture record (JSON beside the dump)."""
+capture record (JSON beside the dump). The target is held stopped up to the dump's write; the dump's
+check (sha256, the reader) and its record follow once it runs again (:mod:`pydbgauto.after_resume`)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ import json
 import logging
 import threading
 import time
-from typing import Any, Deque, List, Optional, Tuple
+import os
+from typing import Any, Deque, List, Mapping, Optional, Tuple
 
 import attr
 
-from pydbgauto import fields
+from pydbgauto import dumpfile, fields
+from pydbgauto.after_resume import Pending
 from pydbgauto import predicates as preds
 from pydbgauto.errors import DumpError, PydbgautoError
 from pydbgauto.models import (
@@ -59,7 +62,7 @@ class StopHandler:
         self.policy = policy
         self.state = state or PolicyState(policy)
         self.process = process
-        self.on_event = on_event or (lambda kind, data: None)
+        self.on_event = _serialized(on_event or (lambda kind, data: None))  # a capture's thread calls it too
         self.needs = predicate.needs | policy.needs
         self.captures: List[CaptureRecord] = []
         self.decisions: Deque[Tuple[StopEvent, DecisionRecord]] = collections.deque(maxlen=KEEP_DECISIONS)
@@ -68,6 +71,7 @@ class StopHandler:
         self.deadline: Optional[float] = None  # the watch's end (monotonic): a predicate may not pass it
         self.log_fd = -1
         self.dump_size = 0  # bytes a dump of the target may take (its readable mappings)
+        self.pending: Optional[Pending[Tuple[Optional[DumpRecord], float]]] = None  # the last dump's check
 
     def handle(self, event: StopEvent) -> bool:
         """Decide one stop (and dump it); False when the predicate overran the watch's time limit."""
@@ -119,9 +123,25 @@ class StopHandler:
         for event in self.session.take_filtered():
             self.decide(event, matched=False)
 
+    def resumed(self) -> None:
+        """The target runs again (the loop's next wait, or the detach): the last dump's check may begin."""
+        if self.pending is not None:
+            self.pending.resumed()
+
+    def finish_pending(self, cancel: bool = False) -> None:
+        """Wait for the last dump's check and record; ``cancel`` (a signal): remove the dump instead."""
+        pending = self.pending
+        if pending is not None:  # cleared only once finished: a signal during the wait leaves it to cancel
+            if cancel:
+                pending.cancel()
+            pending.finish()
+            self.pending = None
+
     def _capture(
         self, event: StopEvent, decision: DecisionRecord, inner: Tuple[ManagedException, ...]
     ) -> None:
+        """At the stop: the thread list and the dump write; the check and the record after the resume."""
+        self.finish_pending()
         seen_at = time.monotonic()
         threads = None
         try:
@@ -131,39 +151,64 @@ class StopHandler:
         path = self.policy.path(
             self.process, self.session.pid or 0, event.exception_type, time.time(), decision.n or 0
         )
-        dump, dump_error = None, None
+        written: Optional[DumpRecord] = None
+        dump_error: Optional[str] = None
         try:
             self.on_event("dump-start", {"event": event, "path": path})
-            dump = self.session.dump(path, verify=self.policy.verify, expect=event)
+            written = self.session.dump(path, verify=False, checksum=False, expect=event)
         except PydbgautoError as e:
             dump_error = str(e)
             log.error("dump %s failed: %s", path, e)
         except KeyboardInterrupt:  # the dump was removed by Session.dump; say so in the record
             self._record_failure(event, decision, inner, path, threads, "interrupted by a signal: removed")
             raise
-        timings = {"stop_to_dump_start": seen_at - _monotonic_of(event.time)}
-        if dump is not None:
-            timings["dump_write"] = dump.seconds
-            if dump.verify_seconds is not None:
-                timings["verify"] = dump.verify_seconds
-            timings["stop_to_verified"] = time.monotonic() - _monotonic_of(event.time)
-        capture = CaptureRecord(
-            event=event,
-            decision=decision,
-            exception=event.exception,
-            stack=_with_source_lines(event.stack, dump),
-            threads=threads,
-            inner_exceptions=inner,
-            dump=dump,
-            dump_error=dump_error,
-            predicate=self.predicate.describe(),
-            timings=timings,
-            versions=dict(self.session.versions),
-            record_path=(dump.path if dump else path) + ".json",
-        )
-        capture = self._write_record(capture)
-        self.captures.append(capture)
-        self.on_event("dump-done", {"capture": capture})
+        stopped_at = _monotonic_of(event.time)
+
+        def check(pause: float) -> Tuple[Optional[DumpRecord], float]:
+            if written is None:
+                return None, pause
+            dump = attr.evolve(written, pause_seconds=pause)
+            try:
+                verifier = self.session.driver.verify_dump
+                return (
+                    dumpfile.check_written(dump, event, verifier, verify=self.policy.verify, checksum=True),
+                    pause,
+                )
+            except (PydbgautoError, OSError) as e:
+                return attr.evolve(dump, verify_error=f"the dump could not be checked: {e}"), pause
+
+        def keep(checked: Tuple[Optional[DumpRecord], float]) -> None:
+            dump, pause = checked
+            timings = {"stop_to_dump_start": seen_at - stopped_at, "pause": pause}
+            if dump is not None:
+                timings["dump_write"] = dump.seconds
+                if dump.verify_seconds is not None:
+                    timings["verify"] = dump.verify_seconds
+                timings["stop_to_verified"] = time.monotonic() - stopped_at
+            capture = CaptureRecord(
+                event=event,
+                decision=decision,
+                exception=event.exception,
+                stack=_with_source_lines(event.stack, dump),
+                threads=threads,
+                inner_exceptions=inner,
+                dump=dump,
+                dump_error=dump_error,
+                predicate=self.predicate.describe(),
+                timings=timings,
+                versions=dict(self.session.versions),
+                record_path=(dump.path if dump else path) + ".json",
+            )
+            capture = self._write_record(capture)
+            self.captures.append(capture)
+            self.on_event("dump-done", {"capture": capture})
+
+        def drop(pause: float) -> None:  # a signal before the check ended: all or nothing
+            if written is not None and os.path.lexists(written.path):
+                os.unlink(written.path)
+            self._record_failure(event, decision, inner, path, threads, "interrupted by a signal: removed")
+
+        self.pending = Pending(stopped_at, check, keep, drop)
 
     def _write_record(self, capture: CaptureRecord) -> CaptureRecord:
         """Write the capture record; a record that cannot be written is said in ``dump_error``."""
@@ -255,6 +300,17 @@ def _with_source_lines(stack: Optional[ManagedStack], dump: Optional[DumpRecord]
     if not any(frame.source_file for frame in seen.frames):
         return stack
     return seen
+
+
+def _serialized(callback: EventCallback) -> EventCallback:
+    """``callback`` called by one thread at a time (the watch's and a capture's after-resume thread)."""
+    lock = threading.Lock()
+
+    def call(kind: str, data: Mapping[str, Any]) -> None:
+        with lock:
+            callback(kind, data)
+
+    return call
 
 
 def _monotonic_of(epoch: float) -> float:

@@ -64,18 +64,25 @@ class WatchLoop:
         if log_file is None:
             log_file = os.fdopen(open_private_log(self.log_path), "a", encoding="utf-8")
         handler.log_fd = log_file.fileno()
-        with self.session, log_file:
-            try:
-                ended, exit_status, filtered = self._loop(timeout, started)
-            except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM/SIGHUP (Interrupted): detach, summary
-                if self.guard is not None:
-                    self.guard.defer()
-                signum = getattr(e, "signum", None) or signal.SIGINT
-                ended = "interrupted"
+        cancel = False  # a signal: the last dump, if not yet checked, is removed (all or nothing)
+        try:
+            with self.session, log_file:
                 try:
-                    handler.log_filtered()
-                except PydbgautoError as err:
-                    log.warning("could not log the last filtered stops: %s", err)
+                    ended, exit_status, filtered = self._loop(timeout, started)
+                except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM/SIGHUP (Interrupted): detach, summary
+                    cancel = True
+                    if self.guard is not None:
+                        self.guard.defer()
+                    signum = getattr(e, "signum", None) or signal.SIGINT
+                    ended = "interrupted"
+                    try:
+                        handler.log_filtered()
+                    except PydbgautoError as err:
+                        log.warning("could not log the last filtered stops: %s", err)
+                if not cancel:  # the detach resumes the target: the last check need not wait for it
+                    handler.resumed()
+        finally:  # after the detach: the last capture's record is written before the result
+            handler.finish_pending(cancel)
         result = WatchResult(
             tuple(handler.captures),
             tuple(handler.decisions),
@@ -126,6 +133,7 @@ class WatchLoop:
             # and neither lldb nor Python holds a whole long watch's worth of them (memory stays flat).
             if self.stop is not None or filtered:
                 step = self.poll_interval if remaining is None else min(self.poll_interval, remaining)
+            handler.resumed()  # this wait resumes the target: the last dump's check may begin
             try:
                 event = self.session.wait_for_event(step)
             except DebuggerNotAnsweringError:
