@@ -89,6 +89,9 @@ class FieldRow:
     attribute: str  # "instance", "static", ...
     value: str
     name: str
+    offset: Optional[
+        int
+    ] = None  # the field's offset from the object's address (its MethodTable pointer is at 0)
 
 
 def parse_dumpobj_fields(text: str) -> Tuple[FieldRow, ...]:
@@ -113,6 +116,7 @@ def parse_dumpobj_fields(text: str) -> Tuple[FieldRow, ...]:
                     attribute=m.group("attr"),
                     value=m.group("value"),
                     name=m.group("name"),
+                    offset=int(m.group("offset"), 16),
                 )
             )
     return tuple(rows)

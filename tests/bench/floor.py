@@ -51,8 +51,16 @@ def bench_storm(rt: str, folder: str, seconds: float) -> None:
         baseline,
         f"{how['hits']} hits at {how['where']}",
     )
-    never = pda.exception_type("System.DivideByZeroException")  # the storm throws KeyNotFoundException
-    for label, when in (("in-agent filter", never), ("round trip to Python", lambda exc: False)):
+    # The storm throws KeyNotFoundException. A type that never matches is ruled out in the target (after the
+    # first throw); a message is decided by the agent at every stop; a Python callable at every stop in
+    # Python.
+    never_type = pda.exception_type("System.DivideByZeroException")
+    never_message = pda.message_matches("no storm message says this")
+    for label, when in (
+        ("type predicate (in-target filter)", never_type),
+        ("message predicate (in-agent filter)", never_message),
+        ("round trip to Python", lambda exc: False),
+    ):
         out_dir = tempfile.mkdtemp(dir=folder)
         result = watch(
             launch=argv,

@@ -299,3 +299,28 @@ def test_no_event_is_doubled_after_the_last_match(waiting_app, runtime, no_lldb_
         waiting_app.send("other")
         with pytest.raises(DebuggerTimeoutError):
             s.wait_for_event(3)
+
+
+def test_a_message_predicate_is_decided_from_the_object_without_sos(waiting_app, runtime, no_lldb_left):
+    """A message predicate stops at every throw but reads the message from the object (after its first
+    reads agreed with pe), not with an SOS pe per throw; the match is still the one with that message."""
+    with Session.attach(pid=waiting_app.pid) as s:
+        s.break_on_clr_exceptions()
+        assert s.set_filter(pda.message_matches("^match$"))
+        for line in ("storm 40", "other", "match"):
+            waiting_app.send(line)
+        event = s.wait_for_event(120)
+        assert event.exception is not None and event.exception.message == "match"
+        assert event.exception.type == IOE
+        counts = stats(s)
+        # 41 non-matching throws decided in the agent: the first few by pe (the reader's checks), the rest
+        # from the object itself
+        assert counts["field_reads"] >= 41 - 4, counts
+        # pe: the reader's checks, the event's own, and on .NET 8 the last-thrown slot's checks
+        assert counts["commands"].get("pe", 0) <= 10, counts["commands"]
+        filtered = s.take_filtered()
+        assert {e.exception.type for e in filtered} == {
+            "System.Collections.Generic.KeyNotFoundException",
+            "System.FormatException",
+        }
+    assert tracer_of(waiting_app.pid) == 0

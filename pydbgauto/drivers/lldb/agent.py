@@ -48,7 +48,9 @@ for _name in ("pydbgauto", "pydbgauto.drivers"):
 
 from pydbgauto.drivers.lldb import guardian, protocol, qcalls  # noqa: E402
 from pydbgauto.drivers.lldb.dispatch import AgentError, dispatch  # noqa: E402
-from pydbgauto.drivers.lldb.filter_ops import AGENT_CAN_FETCH, TYPE_ONLY_OPS, spec_ops  # noqa: E402
+from pydbgauto.drivers.lldb.exception_fields import ExceptionFields  # noqa: E402
+from pydbgauto.drivers.lldb.filter_ops import AGENT_CAN_FETCH, FIELD_READ_OPS  # noqa: E402
+from pydbgauto.drivers.lldb.filter_ops import TYPE_ONLY_OPS, spec_ops  # noqa: E402
 from pydbgauto.drivers.lldb.lldb_settings import START_UP_SETTINGS  # noqa: E402
 from pydbgauto.drivers.lldb.filter_stub import type_verdict  # noqa: E402
 from pydbgauto.drivers.lldb.inline_filter import FilterUnavailable, InlineFilter  # noqa: E402
@@ -57,6 +59,7 @@ if TYPE_CHECKING:
     from pydbgauto import coredump, predicates
     from pydbgauto.drivers.lldb.legacy_faults import LegacyFaults
     from pydbgauto.drivers.lldb.stop_cache import StopCache
+    from pydbgauto.models import ManagedException
 
 # First needed at the first stop: imported on a thread while lldb attaches or launches, which releases the
 # GIL (started then, not at import, so it does not compete with the agent's own import; a stop that needs
@@ -145,6 +148,9 @@ class Agent:
         self.type_chains: Dict[int, Tuple[str, ...]] = {}
         self.filter: Optional[predicates.Predicate] = None
         self.filter_type_only = False
+        # message/HResult predicates: read from the object (exception_fields.py)
+        self.filter_field_read = False
+        self.fields = ExceptionFields()
         self.filtered: List[Dict[str, Any]] = []  # first-chance stops the filter let pass, for the log
         self._stop_cache: Optional["StopCache"] = None
         self.runtime: Dict[str, Any] = {}
@@ -155,6 +161,7 @@ class Agent:
             "stops": 0,
             "frame_stops": 0,  # AppendExceptionStackFrame for a later frame of a throw already reported
             "filter_traps": 0,  # stops at the in-target filter's trap (a type not known not to match)
+            "field_reads": 0,  # message/HResult read from the object for the filter (no SOS pe)
             "other_thread_stops": 0,  # .NET 8: __cxa_rethrow of a thread with no matching throw pending
             "run_seconds": 0.0,
             "sos_seconds": 0.0,
@@ -522,6 +529,7 @@ class Agent:
         the caller's decision log still accounts for every throw.
         """
         self.filter, self.filter_type_only, self.filter_spec = None, False, None
+        self.filter_field_read = False
         if self.inline is not None:
             self.inline.forget(self)  # types ruled out by the last predicate may match this one
         result = {"filtering": False, "type_only": False}
@@ -533,6 +541,7 @@ class Agent:
         if predicate is not None and predicate.needs <= AGENT_CAN_FETCH:
             self.filter, self.filter_spec = predicate, spec
             self.filter_type_only = spec_ops(spec) <= TYPE_ONLY_OPS
+            self.filter_field_read = spec_ops(spec) <= FIELD_READ_OPS
             result = {"filtering": True, "type_only": self.filter_type_only}
         if self.mechanism == "cxa-rethrow":
             self._legacy_inline()
@@ -590,12 +599,15 @@ class Agent:
         if self.filter_type_only:
             exception = ManagedException(address=address, type=chain[0], message=None)
         else:
-            self._require_process().SetSelectedThread(thread)
-            try:
-                exception = parse_pe(self.hc(f"pe {address:x}"))
-                stack = parse_clrstack(self.hc("clrstack")) if "stack" in self.filter.needs else None
-            except Exception:
-                return True  # let Python look at what the agent could not read
+            exception = self._exception_from_fields(address, chain) if self.filter_field_read else None
+            if exception is None:
+                self._require_process().SetSelectedThread(thread)
+                try:
+                    exception = parse_pe(self.hc(f"pe {address:x}"))
+                    stack = parse_clrstack(self.hc("clrstack")) if "stack" in self.filter.needs else None
+                except Exception:
+                    return True  # let Python look at what the agent could not read
+                self._check_fields(address, exception)
         stop = StopEvent(
             kind=protocol.EVENT_FIRST_CHANCE,
             thread_id=event["thread_id"],
@@ -611,6 +623,36 @@ class Agent:
         self._rule_out(address, chain)
         self._note_filtered(event["thread_id"], address, chain)
         return False
+
+    def _exception_from_fields(self, address: int, chain: Tuple[str, ...]) -> Optional["ManagedException"]:
+        """The exception's type, message and HResult read from the object (exception_fields.py), once the
+        reader's first reads agreed with pe; None: ask SOS."""
+        from pydbgauto.models import ManagedException
+
+        if not self.fields.trusted:
+            return None
+        try:
+            message, hresult = self.fields.read(self._read, address)
+        except (AgentError, ValueError, struct.error):
+            return None
+        self.stats["field_reads"] += 1
+        return ManagedException(address=address, type=chain[0], message=message, hresult=hresult)
+
+    def _check_fields(self, address: int, exception: Optional["ManagedException"]) -> None:
+        """Learn the field offsets from one dumpobj, then compare the reader with pe until it is trusted."""
+        if not self.filter_field_read or exception is None or self.fields.off or self.fields.trusted:
+            return
+        from pydbgauto.sos.objects import parse_dumpobj_fields
+
+        try:
+            if self.fields.message_at is None:
+                rows = parse_dumpobj_fields(self.hc(f"dumpobj {address:x}"))
+                self.fields.learn([(row.name, row.offset) for row in rows])
+            if self.fields.off is None:
+                read = self.fields.read(self._read, address)
+                self.fields.check(read, exception.message, exception.hresult)
+        except Exception as e:  # noqa: BLE001 - the reader stays off; pe keeps answering
+            self.fields.off = f"could not read the fields: {e}"
 
     def _note_filtered(self, thread_id: int, address: int, chain: Tuple[str, ...]) -> None:
         self.filtered.append(

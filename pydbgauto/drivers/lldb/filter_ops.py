@@ -10,6 +10,9 @@ from typing import Any, Set
 
 # Predicate nodes the agent can decide from the type alone (no SOS command per throw).
 TYPE_ONLY_OPS = frozenset({"exception_type", "first_chance", "second_chance", "not", "all", "any"})
+# Nodes the agent can decide from the type, the message and the HResult read from the object itself
+# (exception_fields.py: no SOS command per throw once its reads agree with pe).
+FIELD_READ_OPS = TYPE_ONLY_OPS | {"message_matches", "hresult"}
 # What the agent can gather for a predicate at a stop (the inner-exception chain it cannot).
 AGENT_CAN_FETCH = frozenset({"stack", "type_chain"})
 
