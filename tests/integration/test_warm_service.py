@@ -76,8 +76,10 @@ def test_warm_service_under_load_every_throw_logged_every_match_dumped(
     with open(r.log_path) as f:
         lines = [json.loads(line) for line in f if line.strip()]
     logged = Counter(line["exception_type"] for line in lines if line.get("kind") == "first-chance")
-    # Every throw that could match once, nothing else; NOISE is ruled out in the target after its first.
-    assert logged == Counter({NOISE: 1, MATCH: 3}), (logged, thrown)
+    # Every throw that could match, nothing else; NOISE is ruled out in the target after its first stop.
+    # Threads that reach the filter's trap in the same stop (before the type is cached) are each decided
+    # and logged, so a few NOISE lines can come from that first stop, never one per throw.
+    assert logged[MATCH] == 3 and 1 <= logged[NOISE] <= 4 and set(logged) == {NOISE, MATCH}, (logged, thrown)
     assert len(r.captures) == 3
     for capture in r.captures:
         assert capture.exception is not None and capture.exception.type == MATCH
