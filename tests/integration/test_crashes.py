@@ -25,7 +25,7 @@ import pytest
 
 import pydbgauto as pda
 from pydbgauto.watching import WatchResult, watch
-from tests.integration.conftest import ROOT, process_state
+from tests.integration.conftest import ROOT, lldb_processes, process_state
 
 pytestmark = pytest.mark.lldb
 
@@ -334,17 +334,7 @@ def test_crash_among_a_thousand_threads(crash_app, runtime, tmp_path, no_lldb_le
 
 def lldb_of(owner: int) -> List[int]:
     """lldb processes a given pydbgauto process started (tagged with its pid)."""
-    tag = f"PYDBGAUTO_OWNER_PID={owner}".encode()
-    out = subprocess.run(["pgrep", "-f", "lldb"], capture_output=True, text=True).stdout
-    found = []
-    for pid in (int(p) for p in out.split()):
-        try:
-            with open(f"/proc/{pid}/environ", "rb") as f:
-                if tag in f.read().split(b"\0"):
-                    found.append(pid)
-        except OSError:
-            pass
-    return found
+    return lldb_processes(owner)
 
 
 def start_cli(args: List[str], tmp_path) -> subprocess.Popen:
