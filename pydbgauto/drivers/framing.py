@@ -16,6 +16,7 @@ import attr
 
 MARKER_PREFIX = "@@PDA"
 _MARKER_RE = re.compile(r"@@PDA-(START|END) ([0-9a-f]{16})(?: (\w+))?@@")
+_STATUS_RE = re.compile(r"(\w+)@@")  # after an end marker's token (a fixed string: no pattern per reply)
 
 
 def new_token() -> str:
@@ -67,13 +68,19 @@ class ReplyBuffer:
         start = self._text.find(start_marker(token))
         if start < 0:
             return None
-        end_re = re.compile(re.escape(f"{MARKER_PREFIX}-END {token}") + r" (\w+)@@")
-        m = end_re.search(self._text, start)
+        end_text = f"{MARKER_PREFIX}-END {token} "
+        end = self._text.find(end_text, start)
+        m = None
+        while end >= 0:
+            m = _STATUS_RE.match(self._text, end + len(end_text))
+            if m is not None:
+                break
+            end = self._text.find(end_text, end + 1)
         if m is None:
             return None
         body_start = self._text.find("\n", start)
-        body_start = len(self._text) if body_start < 0 or body_start > m.start() else body_start + 1
-        body = self._text[body_start : m.start()]
+        body_start = len(self._text) if body_start < 0 or body_start > end else body_start + 1
+        body = self._text[body_start:end]
         noise = self._text[:start]
         rest_start = m.end()
         if self._text.startswith("\r\n", rest_start):

@@ -96,6 +96,7 @@ def _import_later_modules() -> None:
 
 
 SIGABRT = 6
+SIGTRAP = 5
 # libcoreclr's QCall that DispatchEx calls for each frame of a first pass; flags bit 0 marks the first
 # frame of a throw or rethrow, by when the runtime has made the object the thread's current exception.
 APPEND_FRAME_QCALL = "AppendExceptionStackFrame"
@@ -207,6 +208,29 @@ class Agent:
 
     def _u64(self, address: int) -> int:
         return int(struct.unpack("<Q", self._read(address, 8))[0])
+
+    def target_syscall(self, packet: str) -> str:
+        """A gdb-remote packet by which lldb-server runs a system call in the stopped target (``_M``
+        mmap, ``_m`` munmap); its reply. lldb-server single-steps a syscall on its current thread, and a
+        signal pending there (the stop guard's SIGSTOP, its release's SIGCONT) is taken instead: the call
+        does not run and the reply still says OK (measured: a page left mapped). So the guard is
+        released for the call (SIGCONT drops every pending SIGSTOP), the call runs on a thread other
+        than the one that got the SIGCONT, and the guard is held again."""
+        process = self._require_process()
+        held = self.journal.held
+        if held:
+            self.journal.release()
+        try:
+            quiet = [t.GetThreadID() for t in process if t.GetThreadID() != self.journal.release_via]
+            if quiet:
+                _raw_packet(self, f"Hg{quiet[0]:x}")
+            return _raw_packet(self, packet)
+        finally:
+            selected = process.GetSelectedThread()
+            if selected.IsValid():  # lldb's own idea of the current thread (its register access names it)
+                _raw_packet(self, f"Hg{selected.GetThreadID():x}")
+            if held:
+                self.journal.hold(_thread_stops(process))
 
     # ----- set-up ---------------------------------------------------------------------------------------
 
@@ -338,8 +362,7 @@ class Agent:
             self.mechanism = "append-frame"
             # The stub stops only for first frames of types not known not to match; its trap sees the
             # function's arguments, so the same handler serves it.
-            self.append_bp = self._install_inline(lldb.SBAddress(append_frame, self.target), True, True)
-            if self.append_bp is None:
+            if not self._install_inline(lldb.SBAddress(append_frame, self.target), True, True):
                 bp = self.target.BreakpointCreateByAddress(append_frame)
                 if bp.GetNumResolvedLocations() == 0:
                     self.target.BreakpointDelete(bp.GetID())
@@ -376,27 +399,27 @@ class Agent:
 
     # ----- the in-target filter (inline_filter.py) ------------------------------------------------------
 
-    def _install_inline(
-        self, function: "lldb.SBAddress", in_handle: bool, first_frame: bool
-    ) -> Optional[int]:
-        """Patch the funnel; the trap's breakpoint id, or None (and why, in inline_note)."""
+    def _install_inline(self, function: "lldb.SBAddress", in_handle: bool, first_frame: bool) -> bool:
+        """Patch the funnel; False when it cannot be (why: inline_note)."""
         if os.environ.get("PYDBGAUTO_NO_INLINE_FILTER"):
             self.inline_note = "PYDBGAUTO_NO_INLINE_FILTER is set"
-            return None
+            return False
         try:
             self.inline = InlineFilter.install(self, function, in_handle, first_frame)
         except FilterUnavailable as e:
             self.inline_note = str(e)
-            return None
+            return False
         self.inline_note = None
         self.journal.patches([self.inline.journal_record()])
-        return self.inline.trap_bp
+        return True
 
     def _remove_inline(self) -> None:
         if self.inline is not None:
             self.inline_note = f"removed: {self.inline.remove(self)}"
             self.inline = None
             self.journal.patches([])
+            if self.target is not None:  # the stub's trap is no site any more (its page is freed)
+                self.journal.sites(self._breakpoint_bytes())
         self.funnel_pending.clear()
 
     def _inline_state(self) -> Dict[str, Any]:
@@ -432,7 +455,12 @@ class Agent:
 
     def _legacy_inline(self) -> None:
         """.NET 8: the stub serves only a filter that its type can rule out (else every throw would cost
-        a funnel stop and a __cxa_rethrow stop); __cxa_rethrow then stops only for a pending match."""
+        a funnel stop and a __cxa_rethrow stop); __cxa_rethrow then stops only for a pending match.
+
+        Not for a message filter, although the trap could decide it: a stop at the stub's int3 costs
+        lldb-server ~2 ms here (lldb unwinds from a pc in no module, asking for memory regions, and
+        lldb-server rebuilds its region list from /proc/PID/smaps after every resume), a stop at
+        __cxa_rethrow ~0.8 ms (docs/linux-fast-filter.md)."""
         assert self.target is not None
         wanted = self.filter_spec is not None and type_verdict(self.filter_spec, ("\0no such type",)) is False
         if wanted and self.inline is None and self.funnel is not None:
@@ -444,16 +472,15 @@ class Agent:
         self.journal.sites(self._breakpoint_bytes())
 
     def _funnel_trap(self, thread: "lldb.SBThread") -> None:
-        """.NET 8, at the stub's trap (RaiseTheExceptionInternalOnly's entry): a type the filter rules
-        out is cached and resumed; else the event waits for this thread's __cxa_rethrow, where a bare
-        pe shows the exception."""
+        """.NET 8, at the stub's trap (RaiseTheExceptionInternalOnly's entry, the object in rdi): the
+        filter decides here (a type it rules out is cached in the target); a throw it cannot rule out
+        waits for this thread's __cxa_rethrow, where a bare pe shows the exception."""
         assert self.inline is not None and self.target is not None
         self.stats["filter_traps"] += 1
         address = self.inline.exception_object(self, thread)
-        chain = self._type_chain(address) if address else None
-        if chain is not None and address is not None and self._rule_out(address, chain):
-            self._note_filtered(thread.GetThreadID(), address, chain)
-            return
+        seen = {"kind": protocol.EVENT_FIRST_CHANCE, "thread_id": thread.GetThreadID()}
+        if address and not self._passes_filter(dict(seen, exception_address=address), thread):
+            return  # ruled out (and listed for the decision log)
         self.funnel_pending[thread.GetThreadID()] = address or 0
         self.target.FindBreakpointByID(self.rethrow_bp).SetEnabled(True)
 
@@ -744,6 +771,14 @@ class Agent:
         events: List[Dict[str, Any]] = []
         for thread in process:
             reason = thread.GetStopReason()
+            if reason == lldb.eStopReasonSignal and self._at_trap(thread):
+                if self.mechanism == "append-frame":  # .NET 9+: AppendExceptionStackFrame's own handler
+                    event = self._first_chance_append(thread)
+                    if event is not None and self._passes_filter(event, thread):
+                        events.append(event)
+                else:
+                    self._funnel_trap(thread)  # .NET 8's funnel
+                continue
             if _TRACE:  # the message unwinds the thread: build it only when tracing
                 _trace(
                     f"stop {self.stats['stops']} thread {thread.GetThreadID()} reason {reason} "
@@ -756,13 +791,13 @@ class Agent:
                     event = self._first_chance_append(thread)
                     if event is not None and self._passes_filter(event, thread):
                         events.append(event)
-                elif self.inline is not None and bp_id == self.inline.trap_bp:
-                    self._funnel_trap(thread)  # .NET 8's funnel
+                elif bp_id == self.rethrow_bp and self.inline is not None:
+                    event = self._pending_rethrow(thread)  # the funnel's trap decided it already
+                    if event is not None:
+                        events.append(event)
                 elif bp_id == self.rethrow_bp:
-                    event = (
-                        self._pending_rethrow(thread) if self.inline else self._first_chance_legacy(thread)
-                    )
-                    if event is not None and self._passes_filter(event, thread):
+                    event = self._first_chance_legacy(thread)
+                    if self._passes_filter(event, thread):
                         events.append(event)
                 elif self.faults is not None:
                     event = self.faults.on_stop(self, thread)  # .NET 8 hardware faults (legacy_faults.py)
@@ -791,6 +826,14 @@ class Agent:
                 self.journal.sites(self._breakpoint_bytes())
         return events
 
+    def _at_trap(self, thread: "lldb.SBThread") -> bool:
+        """The thread stopped at the in-target filter's int3 (a SIGTRAP with its pc just behind it)."""
+        return (
+            self.inline is not None
+            and thread.GetStopReasonDataAtIndex(0) == SIGTRAP
+            and thread.GetFrameAtIndex(0).GetPC() == self.inline.trap_pc
+        )
+
     def _take_filtered(self) -> List[Dict[str, Any]]:
         filtered, self.filtered = self.filtered, []
         return filtered
@@ -798,6 +841,12 @@ class Agent:
     def _report(self, event: Dict[str, Any]) -> Dict[str, Any]:
         _trace(f"report {event['thread_id']} {event.get('exception_address')} pending {len(self.pending)}")
         event[protocol.FILTERED] = self._take_filtered()
+        address = event.get("exception_address")
+        if address and not event.get("type_chain") and event["kind"] == protocol.EVENT_FIRST_CHANCE:
+            # The MethodTable's chain (dumpmt once per type): Python need not ask SOS for it at this stop
+            chain = self._type_chain(address)
+            if chain is not None:
+                event["type_chain"] = list(chain)
         self.last_event = event
         process = self._require_process()
         thread = process.GetThreadByID(event["thread_id"])
@@ -1028,6 +1077,8 @@ class Agent:
                 patches.append((address, self._read(address, 1)))
             except AgentError:
                 pass
+        if self.inline is not None:  # the stub's int3 (not lldb's: its reads show it as it is)
+            patches.append(self.inline.trap_site())
         return patches
 
     def op_stats(self) -> Dict[str, Any]:
@@ -1065,10 +1116,10 @@ class Agent:
         for start, end in sorted(_anonymous_code(process.GetProcessID()) - self.maps_at_start):
             # lldb's memory cache keeps the page after DeallocateMemory; lldb-server's own `_m` packet
             # unmaps what it allocated with `_M` (it refuses any other address).
-            reply = self.hc(f"process plugin packet send _m{start:x}")
-            if "response: OK" in reply:
+            reply = self.target_syscall(f"_m{start:x}")
+            if reply == "OK":
                 freed.append(f"{start:x}-{end:x}")
-            _trace(f"free {start:x}-{end:x}: {reply.strip()}")
+            _trace(f"free {start:x}-{end:x}: {reply}")
         return freed
 
     def op_kill(self) -> Dict[str, Any]:
@@ -1079,6 +1130,17 @@ class Agent:
 
 _TRACE = os.environ.get("PYDBGAUTO_AGENT_TRACE")
 _PROFILE = os.environ.get("PYDBGAUTO_AGENT_PROFILE")
+
+
+def _raw_packet(agent: Agent, packet: str) -> str:
+    """One gdb-remote packet to lldb-server; its reply (pages are allocated and freed this way, past
+    lldb's own allocation cache, which would hand a freed page out again to an expression)."""
+    result = lldb.SBCommandReturnObject()
+    agent.ci.HandleCommand(f"process plugin packet send {packet}", result)
+    text = (result.GetOutput() or "") + (result.GetError() or "")
+    m = re.search(r"response:\s*(\S*)", text)
+    _trace(f"packet {packet}: {text!r}")
+    return m.group(1) if m else ""
 
 
 def _trace(line: str) -> None:

@@ -26,17 +26,14 @@ class AgentError(Exception):
 def dispatch(handler: Any, line: str, profile: Optional[str] = None) -> str:
     """Run the request in ``line`` on ``handler``; the framed reply to write to the reply pipe.
 
-    ``profile`` (PYDBGAUTO_AGENT_PROFILE=<file>): where a resume's time goes, as cProfile stats."""
+    ``profile`` (PYDBGAUTO_AGENT_PROFILE=<file>): where the agent's time goes, every request's added up,
+    as cProfile stats (written after each request)."""
     token = NO_TOKEN
     try:
         token, op, args = protocol.decode_request(line)
         method = getattr(handler, "op_" + op)
-        if profile and op == protocol.OP_RESUME:
-            import cProfile
-
-            profiler = cProfile.Profile()
-            result = profiler.runcall(method, **args)
-            profiler.dump_stats(profile)
+        if profile:
+            result = _PROFILER.run(profile, method, args)
         else:
             result = method(**args)
         body = protocol.result_body(result)
@@ -45,3 +42,23 @@ def dispatch(handler: Any, line: str, profile: Optional[str] = None) -> str:
     except Exception as e:  # report, never kill lldb
         body = protocol.error_body(protocol.ERR_INTERNAL, f"{type(e).__name__}: {e}", traceback.format_exc())
     return protocol.frame_reply(token, body)
+
+
+class _Accumulating:
+    """One cProfile over every request of the session (a debugging aid; off unless asked for)."""
+
+    def __init__(self) -> None:
+        self.profiler: Any = None
+
+    def run(self, path: str, method: Any, args: Any) -> Any:
+        if self.profiler is None:
+            import cProfile
+
+            self.profiler = cProfile.Profile()
+        try:
+            return self.profiler.runcall(method, **args)
+        finally:
+            self.profiler.dump_stats(path)
+
+
+_PROFILER = _Accumulating()

@@ -3,8 +3,10 @@
 The agent replaces the first whole instructions of the runtime's throw funnel with a jump to a stub in a
 page of its own (docs/linux-fast-filter.md). The stub lets a call through without a stop when it is not
 a throw (.NET 9+: not the first frame of a first pass) or when the exception's MethodTable is in the
-negative cache (types known not to match); else it reaches the trap, an ordinary lldb breakpoint. Then it
-runs the displaced instructions and jumps back behind them.
+negative cache (types known not to match); else it reaches the trap: an ``int3`` of its own, which lldb
+reports as a SIGTRAP stop with the pc behind it (no lldb breakpoint, so no step over it at the resume:
+docs/linux-fast-filter.md measured the difference). Then it runs the displaced instructions and jumps back
+behind them.
 
 Registers: only rax, r10, r11 and the flags, all dead at a function's entry (caller-saved, no argument).
 """
@@ -22,6 +24,7 @@ PAGE = 4096
 CAPACITY = (PAGE - DATA_ENTRIES) // 16
 DATA_PASSED = DATA_ENTRIES + 8 * CAPACITY
 JUMP_SIZE = 14  # jmp [rip+0]; .quad target
+INT3, NOP = 0xCC, 0x90
 
 
 def absolute_jump(target: int) -> bytes:
@@ -31,7 +34,7 @@ def absolute_jump(target: int) -> bytes:
 @dataclass(frozen=True)
 class Stub:
     code: bytes
-    trap: int  # offset of the trap (lldb's breakpoint) in the code
+    trap: int  # offset of the trap (an int3) in the code; a thread stopped there has its pc at go_on
     go_on: int  # offset of the first displaced instruction
     displaced: Tuple[Tuple[int, int], ...]  # (offset in the stub, offset in the original function)
     length: int  # bytes displaced from the function's entry
@@ -92,7 +95,7 @@ def build(
     code += b"\xf0\x49\xff\x82" + struct.pack("<i", DATA_PASSED - DATA_ENTRIES)  # lock inc qword [r10+n]
     branch(0xEB, "go_on")  # jmp
     labels["trap"] = len(code)
-    code += b"\x90"  # nop: lldb's breakpoint site
+    code.append(INT3)  # the trap; the guardian turns it into a nop should lldb die (a breakpoint site)
     labels["go_on"] = len(code)
     pairs: List[Tuple[int, int]] = []
     at = 0

@@ -3,7 +3,7 @@
 The stub's code and the decisions are in ``filter_stub.py``; why and what was measured:
 docs/linux-fast-filter.md. The agent owns the policy (which stops become events); this module owns the
 target's memory: two pages it allocates (code ``r-x``, data ``rw-``; never writable and executable at
-once), the funnel's displaced bytes, and the trap breakpoint.
+once), the funnel's displaced bytes, and the stub's trap (an ``int3``: a SIGTRAP stop at ``trap_pc``).
 """
 
 from __future__ import annotations
@@ -26,27 +26,8 @@ from pydbgauto.drivers.lldb.filter_stub import (
 )
 
 
-def _trace(line: str) -> None:
-    import os
-
-    if os.environ.get("PYDBGAUTO_AGENT_TRACE"):
-        with open(os.environ["PYDBGAUTO_AGENT_TRACE"], "a") as f:
-            f.write(line + "\n")
-
-
 class FilterUnavailable(Exception):
     """The funnel cannot be patched here (the reason says why); the agent keeps its breakpoint."""
-
-
-def _packet(agent: Any, packet: str) -> str:
-    """One gdb-remote packet to lldb-server; its reply. Pages are allocated and freed this way, past
-    lldb's own allocation cache (which would hand a freed page out again to an expression)."""
-    result = lldb.SBCommandReturnObject()
-    agent.ci.HandleCommand(f"process plugin packet send {packet}", result)
-    text = (result.GetOutput() or "") + (result.GetError() or "")
-    m = re.search(r"response:\s*(\S*)", text)
-    _trace(f"packet {packet}: {text!r}")
-    return m.group(1) if m else ""
 
 
 class InlineFilter:
@@ -57,7 +38,6 @@ class InlineFilter:
         code_page: int,
         data_page: int,
         original: bytes,
-        trap_bp: int,
         object_in_handle: bool,
     ) -> None:
         self.entry = entry
@@ -66,7 +46,7 @@ class InlineFilter:
         self.data_page = data_page
         self.original = original
         self.patched = filter_stub.entry_patch(code_page, stub.length)
-        self.trap_bp = trap_bp
+        self.trap_pc = code_page + stub.go_on  # where a thread that took the trap stops
         self.object_in_handle = object_in_handle
         self.cached: List[int] = []
 
@@ -98,25 +78,22 @@ class InlineFilter:
             stub = filter_stub.build(entry, displaced, data_page, object_in_handle, first_frame_test)
             cls._write(agent, data_page, struct.pack("<QQQ", 0, CAPACITY, 0))
             cls._write(agent, code_page, stub.code)
-            bp = target.BreakpointCreateByAddress(code_page + stub.trap)
-            if bp.GetNumResolvedLocations() == 0:
-                target.BreakpointDelete(bp.GetID())
-                raise FilterUnavailable("lldb could not break in the stub")
-            made = cls(entry, stub, code_page, data_page, b"".join(displaced), bp.GetID(), object_in_handle)
+            made = cls(entry, stub, code_page, data_page, b"".join(displaced), object_in_handle)
             cls._write(agent, entry, made.patched)
         except BaseException:
             for page in (code_page, data_page):
-                _packet(agent, f"_m{page:x}")
+                agent.target_syscall(f"_m{page:x}")
             raise
         return made
 
     @staticmethod
     def _allocate(permissions: str, agent: Any) -> int:
-        # lldb-server runs mmap on the current thread; the first call of a session has been seen to
-        # return a small number (a restarted system call's result) instead of an address: try again.
+        # lldb-server runs mmap on its current thread (agent.target_syscall picks one with no signal
+        # pending); a reply that is no page address (the syscall number, 0x9, when the call did not
+        # run) is tried again.
         reply = ""
         for _ in range(3):
-            reply = _packet(agent, f"_M{PAGE:x},{permissions}")
+            reply = agent.target_syscall(f"_M{PAGE:x},{permissions}")
             address = int(reply, 16) if re.fullmatch(r"[0-9a-fA-F]+", reply) else 0
             if address >= 0x10000 and not address % PAGE:
                 return address
@@ -133,7 +110,8 @@ class InlineFilter:
 
     def remove(self, agent: Any) -> Dict[str, Any]:
         """Unpatch (the target is stopped): the original bytes back, every thread in the stub moved to the
-        same point of the original code, the trap deleted, both pages freed."""
+        same point of the original code (one stopped at the trap starts the function again), both pages
+        freed."""
         process = agent._require_process()
         self._write(agent, self.entry, self.original)
         moved = {}
@@ -144,9 +122,14 @@ class InlineFilter:
                 new_pc = self.entry + self.stub.original_pc(pc - self.code_page)
                 frame.SetPC(new_pc)
                 moved[str(thread.GetThreadID())] = f"{pc:#x}->{new_pc:#x}"
-        agent.target.BreakpointDelete(self.trap_bp)
-        freed = [_packet(agent, f"_m{page:x}") == "OK" for page in (self.code_page, self.data_page)]
-        return {"moved": moved, "freed": all(freed)}
+        replies = [agent.target_syscall(f"_m{page:x}") for page in (self.code_page, self.data_page)]
+        mapped = _mapped(process.GetProcessID(), (self.code_page, self.data_page))
+        return {"moved": moved, "freed": replies == ["OK", "OK"] and not mapped, "still_mapped": mapped}
+
+    def trap_site(self) -> Tuple[int, bytes]:
+        """(address, the byte a nop would be): the guardian restores it like a breakpoint's int3, and the
+        core writer writes it so (lldb's reads show the int3: it is not lldb's breakpoint)."""
+        return (self.code_page + self.stub.trap, bytes([filter_stub.NOP]))
 
     def journal_record(self) -> Tuple[int, bytes, bytes]:
         """(entry, original bytes, patched bytes): what the guardian must put back should lldb die."""
@@ -195,8 +178,23 @@ class InlineFilter:
         return {
             "entry": f"{self.entry:#x}",
             "stub": f"{self.code_page:#x}",
+            "trap": f"{self.code_page + self.stub.trap:#x}",  # the stub's int3
             "data": f"{self.data_page:#x}",
             "cached_types": len(self.cached),
             "capacity": capacity,
             "seen": seen,  # every throw that reached the stub, stopped or not
         }
+
+
+def _mapped(pid: int, pages: Tuple[int, ...]) -> List[str]:
+    """Which of ``pages`` the target still maps (lldb-server's ``_m`` says OK even when its munmap did
+    not run), from /proc/PID/maps."""
+    found = []
+    try:
+        with open(f"/proc/{pid}/maps") as f:
+            for line in f:
+                start, end = (int(x, 16) for x in line.split(" ", 1)[0].split("-"))
+                found += [f"{page:#x}" for page in pages if start <= page < end]
+    except OSError:
+        return []
+    return found

@@ -49,7 +49,7 @@ def test_stub_layout_and_the_way_back():
     stub = filter_stub.build(entry, displaced, data, object_in_handle=True, first_frame_test=True)
     code = stub.code
     assert code[:3] == b"\xf6\xc1\x01"  # test cl, 1
-    assert code[stub.trap] == 0x90 and stub.go_on == stub.trap + 1
+    assert code[stub.trap] == 0xCC and stub.go_on == stub.trap + 1  # an int3, then the way on
     assert code[stub.go_on : stub.go_on + 17] == b"".join(displaced)
     assert code[-14:-8] == b"\xff\x25\0\0\0\0" and struct.unpack("<Q", code[-8:])[0] == entry + 17
     assert struct.pack("<Q", data) in code
