@@ -255,6 +255,17 @@ class PolicyState:
             "reasons": dict(sorted(self.reasons.items())),
         }
 
+    def can_decide_without_stack(self) -> bool:
+        """True when :meth:`decide` will not look at the stack: no stack dedupe, or no dump's stack
+        remembered yet (a watch may then dump a debugger-side match before it reads the stack)."""
+        return not self.policy.dedupe_stack or not self._stacks
+
+    def remember_stack(self, event: StopEvent, dump_number: int) -> None:
+        """The stack of a dump decided before its stop's stack was read (``event`` has it now)."""
+        signature = stack_signature(event) if self.policy.dedupe_stack else None
+        if signature is not None:
+            self._stacks.setdefault(signature, dump_number)
+
     def decide(self, event: StopEvent, matched: bool, now: float, free_disk: Optional[int]) -> DecisionRecord:
         """Decide for one stop; call it for every stop. A ``dump`` decision is recorded at once."""
         if not isinstance(event, StopEvent):

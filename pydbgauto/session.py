@@ -22,6 +22,8 @@ import time
 import weakref
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
+import attr
+
 from pydbgauto import dumpfile, processes, stop_events
 from pydbgauto.drivers.choose import default_debugger, make_driver
 from pydbgauto.drivers.base import DEFAULT, Driver, RawStop, StopKind, Target, TimeLimit, resolve_timeout
@@ -67,6 +69,7 @@ class Session:
         self._closed = False
         self._exited = False
         self.last_event: Optional[StopEvent] = None
+        self._last_raw: Optional[RawStop] = None  # the driver's stop behind last_event
         self._type_cache: Dict[int, Tuple[str, ...]] = {}
         self._filtered: List[StopEvent] = []
         self._event_cond = threading.Condition()  # break_in from another thread waits on it
@@ -173,7 +176,9 @@ class Session:
         """Let the target run to its next exception stop or its exit.
 
         ``timeout`` None waits for ever; past it, DebuggerTimeoutError (the target is then stopped, and
-        ``close()`` lets it go). With ``parse`` the event carries the parsed ``pe`` and ``clrstack``.
+        ``close()`` lets it go). With ``parse`` the event carries the parsed ``pe`` and ``clrstack``;
+        without, only what the debugger read of the exception object (its type, where it knows it):
+        ``read_stop`` parses the same stop later, while the target is still stopped there.
         """
         self._check_open()
         if self._exited:
@@ -189,12 +194,21 @@ class Session:
             event = self._event_from(raw, parse)
             if raw.kind is StopKind.EXIT:
                 self._exited = True
-            self.last_event = event
+            self.last_event, self._last_raw = event, raw
         finally:
             with self._event_cond:
                 self._waiting = False
                 self._event_cond.notify_all()
         return event
+
+    def read_stop(self, event: StopEvent) -> StopEvent:
+        """``event`` (the last, read without ``parse``) with pe and clrstack parsed, the target still
+        stopped there: the same sequence number and time. SOS's failures are in ``error``."""
+        self._check_open()
+        if event is not self.last_event or self._last_raw is None or self._waiting:
+            raise PydbgautoError("read_stop reads the last event's stop, before the next wait_for_event")
+        self.last_event = attr.evolve(self._event_from(self._last_raw, True), time=event.time)
+        return self.last_event
 
     @property
     def waiting(self) -> bool:

@@ -20,9 +20,13 @@ if TYPE_CHECKING:
 MAX_TYPE_CHAIN = 32  # a longer chain of base types is not a real one: stop reading there
 
 
+UNPARSED = "not read by SOS: the type (and the message and HResult where the debugger's filter read them)"
+
+
 def event_from(session: "Session", raw: RawStop, parse: bool) -> StopEvent:
     """A driver's raw stop as a StopEvent: the stopped thread's stack and exception parsed when ``parse``;
-    what SOS could not tell is in ``error``, never raised."""
+    what SOS could not tell is in ``error``, never raised. Without ``parse``, the exception is what the
+    driver read of the object (its type, when it knows it; ``truncated`` says so), no stack."""
     now = time.time()
     if raw.kind is StopKind.EXIT:
         return StopEvent(
@@ -56,6 +60,14 @@ def event_from(session: "Session", raw: RawStop, parse: bool) -> StopEvent:
                 exception = session.exception(raw.exception_address)
         except (SosError, PydbgautoError) as e:
             errors.append(f"pe: {e}")
+    elif raw.type_chain and raw.exception_address and raw.kind is StopKind.FIRST_CHANCE:
+        exception = ManagedException(
+            address=raw.exception_address,
+            type=raw.type_chain[0],
+            message=raw.message,
+            hresult=raw.hresult,
+            truncated=UNPARSED,
+        )
     crash = None
     if raw.kind is StopKind.SECOND_CHANCE:
         crash = crashes.classify(exception, crashes.read_report(session.driver.target_stderr, session.pid))
@@ -77,6 +89,7 @@ def event_from(session: "Session", raw: RawStop, parse: bool) -> StopEvent:
         error="; ".join(errors) or None,
         type_chain=raw.type_chain,
         crash=crash,
+        matched_in_debugger=raw.filter_matched,
     )
 
 

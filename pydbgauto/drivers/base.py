@@ -46,6 +46,11 @@ class RawStop:
     description: str = ""  # the debugger's own words: banner, stop reason
     text: str = ""  # raw debugger text around the stop
     type_chain: Tuple[str, ...] = ()  # the exception type and its bases, when the driver learnt them
+    # The debugger-side filter evaluated the predicate at this stop and it matched; what it read of the
+    # exception object on the way (None: not read)
+    filter_matched: bool = False
+    message: Optional[str] = None
+    hresult: Optional[int] = None
 
 
 class _Default:

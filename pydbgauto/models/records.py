@@ -76,6 +76,9 @@ class StopEvent(_Model):
     # A first-chance stop the debugger-side filter resumed without reporting (Session.take_filtered):
     # it has only the exception's address and type, no stack.
     filtered: bool = attr.field(default=False, metadata={"omit_if_false": True})
+    # The debugger-side filter evaluated the predicate at this stop and it matched (a watch may then
+    # write the dump before it reads pe and clrstack).
+    matched_in_debugger: bool = attr.field(default=False, metadata={"omit_if_false": True})
 
     _nested: ClassVar[Dict[str, Type[_Model]]] = {
         "exception": ManagedException,

@@ -1,6 +1,11 @@
 """One stop of a watch: event -> facts -> predicate -> decision (a line in the decision log) -> dump ->
 capture record (JSON beside the dump). The target is held stopped up to the dump's write; the dump's
-check (sha256, the reader) and its record follow once it runs again (:mod:`pydbgauto.after_resume`)."""
+check (sha256, the reader) and its record follow once it runs again (:mod:`pydbgauto.after_resume`).
+
+A stop the debugger-side filter matched (``StopEvent.matched_in_debugger``) is decided before SOS reads
+it when the policy needs no stack for it (no dump's stack to compare with yet): decision, dump, then
+``pe`` and ``clrstack`` (and the thread list) at the same stop, for the record. Its decision log line has
+what the debugger read of the object (type, and message and HResult for a message predicate)."""
 
 from __future__ import annotations
 
@@ -73,8 +78,20 @@ class StopHandler:
         self.dump_size = 0  # bytes a dump of the target may take (its readable mappings)
         self.pending: Optional[Pending[Tuple[Optional[DumpRecord], float]]] = None  # the last dump's check
 
-    def handle(self, event: StopEvent) -> bool:
-        """Decide one stop (and dump it); False when the predicate overran the watch's time limit."""
+    def handle(self, event: StopEvent, parsed: bool = True) -> bool:
+        """Decide one stop (and dump it); False when the predicate overran the watch's time limit.
+        ``parsed``: the event carries pe and clrstack (else they are read here, after a dump if the
+        debugger-side filter decided it)."""
+        if not parsed and event.kind != "exit":
+            if event.matched_in_debugger and self.state.can_decide_without_stack():
+                decision = self.decide(event, True)
+                if decision.action == "dump":
+                    self._capture(event, decision, (), read_after=True)
+                return True
+            try:
+                event = self.session.read_stop(event)
+            except PydbgautoError as e:
+                log.warning("could not read the stop of %s: %s", event, e)
         inner = self._inner_exceptions(event) if "inner" in self.needs else ()
         if "fields" in self.needs:
             event, inner = fields.with_fields(self.session, event, inner)
@@ -138,16 +155,16 @@ class StopHandler:
             self.pending = None
 
     def _capture(
-        self, event: StopEvent, decision: DecisionRecord, inner: Tuple[ManagedException, ...]
+        self,
+        event: StopEvent,
+        decision: DecisionRecord,
+        inner: Tuple[ManagedException, ...],
+        read_after: bool = False,
     ) -> None:
-        """At the stop: the thread list and the dump write; the check and the record after the resume."""
+        """At the stop: the dump write, then the thread list (and with ``read_after`` the stop's pe and
+        clrstack: it was decided on what the debugger read); the check and the record after the resume."""
         self.finish_pending()
         seen_at = time.monotonic()
-        threads = None
-        try:
-            threads = self.session.threads()
-        except PydbgautoError as e:
-            log.warning("clrthreads failed: %s", e)
         path = self.policy.path(
             self.process, self.session.pid or 0, event.exception_type, time.time(), decision.n or 0
         )
@@ -160,9 +177,17 @@ class StopHandler:
             dump_error = str(e)
             log.error("dump %s failed: %s", path, e)
         except KeyboardInterrupt:  # the dump was removed by Session.dump; say so in the record
-            self._record_failure(event, decision, inner, path, threads, "interrupted by a signal: removed")
+            self._record_failure(event, decision, inner, path, None, "interrupted by a signal: removed")
             raise
         stopped_at = _monotonic_of(event.time)
+        file_at = time.monotonic()
+        if read_after:
+            event, inner = self._read_decided(event, decision)
+        threads = None
+        try:
+            threads = self.session.threads()
+        except PydbgautoError as e:
+            log.warning("clrthreads failed: %s", e)
 
         def check(pause: float) -> Tuple[Optional[DumpRecord], float]:
             if written is None:
@@ -180,6 +205,8 @@ class StopHandler:
         def keep(checked: Tuple[Optional[DumpRecord], float]) -> None:
             dump, pause = checked
             timings = {"stop_to_dump_start": seen_at - stopped_at, "pause": pause}
+            if written is not None:
+                timings["stop_to_dump_file"] = file_at - stopped_at
             if dump is not None:
                 timings["dump_write"] = dump.seconds
                 if dump.verify_seconds is not None:
@@ -209,6 +236,30 @@ class StopHandler:
             self._record_failure(event, decision, inner, path, threads, "interrupted by a signal: removed")
 
         self.pending = Pending(stopped_at, check, keep, drop)
+
+    def _read_decided(
+        self, event: StopEvent, decision: DecisionRecord
+    ) -> Tuple[StopEvent, Tuple[ManagedException, ...]]:
+        """After the dump of a stop decided on what the debugger read: its pe and clrstack (the target is
+        still stopped there), its stack remembered for dedupe, the kept decision updated, and the
+        predicate asked again on what SOS shows (a disagreement is logged; the dump stays)."""
+        try:
+            full = self.session.read_stop(event)
+        except PydbgautoError as e:
+            log.warning("could not read the stop of %s after its dump: %s", event, e)
+            return event, ()
+        inner = self._inner_exceptions(full) if "inner" in self.needs else ()
+        self.state.remember_stack(full, decision.n or 0)
+        if self.decisions and self.decisions[-1][0] is event:
+            self.decisions[-1] = (full, decision)
+        verdict = preds.evaluate(self.predicate, preds.Facts(event=full, inner_exceptions=inner))
+        if not verdict.matched:
+            log.warning(
+                "the debugger's filter matched %s but the predicate does not on what SOS shows (%s)",
+                full,
+                verdict.error or "no match",
+            )
+        return full, inner
 
     def _write_record(self, capture: CaptureRecord) -> CaptureRecord:
         """Write the capture record; a record that cannot be written is said in ``dump_error``."""

@@ -135,7 +135,8 @@ class WatchLoop:
                 step = self.poll_interval if remaining is None else min(self.poll_interval, remaining)
             handler.resumed()  # this wait resumes the target: the last dump's check may begin
             try:
-                event = self.session.wait_for_event(step)
+                # Filtered in the debugger: a match may be dumped before SOS reads it (StopHandler)
+                event = self.session.wait_for_event(step, parse=not filtered)
             except DebuggerNotAnsweringError:
                 handler.log_filtered()
                 raise  # the debugger is hung: a debugger problem, not the end of the time
@@ -148,7 +149,7 @@ class WatchLoop:
             if event.kind == "exit":
                 handler.decide(event, matched=False)
                 return "exit", event.exit_status, filtered
-            if not handler.handle(event):
+            if not handler.handle(event, parsed=not filtered):
                 return "timeout", None, filtered  # the predicate overran the time limit
             if handler.state.done:
                 return "max-dumps", None, filtered

@@ -10,6 +10,7 @@ exceptions is that slope extrapolated, beside the number really watched.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import threading
@@ -128,4 +129,105 @@ def bench_memory(rt: str, folder: str, seconds: float) -> None:
         "Python RSS before the watch",
         python_before / 1024,
         python_note if len(python_points) >= 2 else "too few exceptions for a slope",
+    )
+
+
+def bench_memory_count(rt: str, folder: str, count: int, every: float = 10.0) -> None:
+    """RSS over ``count`` exceptions really watched (each decided in lldb's agent: a message predicate
+    that never matches), counted exactly from the watch's decisions; sampled every ``every`` seconds
+    (each sample also printed as a JSON line, so a long run can be followed). Reported: the RSS after
+    the first 5 % of the run beside the RSS at the end, and the slope over the rest."""
+    argv = [APPS[rt], "storm", "1000000", str(48 * 3600)]
+    out_dir = tempfile.mkdtemp(dir=folder)
+    seen = [0]
+    enough = threading.Event()
+    samples: List[Tuple[float, int, int, int]] = []  # (time, exceptions, lldb KiB, python KiB)
+
+    def on_event(kind: str, data: object) -> None:
+        if kind == "decision":
+            seen[0] += 1
+            if seen[0] >= count:
+                enough.set()
+
+    def sample() -> None:
+        while not enough.wait(every):
+            row = (time.monotonic(), seen[0], sum(rss_kb(p) for p in _lldb_pids()), rss_kb(os.getpid()))
+            samples.append(row)
+            print(
+                json.dumps(
+                    {
+                        "rt": rt,
+                        "t": round(row[0] - started, 1),
+                        "n": row[1],
+                        "lldb_kib": row[2],
+                        "python_kib": row[3],
+                    }
+                ),
+                flush=True,
+            )
+
+    started = time.monotonic()
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        result = watch(
+            launch=argv,
+            when=pda.message_matches(NEVER_SAID),
+            dump_dir=out_dir,
+            max_dumps=1,
+            verify=False,
+            stop=enough,
+            on_event=on_event,
+            handle_signals=False,
+            session_options={"output_dir": out_dir},
+        )
+    finally:
+        enough.set()
+        sampler.join()
+    target = next((e.pid for e, _ in reversed(result.decisions) if e.pid), None)
+    if target:
+        try:
+            os.kill(target, 9)  # the launched storm runs on after the detach
+        except OSError:
+            pass
+    elapsed = time.monotonic() - started
+    steady = [s for s in samples if s[1] >= count * 0.05]
+    if len(steady) < 2:
+        report(f"memory: exceptions watched [{rt}]", seen[0], "exc", "asked for", count, "too few samples")
+        return
+    first, last = steady[0], steady[-1]
+    note = f"{seen[0]:,} really watched in {elapsed:.0f} s ({seen[0] / elapsed:.0f}/s); from {first[1]:,} on"
+    report(
+        f"memory, {count:,} watched: lldb RSS at the end [{rt}]",
+        last[2] / 1024,
+        "MiB",
+        f"lldb RSS at {first[1]:,}",
+        first[2] / 1024,
+        note,
+    )
+    report(
+        f"memory, {count:,} watched: Python RSS at the end [{rt}]",
+        last[3] / 1024,
+        "MiB",
+        f"Python RSS at {first[1]:,}",
+        first[3] / 1024,
+        note,
+    )
+    lldb_slope = _slope([(float(n), float(kb)) for _, n, kb, _ in steady]) * 1e6 / 1024
+    python_slope = _slope([(float(n), float(py)) for _, n, _, py in steady]) * 1e6 / 1024
+    report(
+        f"memory, {count:,} watched: lldb growth per 1M [{rt}]",
+        lldb_slope,
+        "MiB",
+        "lldb RSS at the start of the slope",
+        first[2] / 1024,
+        f"least squares over {len(steady)} samples",
+    )
+    report(
+        f"memory, {count:,} watched: Python growth per 1M [{rt}]",
+        python_slope,
+        "MiB",
+        "Python RSS at the start of the slope",
+        first[3] / 1024,
+        f"least squares over {len(steady)} samples",
     )

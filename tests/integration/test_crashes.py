@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import re
-import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 from typing import Dict, List, Optional
 
@@ -333,8 +334,14 @@ def test_crash_among_a_thousand_threads(crash_app, runtime, tmp_path, no_lldb_le
 
 
 def lldb_of(owner: int) -> List[int]:
-    """lldb processes a given pydbgauto process started (tagged with its pid)."""
-    return lldb_processes(owner)
+    """lldb processes a given pydbgauto process started (tagged with its pid). Asked up to 3 times 50 ms
+    apart: a `pgrep -f` taken the moment the dump writer starts has been seen to list none of them."""
+    for _ in range(3):
+        found = lldb_processes(owner)
+        if found:
+            return found
+        time.sleep(0.05)
+    return []
 
 
 def start_cli(args: List[str], tmp_path) -> subprocess.Popen:
@@ -350,19 +357,31 @@ def start_cli(args: List[str], tmp_path) -> subprocess.Popen:
 
 
 def read_json_until(proc: subprocess.Popen, event: str, timeout: float) -> List[dict]:
+    """The CLI's JSON lines up to the first ``event`` line, as they come. Read by a thread: a select() on
+    the pipe does not see lines that a readline() already took into its buffer (two lines written
+    together, e.g. "exception" and "dump-start", would leave the second unseen until the next one)."""
     assert proc.stdout is not None
-    lines: List[dict] = []
+    lines: "queue.Queue[Optional[dict]]" = queue.Queue()
+
+    def read() -> None:
+        for raw in proc.stdout:  # type: ignore[union-attr]
+            lines.put(json.loads(raw))
+        lines.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    seen: List[dict] = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        ready, _, _ = select.select([proc.stdout], [], [], 0.2)
-        if ready:
-            raw = proc.stdout.readline()
-            if not raw:
-                break
-            lines.append(json.loads(raw))
-            if lines[-1].get("event") == event:
-                return lines
-    raise AssertionError(f"no {event!r} line within {timeout} s: {lines}")
+        try:
+            line = lines.get(timeout=0.2)
+        except queue.Empty:
+            continue
+        if line is None:
+            break
+        seen.append(line)
+        if line.get("event") == event:
+            return seen
+    raise AssertionError(f"no {event!r} line within {timeout} s: {seen}")
 
 
 @pytest.mark.parametrize("moment", ["exception", "dump-start"])

@@ -50,7 +50,7 @@ from pydbgauto.drivers.lldb import guardian, protocol, qcalls  # noqa: E402
 from pydbgauto.drivers.lldb.dispatch import AgentError, dispatch  # noqa: E402
 from pydbgauto.drivers.lldb.exception_fields import ExceptionFields  # noqa: E402
 from pydbgauto.drivers.lldb.filter_ops import AGENT_CAN_FETCH, FIELD_READ_OPS  # noqa: E402
-from pydbgauto.drivers.lldb.filter_ops import TYPE_ONLY_OPS, spec_ops  # noqa: E402
+from pydbgauto.drivers.lldb.filter_ops import TYPE_ONLY_OPS, named_types, spec_ops  # noqa: E402
 from pydbgauto.drivers.lldb.lldb_settings import START_UP_SETTINGS  # noqa: E402
 from pydbgauto.drivers.lldb.filter_stub import type_verdict  # noqa: E402
 from pydbgauto.drivers.lldb.inline_filter import FilterUnavailable, InlineFilter  # noqa: E402
@@ -133,7 +133,8 @@ class Agent:
         self.inline: Optional[InlineFilter] = None
         self.inline_note: Optional[str] = None  # why there is none
         self.funnel: Optional["lldb.SBAddress"] = None  # .NET 8: RaiseTheExceptionInternalOnly
-        self.funnel_pending: Dict[int, int] = {}  # .NET 8: thread -> object to report at __cxa_rethrow
+        # .NET 8: thread -> what the funnel's trap learnt of the throw to report at its __cxa_rethrow
+        self.funnel_pending: Dict[int, Dict[str, Any]] = {}
         self.filter_spec: Optional[Dict[str, Any]] = None
         self.thread_objects: Dict[int, int] = {}  # OS thread id -> the runtime's Thread object
         self.lto_offset: Optional[int] = None  # the last-thrown-object handle's slot in a Thread object
@@ -478,28 +479,31 @@ class Agent:
         assert self.inline is not None and self.target is not None
         self.stats["filter_traps"] += 1
         address = self.inline.exception_object(self, thread)
-        seen = {"kind": protocol.EVENT_FIRST_CHANCE, "thread_id": thread.GetThreadID()}
-        if address and not self._passes_filter(dict(seen, exception_address=address), thread):
+        seen = {
+            "kind": protocol.EVENT_FIRST_CHANCE,
+            "thread_id": thread.GetThreadID(),
+            "exception_address": address,
+        }
+        if address and not self._passes_filter(seen, thread):
             return  # ruled out (and listed for the decision log)
-        self.funnel_pending[thread.GetThreadID()] = address or 0
+        self.funnel_pending[thread.GetThreadID()] = seen
         self.target.FindBreakpointByID(self.rethrow_bp).SetEnabled(True)
 
     def _pending_rethrow(self, thread: "lldb.SBThread") -> Optional[Dict[str, Any]]:
         """.NET 8 with the stub: __cxa_rethrow reports the throw the funnel let through on this thread."""
         assert self.target is not None
-        address = self.funnel_pending.pop(thread.GetThreadID(), None)
+        pending = self.funnel_pending.pop(thread.GetThreadID(), None)
         if not self.funnel_pending:
             self.target.FindBreakpointByID(self.rethrow_bp).SetEnabled(False)
-        if address is None:
+        if pending is None:
             self.stats["other_thread_stops"] += 1
             return None
         self._require_process().SetSelectedThread(thread)
-        return {
-            "kind": "first-chance",
-            "thread_id": thread.GetThreadID(),
-            "exception_address": address or self._bare_pe_address(),
-            "description": "__cxa_rethrow",
-        }
+        return dict(
+            pending,
+            exception_address=pending.get("exception_address") or self._bare_pe_address(),
+            description="__cxa_rethrow",
+        )
 
     def _rule_out(self, address: int, chain: Tuple[str, ...]) -> bool:
         """True when the type alone rules the exception out; its MethodTable is then cached in the target."""
@@ -570,9 +574,38 @@ class Agent:
             self.filter_type_only = spec_ops(spec) <= TYPE_ONLY_OPS
             self.filter_field_read = spec_ops(spec) <= FIELD_READ_OPS
             result = {"filtering": True, "type_only": self.filter_type_only}
+            result["types_learnt"] = self._learn_named_types(spec)
         if self.mechanism == "cxa-rethrow":
             self._legacy_inline()
         return dict(result, inline_filter=self._inline_state())
+
+    def _learn_named_types(self, spec: Dict[str, Any], budget: float = 0.5) -> int:
+        """The MethodTables of the types the predicate names that are loaded already, with their chains:
+        a first throw of one then needs no SOS command at its stop (the stop's first SOS command costs
+        ~45 ms: SOS re-reads CoreLib's metadata after each resume). Searched: CoreLib for System.* names,
+        and modules whose assembly name prefixes a name (sos/modules.py), within ``budget`` seconds.
+        Returns how many were learnt."""
+        from pydbgauto.sos.modules import modules_to_search, parse_dumpdomain_modules, parse_dumpmodule_types
+
+        wanted = sorted(named_types(spec) - {chain[0] for chain in self.type_chains.values()})
+        if not wanted:
+            return 0
+        started = time.monotonic()
+        learnt = 0
+        try:
+            modules = parse_dumpdomain_modules(self.hc("dumpdomain"))
+            for address, _ in modules_to_search(wanted, modules):
+                if time.monotonic() - started > budget:
+                    break
+                types = parse_dumpmodule_types(self.hc(f"dumpmodule -mt {address:x}"))
+                for name in wanted:
+                    mt = types.get(name)
+                    if mt and self._chain_of(mt) is not None:
+                        learnt += 1
+        except Exception as e:  # noqa: BLE001 - only an optimisation: the first stop asks dumpmt instead
+            _trace(f"learn types: {e}")
+        self.stats["learn_seconds"] = round(time.monotonic() - started, 4)
+        return learnt
 
     def _type_chain(self, address: int) -> Optional[Tuple[str, ...]]:
         """The object's type and base types from its MethodTable pointer; dumpmt once per type."""
@@ -580,6 +613,10 @@ class Agent:
             mt = self._u64(address)
         except AgentError:
             return None
+        return self._chain_of(mt)
+
+    def _chain_of(self, mt: int) -> Optional[Tuple[str, ...]]:
+        """A MethodTable's type and base types (None: not an exception's); dumpmt once per type."""
         chain = self.type_chains.get(mt)
         if chain is not None:
             return chain
@@ -646,6 +683,10 @@ class Agent:
         verdict = predicates.evaluate(self.filter, predicates.Facts(event=stop))
         if verdict.matched or verdict.error:
             event["type_chain"] = list(chain)
+            if verdict.matched and not verdict.error:  # decided: the watch may dump before it reads SOS
+                event["filter_matched"] = True
+                if exception is not None and not self.filter_type_only:
+                    event["message"], event["hresult"] = exception.message, exception.hresult
             return True
         self._rule_out(address, chain)
         self._note_filtered(event["thread_id"], address, chain)
@@ -1029,6 +1070,7 @@ class Agent:
         from pydbgauto import coredump
 
         process = self._require_process()
+        _trace(f"dump {path}")
         started = time.monotonic()
         threads = [coredump.ThreadState(tid=t.GetThreadID(), registers=_gp_registers(t)) for t in process]
         selected = process.GetSelectedThread().GetThreadID()

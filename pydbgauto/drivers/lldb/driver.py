@@ -249,6 +249,9 @@ class LldbDriver(LldbProcess, Driver):
             exception_address=event.get("exception_address"),
             description=event.get("description", ""),
             type_chain=tuple(event.get("type_chain") or ()),
+            filter_matched=bool(event.get("filter_matched")),
+            message=event.get("message"),
+            hresult=event.get("hresult"),
         )
 
     def set_filter(self, spec: Optional[Dict[str, Any]]) -> bool:

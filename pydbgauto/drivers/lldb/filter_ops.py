@@ -17,6 +17,20 @@ FIELD_READ_OPS = TYPE_ONLY_OPS | {"message_matches", "hresult"}
 AGENT_CAN_FETCH = frozenset({"stack", "type_chain"})
 
 
+def named_types(spec: Any) -> Set[str]:
+    """The type names of every ``exception_type`` node in a predicate spec tree."""
+    found: Set[str] = set()
+    if isinstance(spec, dict):
+        if spec.get("op") == "exception_type" and isinstance(spec.get("name"), str):
+            found.add(spec["name"])
+        for value in spec.values():
+            found |= named_types(value)
+    elif isinstance(spec, list):
+        for value in spec:
+            found |= named_types(value)
+    return found
+
+
 def spec_ops(spec: Any) -> Set[str]:
     """Every "op" in a predicate spec tree."""
     found: Set[str] = set()
