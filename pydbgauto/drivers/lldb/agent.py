@@ -21,7 +21,6 @@ from __future__ import annotations
 import importlib
 import os
 import re
-import select
 import struct
 import sys
 import threading
@@ -47,6 +46,7 @@ for _name in ("pydbgauto", "pydbgauto.drivers"):
         sys.modules[_name] = _package
 
 from pydbgauto.drivers.lldb import guardian, protocol, qcalls  # noqa: E402
+from pydbgauto.drivers.lldb.continue_watch import ContinueWatch  # noqa: E402
 from pydbgauto.drivers.lldb.dispatch import AgentError, dispatch  # noqa: E402
 from pydbgauto.drivers.lldb.exception_fields import ExceptionFields  # noqa: E402
 from pydbgauto.drivers.lldb.filter_ops import AGENT_CAN_FETCH, FIELD_READ_OPS  # noqa: E402
@@ -156,9 +156,8 @@ class Agent:
         self.filtered: List[Dict[str, Any]] = []  # first-chance stops the filter let pass, for the log
         self._stop_cache: Optional["StopCache"] = None
         self.runtime: Dict[str, Any] = {}
-        self.wake_pipe = os.pipe()
+        self.continue_watch = ContinueWatch(self.cancel_fd)
         self.journal = guardian.Journal.from_environment()  # the guardian: survive lldb's death
-        os.set_blocking(self.wake_pipe[0], False)
         self.stats: Dict[str, Any] = {
             "stops": 0,
             "frame_stops": 0,  # AppendExceptionStackFrame for a later frame of a throw already reported
@@ -765,48 +764,19 @@ class Agent:
             # Only later frames of a reported throw, filtered throws or a stray stop: go on.
 
     def _continue_until_stop(self, process: "lldb.SBProcess", deadline: Optional[float]) -> Optional[str]:
-        """Continue synchronously; a watchdog interrupts at the deadline or on a cancel byte.
-
-        The watchdog sleeps in select() on the cancel pipe and a wake pipe, so it ends the moment the
-        target stops (a polling sleep here cost 40 ms per stop).
-        """
-        why: List[str] = []
-        wake_r, wake_w = self.wake_pipe
-
-        def watchdog() -> None:
-            fds = [wake_r] + ([self.cancel_fd] if self.cancel_fd is not None else [])
-            while True:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    why.append(protocol.EVENT_TIMEOUT)
-                    process.SendAsyncInterrupt()
-                    return
-                ready, _, _ = select.select(fds, [], [], remaining)
-                if wake_r in ready:
-                    os.read(wake_r, 64)
-                    return
-                if ready:  # a cancel byte, or the driver went away (end of file): stop the wait either way
-                    os.read(self.cancel_fd, 64)  # type: ignore[arg-type]
-                    why.append(protocol.EVENT_CANCELLED)
-                    process.SendAsyncInterrupt()
-                    return
-
-        thread = threading.Thread(target=watchdog, daemon=True)
-        thread.start()
+        """Continue synchronously; the session's ContinueWatch interrupts at the deadline or on a cancel
+        byte (continue_watch.py). Returns why it was interrupted, or None."""
         started = time.monotonic()
+        self.continue_watch.begin(process, deadline)
         self.journal.release()
         error = process.Continue()
         if process.GetState() == lldb.eStateStopped:  # not if lldb-server died meanwhile
             self.journal.hold(_thread_stops(process))
+        why = self.continue_watch.end()
         self.stats["run_seconds"] += time.monotonic() - started
-        if thread.is_alive():
-            os.write(wake_w, b"w")
-        thread.join()
-        if not why:
-            _drain(wake_r)  # a wake byte the watchdog did not need
         if not error.Success() and process.GetState() == lldb.eStateStopped and not why:
             raise AgentError(protocol.ERR_CONTINUE, f"could not resume the target: {error.GetCString()}")
-        return why[0] if why else None
+        return why
 
     def _collect_events(self, process: "lldb.SBProcess") -> List[Dict[str, Any]]:
         events: List[Dict[str, Any]] = []
@@ -1190,14 +1160,6 @@ def _trace(line: str) -> None:
     if _TRACE:
         with open(_TRACE, "a") as f:
             f.write(line + "\n")
-
-
-def _drain(fd: int) -> None:
-    try:
-        while os.read(fd, 64):
-            pass
-    except BlockingIOError:
-        pass
 
 
 def _anonymous_code(pid: int) -> set:

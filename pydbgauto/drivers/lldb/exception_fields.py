@@ -18,6 +18,7 @@ from typing import Callable, Optional, Sequence, Tuple
 CHECKS = 3  # reads compared with SOS's pe before the reader is trusted
 MAX_MESSAGE = 1 << 16  # characters read of a message; a longer one is left to pe (the reader says None)
 STRING_LENGTH_AT, STRING_CHARS_AT = 8, 12
+FIRST_CHARS = 120  # characters read with the length (a longer message costs one more read)
 
 
 class ExceptionFields:
@@ -43,15 +44,25 @@ class ExceptionFields:
     def read(self, read: Callable[[int, int], bytes], address: int) -> Tuple[Optional[str], int]:
         """(message or None, HResult) of the exception at ``address``; raises ValueError if unreadable."""
         assert self.message_at is not None and self.hresult_at is not None
-        (string,) = struct.unpack("<Q", read(address + self.message_at, 8))
-        (hresult,) = struct.unpack("<i", read(address + self.hresult_at, 4))
+        # One read for both fields, one for the string's length and its first characters: each read is
+        # a call into lldb (and a packet to lldb-server for a line not yet read at this stop).
+        low, high = min(self.message_at, self.hresult_at), max(self.message_at, self.hresult_at) + 8
+        span = read(address + low, high - low)
+        (string,) = struct.unpack_from("<Q", span, self.message_at - low)
+        (hresult,) = struct.unpack_from("<i", span, self.hresult_at - low)
         if not string:
             return None, hresult
-        (length,) = struct.unpack("<i", read(string + STRING_LENGTH_AT, 4))
+        try:  # the string object is at least this long only when its text is: else read it exactly
+            head = read(string + STRING_LENGTH_AT, STRING_CHARS_AT - STRING_LENGTH_AT + 2 * FIRST_CHARS)
+        except Exception:  # noqa: BLE001 - past the end of a mapping: read what is there
+            head = read(string + STRING_LENGTH_AT, 4)
+        (length,) = struct.unpack_from("<i", head, 0)
         if not 0 <= length <= MAX_MESSAGE:
             raise ValueError(f"a message of {length} characters")
-        text = read(string + STRING_CHARS_AT, 2 * length).decode("utf-16-le", errors="replace")
-        return text, hresult
+        chars = head[STRING_CHARS_AT - STRING_LENGTH_AT :]
+        if len(chars) < 2 * length:
+            chars = read(string + STRING_CHARS_AT, 2 * length)
+        return chars[: 2 * length].decode("utf-16-le", errors="replace"), hresult
 
     def check(
         self, read_value: Tuple[Optional[str], int], pe_message: Optional[str], pe_hresult: Optional[int]
