@@ -75,7 +75,10 @@ class ContinueWatch:
                 ready, _, _ = select.select(fds, [], [], remaining)
                 if self._wake_r in ready:
                     _drain(self._wake_r)
-                    break  # the run ended, or a stale wake: look at the state again
+                    with self._cond:
+                        if self._running and self._run == run:
+                            continue  # a wake left by an earlier run (ended after a timeout): watch on
+                    break  # this run ended
                 if ready:  # a cancel byte, or the driver went away (end of file): stop the wait either way
                     os.read(self.cancel_fd, 64)  # type: ignore[arg-type]
                     if self._interrupt(run, protocol.EVENT_CANCELLED):

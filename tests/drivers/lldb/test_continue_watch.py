@@ -1,0 +1,60 @@
+"""continue_watch.py: one thread interrupts each run at its deadline, also right after a run it
+interrupted (a wake byte that run left behind must not make it skip the next). The lldb process is a
+test double here (InterruptRecorder: only SendAsyncInterrupt, which it records); the real one is exercised
+by every integration test that waits in slices (tests/integration/test_watch.py and others)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import List
+
+from pydbgauto.drivers.lldb import protocol
+from pydbgauto.drivers.lldb.continue_watch import ContinueWatch
+
+
+class InterruptRecorder:
+    """Test double of lldb.SBProcess: a run "continues" until SendAsyncInterrupt is called."""
+
+    def __init__(self) -> None:
+        self.interrupted = threading.Event()
+        self.calls: List[float] = []
+
+    def SendAsyncInterrupt(self) -> None:  # noqa: N802 - lldb's name
+        self.calls.append(time.monotonic())
+        self.interrupted.set()
+
+    def run(self, watch: ContinueWatch, deadline: float, longest: float = 5.0) -> str:
+        self.interrupted.clear()
+        watch.begin(self, deadline)
+        self.interrupted.wait(longest)
+        return str(watch.end())
+
+
+def test_each_run_is_interrupted_at_its_deadline_even_after_an_interrupted_one() -> None:
+    watch = ContinueWatch(None)
+    process = InterruptRecorder()
+    for _ in range(20):  # timeout after timeout: each leaves a wake byte behind
+        started = time.monotonic()
+        assert process.run(watch, started + 0.02) == protocol.EVENT_TIMEOUT
+        assert time.monotonic() - started < 2.0
+
+
+def test_a_run_that_ends_by_itself_is_not_interrupted_and_the_next_is() -> None:
+    watch = ContinueWatch(None)
+    process = InterruptRecorder()
+    watch.begin(process, time.monotonic() + 10)
+    time.sleep(0.05)
+    assert watch.end() is None and not process.calls  # ended before its deadline
+    started = time.monotonic()
+    assert process.run(watch, started + 0.05) == protocol.EVENT_TIMEOUT
+    assert len(process.calls) == 1
+
+
+def test_a_cancel_byte_interrupts_the_run() -> None:
+    read_end, write_end = os.pipe()
+    watch = ContinueWatch(read_end)
+    process = InterruptRecorder()
+    threading.Timer(0.05, lambda: os.write(write_end, b"c")).start()
+    assert process.run(watch, time.monotonic() + 10) == protocol.EVENT_CANCELLED
