@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import statistics
 import subprocess
+import tempfile
 import threading
 import time
 from typing import Any, List, Mapping
@@ -53,7 +54,7 @@ def _one_watch(app: WaitingApp, folder: str) -> Mapping[str, float]:
     capture = result.captures[0]
     assert capture.dump is not None and sent, capture.dump_error
     throw_to_stop = capture.event.time - sent[0]
-    for name in os.listdir(folder):
+    for name in os.listdir(folder):  # the dump and its record (this watch's own folder)
         os.unlink(os.path.join(folder, name))
     return {
         "throw_to_file": throw_to_stop + capture.timings["stop_to_dump_file"],
@@ -66,6 +67,7 @@ def _one_watch(app: WaitingApp, folder: str) -> Mapping[str, float]:
 
 def bench_throw_to_file(rt: str, folder: str, rounds: int = 3) -> None:
     """watch() with a type predicate: throw to dump file complete, vs createdump --full of it."""
+    folder = tempfile.mkdtemp(dir=folder)  # the other figures' folders are not this one's to empty
     app = WaitingApp(APPS[rt])
     ours: List[Mapping[str, float]] = []
     base: List[float] = []
