@@ -6,7 +6,7 @@ needs (docs/linux.md, "the in-agent filter"); from the type alone when every nod
 
 from __future__ import annotations
 
-from typing import Any, Set
+from typing import Any, Dict, Iterator, Set
 
 # Predicate nodes the agent can decide from the type alone (no SOS command per throw).
 TYPE_ONLY_OPS = frozenset({"exception_type", "first_chance", "second_chance", "not", "all", "any"})
@@ -17,29 +17,26 @@ FIELD_READ_OPS = TYPE_ONLY_OPS | {"message_matches", "hresult"}
 AGENT_CAN_FETCH = frozenset({"stack", "type_chain"})
 
 
-def named_types(spec: Any) -> Set[str]:
-    """The type names of every ``exception_type`` node in a predicate spec tree."""
-    found: Set[str] = set()
+def _nodes(spec: Any) -> Iterator[Dict[str, Any]]:
+    """Every node (a dict) of a predicate spec tree, depth first."""
     if isinstance(spec, dict):
-        if spec.get("op") == "exception_type" and isinstance(spec.get("name"), str):
-            found.add(spec["name"])
+        yield spec
         for value in spec.values():
-            found |= named_types(value)
+            yield from _nodes(value)
     elif isinstance(spec, list):
         for value in spec:
-            found |= named_types(value)
-    return found
+            yield from _nodes(value)
+
+
+def named_types(spec: Any) -> Set[str]:
+    """The type names of every ``exception_type`` node in a predicate spec tree."""
+    return {
+        node["name"]
+        for node in _nodes(spec)
+        if node.get("op") == "exception_type" and isinstance(node.get("name"), str)
+    }
 
 
 def spec_ops(spec: Any) -> Set[str]:
     """Every "op" in a predicate spec tree."""
-    found: Set[str] = set()
-    if isinstance(spec, dict):
-        if "op" in spec:
-            found.add(spec["op"])
-        for value in spec.values():
-            found |= spec_ops(value)
-    elif isinstance(spec, list):
-        for value in spec:
-            found |= spec_ops(value)
-    return found
+    return {node["op"] for node in _nodes(spec) if "op" in node}
