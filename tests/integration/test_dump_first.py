@@ -30,6 +30,19 @@ def _throw_when_armed(app: WaitingApp, *commands: str):  # type: ignore[no-untyp
     return on_event
 
 
+def _watch_for_ioe(app: WaitingApp, tmp_path, *commands: str, **options: Any):  # type: ignore[no-untyped-def]
+    """watch() of the running app for IOE, ``commands`` sent to it once the watch is armed."""
+    options = dict({"max_dumps": 1, "timeout": 60, "verify": False}, **options)
+    return watch(
+        pid=app.pid,
+        when=pda.exception_type(IOE),
+        dump_dir=str(tmp_path),
+        on_event=_throw_when_armed(app, *commands),
+        handle_signals=False,
+        **options,
+    )
+
+
 def _agent_lines(trace: str) -> List[str]:
     with open(trace) as f:
         return [line.rstrip("\n") for line in f]
@@ -40,15 +53,7 @@ def test_a_decided_match_is_dumped_before_pe_and_clrstack(waiting_app, runtime, 
     monkeypatch.setenv("PYDBGAUTO_AGENT_TRACE", trace)
     waiting_app.send("invalid-op")  # the type is loaded before the watch: its MethodTable is learnt at arming
     assert waiting_app.wait_for_line("OK invalid-op", 30)
-    result = watch(
-        pid=waiting_app.pid,
-        when=pda.exception_type(IOE),
-        dump_dir=str(tmp_path),
-        max_dumps=1,
-        timeout=120,
-        on_event=_throw_when_armed(waiting_app, "invalid-op"),
-        handle_signals=False,
-    )
+    result = _watch_for_ioe(waiting_app, tmp_path, "invalid-op", timeout=120, verify=True)
     assert result.ended == "max-dumps", result
     capture = result.captures[0]
     assert capture.event.matched_in_debugger
@@ -81,16 +86,7 @@ def test_the_second_match_at_the_same_place_is_a_duplicate(waiting_app, runtime,
     """The first dump was taken before its stack was read; its stack signature is remembered all the same,
     so the same throw again is a duplicate-stack (read by SOS before the decision: there is a stack to
     compare with now)."""
-    result = watch(
-        pid=waiting_app.pid,
-        when=pda.exception_type(IOE),
-        dump_dir=str(tmp_path),
-        max_dumps=2,
-        timeout=20,
-        verify=False,
-        on_event=_throw_when_armed(waiting_app, "invalid-op", "invalid-op"),
-        handle_signals=False,
-    )
+    result = _watch_for_ioe(waiting_app, tmp_path, "invalid-op", "invalid-op", max_dumps=2, timeout=20)
     reasons = [d.reason for _, d in result.decisions if d.reason != "no-match"]
     assert reasons == ["matched", "duplicate-stack"], [(e.exception_type, d) for e, d in result.decisions]
     assert len(result.captures) == 1 and result.captures[0].event.matched_in_debugger
@@ -102,18 +98,7 @@ def test_skip_first_matches_cost_no_sos(waiting_app, runtime, tmp_path, monkeypa
     monkeypatch.setenv("PYDBGAUTO_AGENT_TRACE", trace)
     waiting_app.send("invalid-op")
     assert waiting_app.wait_for_line("OK invalid-op", 30)
-    result = watch(
-        pid=waiting_app.pid,
-        when=pda.exception_type(IOE),
-        dump_dir=str(tmp_path),
-        max_dumps=1,
-        skip_first=3,
-        dedupe=False,
-        timeout=60,
-        verify=False,
-        on_event=_throw_when_armed(waiting_app, "repeat 4"),
-        handle_signals=False,
-    )
+    result = _watch_for_ioe(waiting_app, tmp_path, "repeat 4", skip_first=3, dedupe=False)
     assert [d.reason for _, d in result.decisions] == ["skip-first"] * 3 + ["matched"], result.decisions
     commands = [line.split()[1] for line in _agent_lines(trace) if line.startswith("hc ")]
     assert commands.count("pe") <= 1 and commands.count("clrstack") <= 1, commands  # the dumped one only
