@@ -720,7 +720,10 @@ def as_predicate(obj: Any, takes: Optional[str] = None) -> Predicate:
 
     A callable that takes the exception is not called for a stop without one (an exit, or one where
     SOS could not read the exception): the predicate is simply false. There is no "try one, then the
-    other": a predicate is called once per stop, with one kind of argument, chosen before the watch.
+    other": a predicate is called with one kind of argument, chosen before the watch; once per stop,
+    but for one thing: a watch on lldb first calls it on what the debugger read of the object (type,
+    message, HResult), and calls it again on the full stop only if it touched anything else (the stack,
+    the frames, fields, inner exceptions: pydbgauto.watching.thin).
     """
     if isinstance(obj, Predicate):
         if takes is not None:

@@ -51,6 +51,7 @@ class RawStop:
     filter_matched: bool = False
     message: Optional[str] = None
     hresult: Optional[int] = None
+    fields_read: bool = False  # message and hresult are what the object holds (read_fields_at_stops)
 
 
 class _Default:
@@ -158,6 +159,12 @@ class Driver(abc.ABC):
         True: the debugger evaluates it and resumes non-matching stops itself (listed by
         ``take_filtered``). False (the default): every stop comes back to Python. The one place where
         a driver interprets exception data; see docs/architecture.md."""
+        return False
+
+    def read_fields_at_stops(self) -> bool:
+        """With no debugger-side filter: have the debugger send each first-chance stop with the type,
+        message and HResult of its exception object (``RawStop.fields_read``), read without SOS where it
+        can. True when it does (False, the default: the stop has no such fields)."""
         return False
 
     def take_filtered(self) -> List[FilteredStop]:

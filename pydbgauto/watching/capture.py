@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 import os
-from typing import Any, Deque, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Deque, List, Mapping, Optional, Tuple
 
 import attr
 
@@ -35,6 +35,7 @@ from pydbgauto.policy import DumpPolicy, PolicyState
 from pydbgauto.session import Session
 from pydbgauto.watching.checks import free_disk
 from pydbgauto.watching.decision_log import decision_line, write_line
+from pydbgauto.watching import thin
 from pydbgauto.watching.records import write_new_json
 from pydbgauto.watching.result import EventCallback
 
@@ -84,10 +85,18 @@ class StopHandler:
         debugger-side filter decided it)."""
         if not parsed and event.kind != "exit":
             if event.matched_in_debugger and self.state.can_decide_without_stack():
-                decision = self.decide(event, True)
-                if decision.action == "dump":
-                    self._capture(event, decision, (), read_after=True)
-                return True
+                return self._decided_before_reading(event)
+            if thin.applies(event):  # the type, message and HResult may be all the predicate needs
+                facts, touches = thin.facts_of(event)
+                verdict = evaluate_within(self.predicate, facts, self.deadline, thin.evaluate)
+                if verdict is None:
+                    return self._overran(event)
+                if not thin.needed_more(verdict, touches) and not verdict.error:
+                    if not verdict.matched:
+                        self.decide(event, False)
+                        return True
+                    if self.state.can_decide_without_stack():
+                        return self._decided_before_reading(event)
             try:
                 event = self.session.read_stop(event)
             except PydbgautoError as e:
@@ -106,16 +115,26 @@ class StopHandler:
         facts = preds.Facts(event=event, inner_exceptions=inner, inner_type_chains=chains)
         verdict = evaluate_within(self.predicate, facts, self.deadline)
         if verdict is None:
-            limit = "the watch's time limit"
-            self.decide(event, False, predicate_error=f"the predicate did not return within {limit}")
-            log.error("the predicate %s did not return within the time limit", self.predicate.describe())
-            return False
+            return self._overran(event)
         if verdict.error:
             log.warning("the predicate failed on %s: %s", event, verdict.error)
         decision = self.decide(event, verdict.matched, predicate_error=verdict.error)
         if decision.action == "dump":
             self._capture(event, decision, inner)
         return True
+
+    def _decided_before_reading(self, event: StopEvent) -> bool:
+        """A match decided from what the debugger read: decision, dump, then SOS reads it for the record."""
+        decision = self.decide(event, True)
+        if decision.action == "dump":
+            self._capture(event, decision, (), read_after=True)
+        return True
+
+    def _overran(self, event: StopEvent) -> bool:
+        limit = "the watch's time limit"
+        self.decide(event, False, predicate_error=f"the predicate did not return within {limit}")
+        log.error("the predicate %s did not return within the time limit", self.predicate.describe())
+        return False
 
     def decide(
         self, event: StopEvent, matched: bool, predicate_error: Optional[str] = None
@@ -252,6 +271,8 @@ class StopHandler:
         self.state.remember_stack(full, decision.n or 0)
         if self.decisions and self.decisions[-1][0] is event:
             self.decisions[-1] = (full, decision)
+        if not event.matched_in_debugger:  # decided in Python on the thin stop: a callable runs once
+            return full, inner
         verdict = preds.evaluate(self.predicate, preds.Facts(event=full, inner_exceptions=inner))
         if not verdict.matched:
             log.warning(
@@ -322,7 +343,10 @@ class StopHandler:
 
 
 def evaluate_within(
-    predicate: preds.Predicate, facts: preds.Facts, deadline: Optional[float]
+    predicate: preds.Predicate,
+    facts: preds.Facts,
+    deadline: Optional[float],
+    evaluate: Callable[[preds.Predicate, preds.Facts], preds.Verdict] = preds.evaluate,
 ) -> Optional[preds.Verdict]:
     """Evaluate on a worker thread until ``deadline`` (monotonic; None: no limit); None when it overran.
 
@@ -332,7 +356,7 @@ def evaluate_within(
     """
     box: List[preds.Verdict] = []
     worker = threading.Thread(
-        target=lambda: box.append(preds.evaluate(predicate, facts)), name="pydbgauto-predicate", daemon=True
+        target=lambda: box.append(evaluate(predicate, facts)), name="pydbgauto-predicate", daemon=True
     )
     worker.start()
     while worker.is_alive():

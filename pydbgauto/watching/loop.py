@@ -51,6 +51,7 @@ class WatchLoop:
         self.handler = StopHandler(session, predicate, policy, process, on_event, state)
         self.log_path = log_path
         self.in_debugger_filter = in_debugger_filter
+        self.thin = False  # stops come with the object's type, message and HResult (watching/thin.py)
         self.stop = stop
         self.poll_interval = poll_interval
         self.guard = guard
@@ -105,6 +106,8 @@ class WatchLoop:
         session.break_on_clr_exceptions()
         if self.in_debugger_filter:
             filtered = session.set_filter(handler.predicate)
+            # else Python decides every stop, from what the debugger read of the object where it can
+            self.thin = not filtered and session.driver.read_fields_at_stops()
         if session.pid and os.name == "posix":
             check_disk_for(session.pid, handler.policy.dump_dir, handler.policy.min_free_disk)
             handler.dump_size = processes.memory_size(session.pid)
@@ -135,8 +138,9 @@ class WatchLoop:
                 step = self.poll_interval if remaining is None else min(self.poll_interval, remaining)
             handler.resumed()  # this wait resumes the target: the last dump's check may begin
             try:
-                # Filtered in the debugger: a match may be dumped before SOS reads it (StopHandler)
-                event = self.session.wait_for_event(step, parse=not filtered)
+                # Filtered in the debugger: a match may be dumped before SOS reads it (StopHandler); thin:
+                # the predicate may decide before SOS reads it
+                event = self.session.wait_for_event(step, parse=not (filtered or self.thin))
             except DebuggerNotAnsweringError:
                 handler.log_filtered()
                 raise  # the debugger is hung: a debugger problem, not the end of the time
@@ -149,7 +153,7 @@ class WatchLoop:
             if event.kind == "exit":
                 handler.decide(event, matched=False)
                 return "exit", event.exit_status, filtered
-            if not handler.handle(event, parsed=not filtered):
+            if not handler.handle(event, parsed=not (filtered or self.thin)):
                 return "timeout", None, filtered  # the predicate overran the time limit
             if handler.state.done:
                 return "max-dumps", None, filtered

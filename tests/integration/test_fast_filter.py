@@ -317,14 +317,14 @@ def test_a_message_predicate_is_decided_from_the_object_without_sos(waiting_app,
         assert event.exception is not None and event.exception.message == "match"
         assert event.exception.type == IOE
         counts = stats(s)
-        # 41 non-matching throws decided in the agent: the first few by pe (the reader's checks), the rest
-        # from the object itself
-        assert counts["field_reads"] >= 41 - 4, counts
+        # 41 non-matching throws decided without SOS but for the first few (the reader's checks, by pe): in
+        # the agent from the object itself, or on .NET 8 in the target (test_message_prefilter.py)
+        in_target = counts["inline_filter"]["prefilter"].get("passed", 0)
+        assert counts["field_reads"] + in_target >= 41 - 4, counts
         # pe: the reader's checks, the event's own, and on .NET 8 the last-thrown slot's checks
         assert counts["commands"].get("pe", 0) <= 10, counts["commands"]
-        filtered = s.take_filtered()
-        assert {e.exception.type for e in filtered} == {
-            "System.Collections.Generic.KeyNotFoundException",
-            "System.FormatException",
-        }
+        filtered = {e.exception.type for e in s.take_filtered()}
+        logged = {"System.Collections.Generic.KeyNotFoundException", "System.FormatException"}
+        # .NET 8: what the prefilter let through is not in the decision log (it never stopped)
+        assert filtered == logged if runtime == "net10" else filtered <= logged and filtered
     assert tracer_of(waiting_app.pid) == 0

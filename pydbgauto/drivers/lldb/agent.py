@@ -54,6 +54,7 @@ from pydbgauto.drivers.lldb.filter_ops import TYPE_ONLY_OPS, named_types, spec_o
 from pydbgauto.drivers.lldb.lldb_settings import START_UP_SETTINGS  # noqa: E402
 from pydbgauto.drivers.lldb.filter_stub import type_verdict  # noqa: E402
 from pydbgauto.drivers.lldb.inline_filter import FilterUnavailable, InlineFilter  # noqa: E402
+from pydbgauto.drivers.lldb.message_prefilter import Condition, condition  # noqa: E402
 
 if TYPE_CHECKING:
     from pydbgauto import coredump, predicates
@@ -136,6 +137,10 @@ class Agent:
         # .NET 8: thread -> what the funnel's trap learnt of the throw to report at its __cxa_rethrow
         self.funnel_pending: Dict[int, Dict[str, Any]] = {}
         self.filter_spec: Optional[Dict[str, Any]] = None
+        # .NET 8: the predicate's necessary condition on message/HResult (message_prefilter.py), written
+        # into the stub once the field reader is trusted; given up when most throws hold it anyway
+        self.prefilter: Condition = None
+        self.prefilter_note: Optional[str] = None
         self.thread_objects: Dict[int, int] = {}  # OS thread id -> the runtime's Thread object
         self.lto_offset: Optional[int] = None  # the last-thrown-object handle's slot in a Thread object
         self.lto_checks = 0
@@ -153,6 +158,9 @@ class Agent:
         # message/HResult predicates: read from the object (exception_fields.py)
         self.filter_field_read = False
         self.fields = ExceptionFields()
+        # no filter here (a Python callable): send each first-chance event with its type, message and
+        # HResult read from the object, so Python may decide it without SOS (watching/thin.py)
+        self.report_fields = False
         self.filtered: List[Dict[str, Any]] = []  # first-chance stops the filter let pass, for the log
         self._stop_cache: Optional["StopCache"] = None
         self.runtime: Dict[str, Any] = {}
@@ -164,6 +172,7 @@ class Agent:
             "filter_traps": 0,  # stops at the in-target filter's trap (a type not known not to match)
             "field_reads": 0,  # message/HResult read from the object for the filter (no SOS pe)
             "other_thread_stops": 0,  # .NET 8: __cxa_rethrow of a thread with no matching throw pending
+            "prefilter_traps": 0,  # .NET 8: trap stops while the message/HResult prefilter was on
             "run_seconds": 0.0,
             "sos_seconds": 0.0,
             "sos_commands": 0,  # every command the agent ran (lldb's and SOS's)
@@ -424,8 +433,10 @@ class Agent:
 
     def _inline_state(self) -> Dict[str, Any]:
         if self.inline is None:
-            return {"off": self.inline_note}
+            return {"off": self.inline_note, "prefilter": self.prefilter_note}
         state = self.inline.stats(self)
+        if self.prefilter_note:
+            state["prefilter"]["note"] = self.prefilter_note
         try:  # per type: the throws ruled out in the target, never stopped for (none are logged)
             passed = self.inline.passed(self)
         except AgentError:
@@ -462,7 +473,9 @@ class Agent:
         lldb-server rebuilds its region list from /proc/PID/smaps after every resume), a stop at
         __cxa_rethrow ~0.8 ms (docs/linux-fast-filter.md)."""
         assert self.target is not None
-        wanted = self.filter_spec is not None and type_verdict(self.filter_spec, ("\0no such type",)) is False
+        wanted = self._type_rules_out() or (
+            self.prefilter is not None and self.fields.off is None and self.prefilter_note is None
+        )
         if wanted and self.inline is None and self.funnel is not None:
             self._install_inline(self.funnel, False, False)
         elif not wanted and self.inline is not None:
@@ -471,12 +484,51 @@ class Agent:
             self.target.FindBreakpointByID(self.rethrow_bp).SetEnabled(self.inline is None)
         self.journal.sites(self._breakpoint_bytes())
 
+    def _type_rules_out(self) -> bool:
+        return self.filter_spec is not None and type_verdict(self.filter_spec, ("\0no such type",)) is False
+
+    def _arm_prefilter(self) -> None:
+        """.NET 8: once the field reader agrees with pe, the stub rules out by message/HResult too."""
+        if (
+            self.mechanism != "cxa-rethrow"
+            or self.inline is None
+            or not self.prefilter
+            or self.inline.clauses
+            or not self.fields.trusted
+        ):
+            return
+        assert self.fields.message_at is not None and self.fields.hresult_at is not None
+        try:
+            self.inline.set_prefilter(self, self.fields.message_at, self.fields.hresult_at, self.prefilter)
+        except (ValueError, AgentError, FilterUnavailable) as e:
+            self.prefilter_note = f"not written: {e}"
+        self.stats["prefilter_traps"] = 0
+
+    def _prefilter_pays(self) -> bool:
+        """False when the stub is there for the prefilter alone and most throws hold a clause (each then
+        costs a trap and a __cxa_rethrow stop instead of one stop): checked every 64 traps."""
+        traps = self.stats["prefilter_traps"]
+        if self.inline is None or not self.inline.clauses or self._type_rules_out() or traps % 64:
+            return True
+        passed = self.inline.stats(self)["prefilter"].get("passed", 0)
+        if passed >= traps:
+            return True
+        self.prefilter_note = f"given up: {traps} throws stopped, {passed} let through"
+        return False
+
     def _funnel_trap(self, thread: "lldb.SBThread") -> None:
         """.NET 8, at the stub's trap (RaiseTheExceptionInternalOnly's entry, the object in rdi): the
         filter decides here (a type it rules out is cached in the target); a throw it cannot rule out
         waits for this thread's __cxa_rethrow, where a bare pe shows the exception."""
         assert self.inline is not None and self.target is not None
         self.stats["filter_traps"] += 1
+        if self.inline.clauses:
+            self.stats["prefilter_traps"] += 1
+            if not self._prefilter_pays():
+                # Back to __cxa_rethrow alone: this thread starts the funnel again (remove moves it to the
+                # entry) and stops there for this same throw, so it is decided once.
+                self._legacy_inline()
+                return
         address = self.inline.exception_object(self, thread)
         seen = {
             "kind": protocol.EVENT_FIRST_CHANCE,
@@ -552,31 +604,36 @@ class Agent:
 
     # ----- the in-agent filter ------------------------------------------------------------------------
 
-    def op_set_filter(self, spec: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    def op_set_filter(self, spec: Optional[Dict[str, Any]], read_fields: bool = False) -> Dict[str, Any]:
         """Evaluate this predicate here, at each first-chance stop; report only the matches.
 
         Stops that do not match are resumed at once and listed (compactly) with the next report, so
-        the caller's decision log still accounts for every throw.
+        the caller's decision log still accounts for every throw. ``read_fields`` (no spec): report
+        every stop, each first-chance one with the message and HResult read from the object.
         """
+        self.report_fields = bool(read_fields) and spec is None
         self.filter, self.filter_type_only, self.filter_spec = None, False, None
         self.filter_field_read = False
+        self.prefilter, self.prefilter_note = None, None
         if self.inline is not None:
             self.inline.forget(self)  # types ruled out by the last predicate may match this one
-        result = {"filtering": False, "type_only": False}
+        result: Dict[str, Any] = {"filtering": False, "type_only": False}
         from pydbgauto import predicates
 
         predicate = predicates.from_spec(spec) if spec is not None else None
         # e.g. inner(...): the inner chain is fetched by the watch loop; deciding here without it
         # would resume exceptions that match. Leave such predicates to Python.
-        if predicate is not None and predicate.needs <= AGENT_CAN_FETCH:
+        if spec is not None and predicate is not None and predicate.needs <= AGENT_CAN_FETCH:
             self.filter, self.filter_spec = predicate, spec
             self.filter_type_only = spec_ops(spec) <= TYPE_ONLY_OPS
             self.filter_field_read = spec_ops(spec) <= FIELD_READ_OPS
             result = {"filtering": True, "type_only": self.filter_type_only}
             result["types_learnt"] = self._learn_named_types(spec)
+            self.prefilter = condition(spec)
         if self.mechanism == "cxa-rethrow":
             self._legacy_inline()
-        return dict(result, inline_filter=self._inline_state())
+            self._arm_prefilter()
+        return dict(result, inline_filter=self._inline_state(), reading_fields=self.report_fields)
 
     def _learn_named_types(self, spec: Dict[str, Any], budget: float = 0.5) -> int:
         """The MethodTables of the types the predicate names that are loaded already, with their chains:
@@ -707,7 +764,9 @@ class Agent:
 
     def _check_fields(self, address: int, exception: Optional["ManagedException"]) -> None:
         """Learn the field offsets from one dumpobj, then compare the reader with pe until it is trusted."""
-        if not self.filter_field_read or exception is None or self.fields.off or self.fields.trusted:
+        if not (self.filter_field_read or self.prefilter or self.report_fields) or exception is None:
+            return
+        if self.fields.off or self.fields.trusted:
             return
         from pydbgauto.sos.objects import parse_dumpobj_fields
 
@@ -720,6 +779,7 @@ class Agent:
                 self.fields.check(read, exception.message, exception.hresult)
         except Exception as e:  # noqa: BLE001 - the reader stays off; pe keeps answering
             self.fields.off = f"could not read the fields: {e}"
+        self._arm_prefilter()
 
     def _note_filtered(self, thread_id: int, address: int, chain: Tuple[str, ...]) -> None:
         self.filtered.append(
@@ -858,12 +918,33 @@ class Agent:
             chain = self._type_chain(address)
             if chain is not None:
                 event["type_chain"] = list(chain)
+                if self.report_fields:
+                    self._add_fields(event, address, chain)
         self.last_event = event
         process = self._require_process()
         thread = process.GetThreadByID(event["thread_id"])
         if thread.IsValid():
             process.SetSelectedThread(thread)
         return event
+
+    def _add_fields(self, event: Dict[str, Any], address: int, chain: Tuple[str, ...]) -> None:
+        """The event's message and HResult: read from the object once the reader agrees with pe (before
+        that, from pe, checking the reader)."""
+        exception = self._exception_from_fields(address, chain)
+        if exception is None and not self.fields.off:
+            from pydbgauto.sos.pe import parse_pe
+
+            try:
+                exception = parse_pe(self.hc(f"pe {address:x}"))
+            except Exception:  # noqa: BLE001 - Python reads the stop with SOS instead
+                return
+            self._check_fields(address, exception)
+        if exception is not None:
+            event["message"], event["hresult"], event["fields_read"] = (
+                exception.message,
+                exception.hresult,
+                True,
+            )
 
     def _first_chance_append(self, thread: "lldb.SBThread") -> Optional[Dict[str, Any]]:
         """AppendExceptionStackFrame(ObjectHandleOnStack exception, ip, sp, flags, ExInfo*): an event on

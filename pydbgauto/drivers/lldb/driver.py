@@ -252,6 +252,7 @@ class LldbDriver(LldbProcess, Driver):
             filter_matched=bool(event.get("filter_matched")),
             message=event.get("message"),
             hresult=event.get("hresult"),
+            fields_read=bool(event.get("fields_read")),
         )
 
     def set_filter(self, spec: Optional[Dict[str, Any]]) -> bool:
@@ -260,6 +261,11 @@ class LldbDriver(LldbProcess, Driver):
         reply = self._request(protocol.OP_SET_FILTER, self.command_timeout, spec=spec)
         self.info["filter_type_only"] = reply["type_only"]
         return bool(reply["filtering"])
+
+    def read_fields_at_stops(self) -> bool:
+        reply = self._request(protocol.OP_SET_FILTER, self.command_timeout, spec=None, read_fields=True)
+        self.info["filter_type_only"] = False
+        return bool(reply.get("reading_fields"))
 
     def stop_stack(
         self,

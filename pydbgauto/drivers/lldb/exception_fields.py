@@ -42,14 +42,16 @@ class ExceptionFields:
             self.off = "dumpobj lists no _message / _HResult field"
 
     def read(self, read: Callable[[int, int], bytes], address: int) -> Tuple[Optional[str], int]:
-        """(message or None, HResult) of the exception at ``address``; raises ValueError if unreadable."""
+        """(message or None, unsigned HResult) of the exception at ``address``; raises ValueError if
+        unreadable."""
         assert self.message_at is not None and self.hresult_at is not None
         # One read for both fields, one for the string's length and its first characters: each read is
         # a call into lldb (and a packet to lldb-server for a line not yet read at this stop).
         low, high = min(self.message_at, self.hresult_at), max(self.message_at, self.hresult_at) + 8
         span = read(address + low, high - low)
         (string,) = struct.unpack_from("<Q", span, self.message_at - low)
-        (hresult,) = struct.unpack_from("<i", span, self.hresult_at - low)
+        # unsigned, as pe shows it and as hresult() predicates hold it (the field is a signed int)
+        (hresult,) = struct.unpack_from("<I", span, self.hresult_at - low)
         if not string:
             return None, hresult
         try:  # the string object is at least this long only when its text is: else read it exactly

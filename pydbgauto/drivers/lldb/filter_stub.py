@@ -8,23 +8,43 @@ reports as a SIGTRAP stop with the pc behind it (no lldb breakpoint, so no step 
 docs/linux-fast-filter.md measured the difference). Then it runs the displaced instructions and jumps back
 behind them.
 
-Registers: only rax, r10, r11 and the flags, all dead at a function's entry (caller-saved, no argument).
+With a message/HResult prefilter written (.NET 8: message_prefilter.py) a throw whose type is not cached
+is let through too when it holds none of the prefilter's clauses.
+
+Registers: rax, r10, r11 and the flags, all dead at a function's entry (caller-saved, no argument); the
+prefilter borrows six more (SAVED), kept in the red zone below rsp (rsp never moves: a thread stopped
+anywhere in the stub starts the function again once they are back, ``Stub.restores``).
 """
 
 from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-# The data page: the cache's entry count, its capacity, every throw seen, then the MethodTables, then
-# for each of them the throws let through without a stop.
+# The data page, first half: the type cache's entry count, its capacity, every throw seen, then the
+# MethodTables, then for each of them the throws let through without a stop.
 DATA_COUNT, DATA_CAPACITY, DATA_SEEN, DATA_ENTRIES = 0x0, 0x8, 0x10, 0x40
 PAGE = 4096
-CAPACITY = (PAGE - DATA_ENTRIES) // 16
+PREFILTER = PAGE // 2
+CAPACITY = (PREFILTER - DATA_ENTRIES) // 16
 DATA_PASSED = DATA_ENTRIES + 8 * CAPACITY
+# Second half: the message/HResult prefilter (.NET 8 only: message_prefilter.py says why and what it holds).
+PF_MESSAGE_AT, PF_HRESULT_AT, PF_PASSED, PF_CLAUSES, PF_TABLE = (PREFILTER + 8 * i for i in range(5))
 JUMP_SIZE = 14  # jmp [rip+0]; .quad target
 INT3, NOP = 0xCC, 0x90
+# Registers the prefilter borrows, with the red-zone slot (below rsp, never moved) each is saved in.
+SAVED = (("rcx", 8), ("rdx", 16), ("rsi", 24), ("rdi", 32), ("r8", 40), ("r9", 48))
+_SAVE = {
+    "rcx": b"\x48\x89\x4c",
+    "rdx": b"\x48\x89\x54",
+    "rsi": b"\x48\x89\x74",
+    "rdi": b"\x48\x89\x7c",
+    "r8": b"\x4c\x89\x44",
+    "r9": b"\x4c\x89\x4c",
+}  # mov [rsp-n], reg  (then 0x24, -n)
+CHARS_SLOT, LENGTH_SLOT = 56, 64  # the message's text and length, in the red zone too
+JE, JNE, JL, JNS = 0x84, 0x85, 0x8C, 0x89
 
 
 def absolute_jump(target: int) -> bytes:
@@ -38,12 +58,13 @@ class Stub:
     go_on: int  # offset of the first displaced instruction
     displaced: Tuple[Tuple[int, int], ...]  # (offset in the stub, offset in the original function)
     length: int  # bytes displaced from the function's entry
+    borrowed: Tuple[int, int] = (0, 0)  # [start, end): the prefilter's SAVED registers hold its values
 
     def original_pc(self, offset: int) -> int:
         """Where a thread at ``offset`` in the stub goes on in the original function (offset from its
         entry), so that the stub can be removed under it: the filter part and the trap start the function
-        again (its arguments are untouched there), a displaced instruction resumes at its original place,
-        the final jump behind the displaced bytes."""
+        again (its arguments are untouched there, or back from their slots: ``restores``), a displaced
+        instruction resumes at its original place, the final jump behind the displaced bytes."""
         if offset < self.go_on:
             return 0
         at = 0
@@ -55,6 +76,37 @@ class Stub:
             return self.length
         return at
 
+    def restores(self, offset: int) -> bool:
+        """True when a thread at ``offset`` must get the SAVED registers back from their red-zone slots
+        before it starts the function again (the prefilter has them in use)."""
+        return self.borrowed[0] <= offset < self.borrowed[1]
+
+
+class _Assembler:
+    """Bytes with labels and rel32 jumps (the stub outgrew short jumps)."""
+
+    def __init__(self) -> None:
+        self.code = bytearray()
+        self.labels: Dict[str, int] = {}
+        self.fixups: List[Tuple[int, str]] = []
+
+    def __iadd__(self, raw: bytes) -> "_Assembler":
+        self.code += raw
+        return self
+
+    def label(self, name: str) -> None:
+        self.labels[name] = len(self.code)
+
+    def jump(self, label: str, condition: Optional[int] = None) -> None:
+        self.code += b"\xe9" if condition is None else bytes([0x0F, condition])
+        self.code += b"\0\0\0\0"
+        self.fixups.append((len(self.code) - 4, label))
+
+    def finish(self) -> bytes:
+        for position, label in self.fixups:
+            self.code[position : position + 4] = struct.pack("<i", self.labels[label] - (position + 4))
+        return bytes(self.code)
+
 
 def build(
     entry: int, displaced: Sequence[bytes], data: int, object_in_handle: bool, first_frame_test: bool
@@ -64,52 +116,114 @@ def build(
     ``object_in_handle``: the exception object is ``*(rdi)`` (.NET 9+'s ObjectHandleOnStack), else ``rdi``.
     ``first_frame_test``: only calls with ``ecx & 1`` are throws (AppendExceptionStackFrame's flags).
     """
-    code = bytearray()
-    labels = {}
-    fixups: List[Tuple[int, str]] = []
-
-    def branch(opcode: int, label: str) -> None:  # a short conditional jump to a label
-        code.extend([opcode, 0])
-        fixups.append((len(code) - 1, label))
-
+    a = _Assembler()
+    load_object = b"\x48\x8b\x07" if object_in_handle else b"\x48\x89\xf8"  # mov rax, [rdi] | mov rax, rdi
     if first_frame_test:
-        code += b"\xf6\xc1\x01"  # test cl, 1
-        branch(0x74, "go_on")  # jz
-    code += b"\x49\xba" + struct.pack("<Q", data)  # mov r10, data
-    code += b"\xf0\x49\xff\x42" + bytes([DATA_SEEN])  # lock inc qword [r10+SEEN]
-    code += b"\x48\x8b\x07" if object_in_handle else b"\x48\x89\xf8"  # mov rax, [rdi] | mov rax, rdi
-    code += b"\x48\x85\xc0"  # test rax, rax
-    branch(0x74, "trap")
-    code += b"\x48\x8b\x00"  # mov rax, [rax]: the MethodTable
-    code += b"\x4d\x8b\x1a"  # mov r11, [r10]: the cache's count
-    code += b"\x49\x83\xc2" + bytes([DATA_ENTRIES])  # add r10, ENTRIES
-    labels["loop"] = len(code)
-    code += b"\x4d\x85\xdb"  # test r11, r11
-    branch(0x74, "trap")
-    code += b"\x49\x3b\x02"  # cmp rax, [r10]
-    branch(0x74, "hit")
-    code += b"\x49\x83\xc2\x08"  # add r10, 8
-    code += b"\x49\xff\xcb"  # dec r11
-    code += b"\xeb" + bytes([(labels["loop"] - (len(code) + 2)) & 0xFF])  # jmp loop
-    labels["hit"] = len(code)
-    code += b"\xf0\x49\xff\x82" + struct.pack("<i", DATA_PASSED - DATA_ENTRIES)  # lock inc qword [r10+n]
-    branch(0xEB, "go_on")  # jmp
-    labels["trap"] = len(code)
-    code.append(INT3)  # the trap; the guardian turns it into a nop should lldb die (a breakpoint site)
-    labels["go_on"] = len(code)
+        a += b"\xf6\xc1\x01"  # test cl, 1
+        a.jump("go_on", JE)
+    a += b"\x49\xba" + struct.pack("<Q", data)  # mov r10, data
+    a += b"\xf0\x49\xff\x42" + bytes([DATA_SEEN])  # lock inc qword [r10+SEEN]
+    a += load_object
+    a += b"\x48\x85\xc0"  # test rax, rax
+    a.jump("trap", JE)
+    a += b"\x48\x8b\x00"  # mov rax, [rax]: the MethodTable
+    a += b"\x4d\x8b\x1a"  # mov r11, [r10]: the cache's count
+    a += b"\x49\x83\xc2" + bytes([DATA_ENTRIES])  # add r10, ENTRIES
+    a.label("loop")
+    a += b"\x4d\x85\xdb"  # test r11, r11
+    a.jump("miss", JE)
+    a += b"\x49\x3b\x02"  # cmp rax, [r10]
+    a.jump("hit", JE)
+    a += b"\x49\x83\xc2\x08"  # add r10, 8
+    a += b"\x49\xff\xcb"  # dec r11
+    a.jump("loop")
+    a.label("hit")
+    a += b"\xf0\x49\xff\x82" + struct.pack("<i", DATA_PASSED - DATA_ENTRIES)  # lock inc qword [r10+n]
+    a.jump("go_on")
+    a.label("miss")
+    _prefilter(a, data, load_object)
+    a.label("trap")
+    a += bytes([INT3])  # the trap; the guardian turns it into a nop should lldb die (a breakpoint site)
+    a.label("go_on")
     pairs: List[Tuple[int, int]] = []
     at = 0
     for instruction in displaced:
-        pairs.append((len(code), at))
-        code += instruction
+        pairs.append((len(a.code), at))
+        a += instruction
         at += len(instruction)
-    code += absolute_jump(entry + at)
-    for position, label in fixups:
-        relative = labels[label] - (position + 1)
-        if not -128 <= relative < 128:
-            raise ValueError("filter stub: a short jump out of range")
-        code[position] = relative & 0xFF
-    return Stub(bytes(code), labels["trap"], labels["go_on"], tuple(pairs), at)
+    a += absolute_jump(entry + at)
+    code = a.finish()
+    borrowed = (a.labels["borrowed"], a.labels["trap"])
+    return Stub(code, a.labels["trap"], a.labels["go_on"], tuple(pairs), at, borrowed)
+
+
+def _prefilter(a: _Assembler, data: int, load_object: bytes) -> None:
+    """The message/HResult clauses (message_prefilter.py's table): a throw that holds none goes on
+    without a stop. Off (straight to the trap) while the clause count is 0."""
+
+    def r10_disp(raw: bytes, offset: int) -> bytes:
+        return raw + struct.pack("<i", offset)
+
+    def restore() -> None:
+        for register, slot in SAVED:
+            save = _SAVE[register]
+            a.code += bytes([save[0], 0x8B, save[2]]) + bytes([0x24, (-slot) & 0xFF])  # mov reg, [rsp-n]
+
+    a += b"\x49\xba" + struct.pack("<Q", data)  # mov r10, data
+    a += r10_disp(b"\x49\x83\xba", PF_CLAUSES) + b"\x00"  # cmp qword [r10+CLAUSES], 0
+    a.jump("trap", JE)
+    for register, slot in SAVED:
+        a += _SAVE[register] + bytes([0x24, (-slot) & 0xFF])
+    a.label("borrowed")
+    a += load_object
+    a += r10_disp(b"\x4d\x8b\x8a", PF_HRESULT_AT)  # mov r9, [r10+HRESULT_AT]
+    a += b"\x46\x8b\x04\x08"  # mov r8d, [rax+r9]: the HResult
+    a += r10_disp(b"\x4d\x8b\x8a", PF_MESSAGE_AT)  # mov r9, [r10+MESSAGE_AT]
+    a += b"\x4a\x8b\x04\x08"  # mov rax, [rax+r9]: the message (a string) or 0
+    a += b"\x31\xd2"  # xor edx, edx
+    a += b"\x48\x85\xc0"  # test rax, rax
+    a.jump("have_text", JE)
+    a += b"\x8b\x50\x08"  # mov edx, [rax+8]: its length
+    a += b"\x48\x83\xc0\x0c"  # add rax, 12: its UTF-16 text
+    a.label("have_text")
+    a += b"\x48\x89\x44\x24" + bytes([(-CHARS_SLOT) & 0xFF])  # mov [rsp-CHARS], rax
+    a += b"\x48\x89\x54\x24" + bytes([(-LENGTH_SLOT) & 0xFF])  # mov [rsp-LENGTH], rdx
+    a += r10_disp(b"\x4d\x8d\x9a", PF_TABLE)  # lea r11, [r10+TABLE]
+    a.label("clause")
+    a += b"\x41\x8b\x03"  # mov eax, [r11]: the clause's kind; 0 ends the table
+    a += b"\x85\xc0"  # test eax, eax
+    a.jump("pass", JE)  # no clause holds: cannot match
+    a += b"\xa8\x01"  # test al, 1: an HResult to equal
+    a.jump("no_hresult", JE)
+    a += b"\x45\x3b\x43\x04"  # cmp r8d, [r11+4]
+    a.jump("next", JNE)
+    a.label("no_hresult")
+    a += b"\xa8\x02"  # test al, 2: a literal the message must contain
+    a.jump("stop", JE)  # the HResult alone holds the clause
+    a += b"\x41\x8b\x4b\x0c"  # mov ecx, [r11+12]: the literal's length m (>= 1)
+    a += b"\x48\x8b\x44\x24" + bytes([(-LENGTH_SLOT) & 0xFF])  # mov rax, [rsp-LENGTH]: n
+    a += b"\x48\x29\xc8"  # sub rax, rcx: the last position, n - m
+    a.jump("next", JL)
+    a += b"\x4c\x8b\x4c\x24" + bytes([(-CHARS_SLOT) & 0xFF])  # mov r9, [rsp-CHARS]
+    a.label("position")
+    a += b"\x4c\x89\xce"  # mov rsi, r9
+    a += b"\x41\x8b\x7b\x08"  # mov edi, [r11+8]: the literal's offset in the data page
+    a += b"\x4c\x01\xd7"  # add rdi, r10
+    a += b"\x41\x8b\x4b\x0c"  # mov ecx, [r11+12]
+    a += b"\xf3\x66\xa7"  # repe cmpsw (the ABI leaves the direction flag clear at a call)
+    a.jump("stop", JE)  # all m characters equal: the literal is there
+    a += b"\x49\x83\xc1\x02"  # add r9, 2
+    a += b"\x48\xff\xc8"  # dec rax
+    a.jump("position", JNS)
+    a.label("next")
+    a += b"\x49\x83\xc3\x10"  # add r11, 16
+    a.jump("clause")
+    a.label("pass")
+    restore()
+    a += r10_disp(b"\xf0\x49\xff\x82", PF_PASSED)  # lock inc qword [r10+PASSED]
+    a.jump("go_on")
+    a.label("stop")
+    restore()  # then the trap, just behind
 
 
 def entry_patch(stub_address: int, length: int) -> bytes:

@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import lldb  # type: ignore[import-not-found]
 
-from pydbgauto.drivers.lldb import filter_stub
+from pydbgauto.drivers.lldb import filter_stub, message_prefilter
 from pydbgauto.drivers.lldb.filter_stub import (
     CAPACITY,
     DATA_CAPACITY,
@@ -23,6 +23,11 @@ from pydbgauto.drivers.lldb.filter_stub import (
     DATA_PASSED,
     DATA_SEEN,
     PAGE,
+    PF_CLAUSES,
+    PF_MESSAGE_AT,
+    PF_PASSED,
+    PF_TABLE,
+    SAVED,
 )
 
 
@@ -49,6 +54,7 @@ class InlineFilter:
         self.trap_pc = code_page + stub.go_on  # where a thread that took the trap stops
         self.object_in_handle = object_in_handle
         self.cached: List[int] = []
+        self.clauses: Tuple[message_prefilter.Clause, ...] = ()  # the prefilter's, written in the target
 
     # ----- in and out --------------------------------------------------------------------------------
 
@@ -119,12 +125,24 @@ class InlineFilter:
             frame = thread.GetFrameAtIndex(0)
             pc = frame.GetPC()
             if self.code_page <= pc < self.code_page + len(self.stub.code):
+                if self.stub.restores(pc - self.code_page):
+                    self._give_back_registers(agent, frame)
                 new_pc = self.entry + self.stub.original_pc(pc - self.code_page)
                 frame.SetPC(new_pc)
                 moved[str(thread.GetThreadID())] = f"{pc:#x}->{new_pc:#x}"
         replies = [agent.target_syscall(f"_m{page:x}") for page in (self.code_page, self.data_page)]
         mapped = _mapped(process.GetProcessID(), (self.code_page, self.data_page))
         return {"moved": moved, "freed": replies == ["OK", "OK"] and not mapped, "still_mapped": mapped}
+
+    @staticmethod
+    def _give_back_registers(agent: Any, frame: "lldb.SBFrame") -> None:
+        """A thread stopped in the prefilter: its borrowed registers back from the red zone below rsp
+        (rsp never moved), so the function starts again with its own arguments."""
+        rsp = frame.FindRegister("rsp").GetValueAsUnsigned()
+        for register, slot in SAVED:
+            value = agent._u64(rsp - slot)
+            if not frame.FindRegister(register).SetValueFromCString(str(value)):
+                raise FilterUnavailable(f"cannot give {register} back to a thread in the stub")
 
     def trap_site(self) -> Tuple[int, bytes]:
         """(address, the byte a nop would be): the guardian restores it like a breakpoint's int3, and the
@@ -158,9 +176,26 @@ class InlineFilter:
         return True
 
     def forget(self, agent: Any) -> None:
-        """A new predicate: no type is known not to match it."""
+        """A new predicate: no type is known not to match it, no prefilter."""
         self._write(agent, self.data_page + DATA_COUNT, struct.pack("<Q", 0))
         self.cached = []
+        self.set_prefilter(agent, 0, 0, ())
+
+    def set_prefilter(
+        self, agent: Any, message_at: int, hresult_at: int, clauses: Tuple[message_prefilter.Clause, ...]
+    ) -> None:
+        """Write the message/HResult clauses (message_prefilter.py; the target is stopped): off first, then
+        the table and the fields' offsets, then the count that turns it on. Raises ValueError when the
+        clauses do not fit (it stays off)."""
+        self._write(agent, self.data_page + PF_CLAUSES, struct.pack("<Q", 0))
+        self.clauses = ()
+        if not clauses:
+            return
+        made = message_prefilter.table(clauses)
+        self._write(agent, self.data_page + PF_TABLE, made)
+        self._write(agent, self.data_page + PF_MESSAGE_AT, struct.pack("<QQQ", message_at, hresult_at, 0))
+        self._write(agent, self.data_page + PF_CLAUSES, struct.pack("<Q", len(clauses)))
+        self.clauses = tuple(clauses)
 
     def passed(self, agent: Any) -> Dict[int, int]:
         """MethodTable -> throws of that type the stub let through without a stop."""
@@ -183,7 +218,20 @@ class InlineFilter:
             "cached_types": len(self.cached),
             "capacity": capacity,
             "seen": seen,  # every throw that reached the stub, stopped or not
+            "prefilter": self._prefilter_stats(agent),
         }
+
+    def _prefilter_stats(self, agent: Any) -> Dict[str, Any]:
+        if not self.clauses:
+            return {"clauses": 0}
+        try:
+            passed = int(agent._u64(self.data_page + PF_PASSED))
+        except Exception:
+            passed = -1
+        literals = [c.literal for c in self.clauses if c.literal]
+        codes = [f"{c.hresult:#x}" for c in self.clauses if c.hresult is not None]
+        # throws let through because they held no clause (never stopped for, never logged)
+        return {"clauses": len(self.clauses), "literals": literals, "hresults": codes, "passed": passed}
 
 
 def _mapped(pid: int, pages: Tuple[int, ...]) -> List[str]:

@@ -1,0 +1,101 @@
+"""Deciding a stop from what the debugger read of the exception object alone: its type, message and
+HResult (``stop_events.FIELDS_READ``), before any SOS command.
+
+A plain callable cannot run in the debugger, so every throw comes back to Python; reading ``pe``,
+``clrstack`` and the inner chain for each cost ~10 ms a stop. Most callables look at the type and the
+message only. So the predicate is first evaluated on a *thin* stop whose unread parts (the stack, the
+inner exceptions, the exception's frames, fields, raw text, ...) raise :class:`NeedsMore` when touched;
+a predicate that touched none of them has decided. One that did is evaluated again on the full stop
+(SOS reads it then): what it did before it touched them happens twice. The worker thread and the time
+limit are capture.evaluate_within's, with :func:`evaluate` in place of predicates.evaluate.
+
+NeedsMore is a BaseException, so a callable's ``except Exception`` does not swallow it; one swallowed
+anyway (a bare ``except:``) is still noticed, the touch is recorded before it is raised.
+"""
+
+from __future__ import annotations
+
+from typing import Any, FrozenSet, List, Tuple
+
+import attr
+
+from pydbgauto import predicates as preds
+from pydbgauto.models import ManagedException, StopEvent
+from pydbgauto.stop_events import FIELDS_READ
+
+# What the debugger read: the rest is not there
+READ_EXCEPTION: FrozenSet[str] = frozenset({"address", "type", "message", "hresult"})
+NOT_READ_EVENT: FrozenSet[str] = frozenset({"stack"})
+NOT_READ_FACTS: FrozenSet[str] = frozenset({"inner_exceptions", "inner_type_chains"})
+_EXCEPTION_FIELDS = tuple(f.name for f in attr.fields(ManagedException))
+
+
+class NeedsMore(BaseException):
+    """A thin stop's unread part was touched: the predicate needs the full stop."""
+
+
+def _touched(touches: List[str], name: str) -> NeedsMore:
+    touches.append(name)
+    return NeedsMore(name)
+
+
+class _ThinException(ManagedException):
+    __slots__ = ("_touches",)
+
+    def __getattribute__(self, name: str) -> Any:
+        if name in _EXCEPTION_FIELDS and name not in READ_EXCEPTION:
+            raise _touched(object.__getattribute__(self, "_touches"), name)
+        return super().__getattribute__(name)
+
+
+class _ThinEvent(StopEvent):
+    __slots__ = ("_touches",)
+
+    def __getattribute__(self, name: str) -> Any:
+        if name in NOT_READ_EVENT:
+            raise _touched(object.__getattribute__(self, "_touches"), name)
+        return super().__getattribute__(name)
+
+
+class _ThinFacts(preds.Facts):
+    __slots__ = ("_touches",)
+
+    def __getattribute__(self, name: str) -> Any:
+        if name in NOT_READ_FACTS:
+            raise _touched(object.__getattribute__(self, "_touches"), name)
+        return super().__getattribute__(name)
+
+
+def applies(event: StopEvent) -> bool:
+    """True for a first-chance stop whose type, message and HResult the debugger read."""
+    return event.exception is not None and event.exception.truncated == FIELDS_READ
+
+
+def facts_of(event: StopEvent) -> Tuple[preds.Facts, List[str]]:
+    """The thin stop's facts, and the list its unread parts append their names to when touched."""
+    touches: List[str] = []
+    exc = event.exception
+    assert exc is not None
+    thin_exception = _ThinException(**{name: getattr(exc, name) for name in _EXCEPTION_FIELDS})
+    object.__setattr__(thin_exception, "_touches", touches)
+    thin_event = _ThinEvent(**{f.name: getattr(event, f.name) for f in attr.fields(StopEvent)})
+    object.__setattr__(thin_event, "_touches", touches)
+    object.__setattr__(thin_event, "exception", thin_exception)
+    facts = _ThinFacts(event=thin_event)
+    object.__setattr__(facts, "_touches", touches)
+    return facts, touches
+
+
+NEEDS_MORE = preds.Verdict(False, "the predicate needs more than the debugger read")
+
+
+def evaluate(predicate: preds.Predicate, facts: preds.FactsLike) -> preds.Verdict:
+    """preds.evaluate, or NEEDS_MORE when the predicate touched what the thin stop has not."""
+    try:
+        return preds.evaluate(predicate, facts)
+    except NeedsMore:
+        return NEEDS_MORE
+
+
+def needed_more(verdict: preds.Verdict, touches: List[str]) -> bool:
+    return verdict is NEEDS_MORE or bool(touches)
