@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -145,10 +146,14 @@ def test_attach_by_name_uses_pn(replay: Replay) -> None:
     _assert_left_with_qd(replay)
 
 
-def test_attach_by_name_refuses_a_hostile_name_before_starting_cdb(replay: Replay) -> None:
+def test_attach_by_name_refuses_a_hostile_name_before_starting_cdb(
+    replay: Replay, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     with pytest.raises(UnsafeInputError):
         replay.attach("attach-net8.txt", name='x.exe" -c ".shell calc')
     assert replay.argvs() == []
+    assert list(tmp_path.glob("*.cdbinit")) == []  # nor its init file (one was left behind before)
 
 
 def test_sos_commands_use_the_bang_prefix(replay: Replay) -> None:

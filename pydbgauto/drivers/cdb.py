@@ -123,22 +123,22 @@ class CdbDriver(Driver):
         cdb = find_cdb(self._cdb_path, env=self._env)
         fd, self._init_file = tempfile.mkstemp(prefix="pydbgauto-", suffix=".cdbinit")
         os.close(fd)  # -cf with an empty file: no ntsd.ini from the current folder runs
-        self.argv = build_command_line(
-            cdb, self.target, symbol_path=self._symbol_path, init_file=self._init_file
-        )
-        env = dict(self._env)
-        cwd = None
-        if not self.target.attaching:
-            env.update(self.target.env)
-            cwd = self.target.cwd
-        self._console = CdbConsole(
-            make_transport(self._transport_name, self._encoding), resync_timeout=self._resync_timeout
-        )
         try:
+            self.argv = build_command_line(
+                cdb, self.target, symbol_path=self._symbol_path, init_file=self._init_file
+            )
+            env = dict(self._env)
+            cwd = None
+            if not self.target.attaching:
+                env.update(self.target.env)
+                cwd = self.target.cwd
+            self._console = CdbConsole(
+                make_transport(self._transport_name, self._encoding), resync_timeout=self._resync_timeout
+            )
             self._console.start(self.argv, env, cwd, self.startup_timeout)
             self._setup()
         except BaseException:
-            self._leave()
+            self.close()  # a start that failed leaves neither cdb nor its init file behind
             raise
 
     def execute(
