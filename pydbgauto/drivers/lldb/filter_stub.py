@@ -44,7 +44,8 @@ _SAVE = {
     "r9": b"\x4c\x89\x4c",
 }  # mov [rsp-n], reg  (then 0x24, -n)
 CHARS_SLOT, LENGTH_SLOT = 56, 64  # the message's text and length, in the red zone too
-JE, JNE, JL, JNS = 0x84, 0x85, 0x8C, 0x89
+JE, JNE, JL, JNS, JA = 0x84, 0x85, 0x8C, 0x89, 0x87
+MAX_SEARCHED = 1 << 16  # characters of a message the prefilter searches (exception_fields.MAX_MESSAGE)
 
 
 def absolute_jump(target: int) -> bytes:
@@ -184,6 +185,8 @@ def _prefilter(a: _Assembler, data: int, load_object: bytes) -> None:
     a += b"\x48\x85\xc0"  # test rax, rax
     a.jump("have_text", JE)
     a += b"\x8b\x50\x08"  # mov edx, [rax+8]: its length
+    a += b"\x81\xfa" + struct.pack("<I", MAX_SEARCHED)  # cmp edx, MAX_SEARCHED
+    a.jump("stop", JA)  # a longer text is left to the agent: the search stays bounded
     a += b"\x48\x83\xc0\x0c"  # add rax, 12: its UTF-16 text
     a.label("have_text")
     a += b"\x48\x89\x44\x24" + bytes([(-CHARS_SLOT) & 0xFF])  # mov [rsp-CHARS], rax

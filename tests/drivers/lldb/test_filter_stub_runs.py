@@ -141,6 +141,12 @@ def test_a_literal_stops_only_a_message_that_contains_it(stubbed, message, stops
     assert stubbed.u64(fs.PF_PASSED) == (0 if stops else 1)
 
 
+def test_a_message_too_long_to_search_stops(stubbed):
+    stubbed.prefilter([Clause(literal="needle")])
+    assert not stubbed.stops(stubbed.exception("x" * fs.MAX_SEARCHED))
+    assert stubbed.stops(stubbed.exception("x" * (fs.MAX_SEARCHED + 1)))  # the agent decides it
+
+
 def test_hresult_and_several_clauses(stubbed):
     stubbed.prefilter([Clause(hresult=0x80131509)])
     assert stubbed.stops(stubbed.exception("x", hresult=-2146233079))  # 0x80131509 as the int it is
