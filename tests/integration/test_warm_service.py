@@ -4,7 +4,8 @@ watched under a steady load from a client thread (issue 9, item 7).
 Every throw after the attach of a type that can match is accounted for once in the decision log, checked
 against the service's own per-type counts (a type the in-target filter has ruled out is logged once and
 then never stops the service: docs/linux-fast-filter.md); every matching one is captured with a verified
-dump whose reader sees it as the thread's current exception; and `--name --wait` started before the
+dump whose reader sees it as the thread's current exception (for a type predicate, and for a message
+predicate, which .NET 8's stub rules out by the message itself); and `--name --wait` started before the
 service attaches once it starts.
 """
 
@@ -34,9 +35,9 @@ def type_counts(stats: Dict[str, Any]) -> Counter:
     return Counter({t: n for t, n in stats["types"].items()})
 
 
-def test_warm_service_under_load_every_throw_logged_every_match_dumped(
-    service: Service, service_load: Any, tmp_path: Any, no_lldb_left: None
-) -> None:
+def watch_under_load(service: Service, service_load: Any, tmp_path: Any, when: Any) -> Any:
+    """Attach a watch for ``when`` to the warm service, run the NOISE load and 3 MATCH throws through it;
+    (result, the service's throws by type, the decision log's first-chance lines by type)."""
     service.warm_up(requests=150, n=10)  # 3,150 throws, tier-1 code, before the attach
     result: Dict[str, pda.WatchResult] = {}
     armed = threading.Event()
@@ -45,7 +46,7 @@ def test_warm_service_under_load_every_throw_logged_every_match_dumped(
     def run() -> None:
         result["r"] = pda.watch(
             pid=service.pid,
-            when=pda.exception_type(MATCH),
+            when=when,
             dump_dir=str(tmp_path),
             max_dumps=None,
             dedupe=False,
@@ -76,16 +77,42 @@ def test_warm_service_under_load_every_throw_logged_every_match_dumped(
     with open(r.log_path) as f:
         lines = [json.loads(line) for line in f if line.strip()]
     logged = Counter(line["exception_type"] for line in lines if line.get("kind") == "first-chance")
-    # Every throw that could match, nothing else; NOISE is ruled out in the target after its first stop.
-    # Threads that reach the filter's trap in the same stop (before the type is cached) are each decided
-    # and logged, so a few NOISE lines can come from that first stop, never one per throw.
-    assert logged[MATCH] == 3 and 1 <= logged[NOISE] <= 4 and set(logged) == {NOISE, MATCH}, (logged, thrown)
     assert len(r.captures) == 3
     for capture in r.captures:
         assert capture.exception is not None and capture.exception.type == MATCH
         assert capture.dump is not None and capture.dump.verified, capture.dump
         assert capture.dump.reader_warnings == ()
         assert os.stat(capture.dump.path).st_mode & 0o777 == 0o600
+    return r, thrown, logged
+
+
+def test_warm_service_under_load_every_throw_logged_every_match_dumped(
+    service: Service, service_load: Any, tmp_path: Any, no_lldb_left: None
+) -> None:
+    _, thrown, logged = watch_under_load(service, service_load, tmp_path, pda.exception_type(MATCH))
+    # Every throw that could match, nothing else; NOISE is ruled out in the target after its first stop.
+    # Threads that reach the filter's trap in the same stop (before the type is cached) are each decided
+    # and logged, so a few NOISE lines can come from that first stop, never one per throw.
+    assert logged[MATCH] == 3 and 1 <= logged[NOISE] <= 4 and set(logged) == {NOISE, MATCH}, (logged, thrown)
+
+
+def test_warm_service_a_message_predicate(
+    service: Service, runtime: str, service_load: Any, tmp_path: Any, no_lldb_left: None
+) -> None:
+    """The service's messages are "<kind> <type> #<n>": every NOISE message has "handled System." but
+    none has the regex's literal, so on .NET 8 the target rules them out itself after the field reader's
+    checks (message_prefilter.py); on .NET 10 each is decided in the agent and logged."""
+    when = pda.message_matches(r"System\.TimeoutException #\d+$")
+    r, thrown, logged = watch_under_load(service, service_load, tmp_path, when)
+    assert logged[MATCH] == 3 and set(logged) <= {NOISE, MATCH}, (logged, thrown)
+    if runtime == "net10":
+        assert logged[NOISE] == thrown[NOISE], (logged, thrown)
+    else:  # the reader's 3 checks, and threads that reached the trap in the same stops
+        assert logged[NOISE] <= 3 + 4, (logged, thrown)
+    for capture in r.captures:
+        assert capture.exception is not None and "System.TimeoutException #" in (
+            capture.exception.message or ""
+        )
 
 
 def test_watch_by_name_wait_started_before_the_service(
