@@ -16,11 +16,11 @@ Pure functions over the file's bytes (``find_qcall`` only reads the file). x86-6
 
 from __future__ import annotations
 
-import re
 import struct
 from typing import Dict, List, Optional, Tuple
 
 PT_LOAD, PT_DYNAMIC = 1, 2
+PF_X = 1
 DT_RELA, DT_RELASZ = 7, 8
 R_X86_64_RELATIVE = 8
 ELF_MAGIC = b"\x7fELF"
@@ -30,8 +30,11 @@ class ElfError(ValueError):
     """The bytes are not an x86-64 ELF shared object this module can read."""
 
 
-def _segments(data: bytes) -> Tuple[List[Tuple[int, int, int]], Optional[Tuple[int, int]]]:
-    """(file offset, vaddr, file size) of each PT_LOAD, and (offset, size) of PT_DYNAMIC."""
+def _segments(
+    data: bytes, executable_only: bool = False
+) -> Tuple[List[Tuple[int, int, int]], Optional[Tuple[int, int]]]:
+    """(file offset, vaddr, file size) of each PT_LOAD (``executable_only``: of those with PF_X), and
+    (offset, size) of PT_DYNAMIC."""
     if data[:4] != ELF_MAGIC or data[4] != 2 or data[5] != 1:
         raise ElfError("not a little-endian 64-bit ELF file")
     phoff = struct.unpack_from("<Q", data, 0x20)[0]
@@ -39,10 +42,10 @@ def _segments(data: bytes) -> Tuple[List[Tuple[int, int, int]], Optional[Tuple[i
     loads: List[Tuple[int, int, int]] = []
     dynamic: Optional[Tuple[int, int]] = None
     for i in range(phnum):
-        p_type, _flags, p_offset, p_vaddr, _paddr, p_filesz = struct.unpack_from(
+        p_type, flags, p_offset, p_vaddr, _paddr, p_filesz = struct.unpack_from(
             "<IIQQQQ", data, phoff + i * phentsize
         )
-        if p_type == PT_LOAD:
+        if p_type == PT_LOAD and (flags & PF_X or not executable_only):
             loads.append((p_offset, p_vaddr, p_filesz))
         elif p_type == PT_DYNAMIC:
             dynamic = (p_offset, p_filesz)
@@ -120,7 +123,7 @@ def find_qcall(path: str, name: str) -> Optional[int]:
 # .NET 8's RaiseTheExceptionInternalOnly (every managed throw, rethrow and runtime-raised exception) logs
 # this stress-log line; the one instruction that loads its address lies in that function.
 THROW_LOG_FORMAT = b"******* MANAGED EXCEPTION THROWN: Object thrown: %p MT %pT rethrow %d\n\0"
-_LEA_RIP = re.compile(rb"[\x48\x4c]\x8d[\x05\x0d\x15\x1d\x25\x2d\x35\x3d]", re.DOTALL)
+_LEA_RIP_MODRM = frozenset(b"\x05\x0d\x15\x1d\x25\x2d\x35\x3d")  # mod 00, rm 101: [rip+disp32]
 
 
 def string_references(data: bytes, text: bytes) -> List[int]:
@@ -134,16 +137,20 @@ def string_references(data: bytes, text: bytes) -> List[int]:
     if target is None:
         return []
     found = []
-    for p_offset, p_vaddr, p_filesz in loads:
+    # bytes.find for the REX.W prefix and opcode (C speed), not a regex: this is part of every .NET 8 arming
+    for p_offset, p_vaddr, p_filesz in _segments(data, executable_only=True)[0]:
         segment = data[p_offset : p_offset + p_filesz]
-        for match in _LEA_RIP.finditer(segment):
-            i = match.start()
-            if (
-                i + 7 <= len(segment)
-                and p_vaddr + i + 7 + struct.unpack_from("<i", segment, i + 3)[0] == target
-            ):
-                found.append(p_vaddr + i)
-    return found
+        for opcode in (b"\x48\x8d", b"\x4c\x8d"):  # lea r64 / lea r8-r15
+            i = segment.find(opcode)
+            while i >= 0:
+                if (
+                    i + 7 <= len(segment)
+                    and segment[i + 2] in _LEA_RIP_MODRM
+                    and p_vaddr + i + 7 + struct.unpack_from("<i", segment, i + 3)[0] == target
+                ):
+                    found.append(p_vaddr + i)
+                i = segment.find(opcode, i + 1)
+    return sorted(found)
 
 
 def find_throw_funnel_reference(path: str) -> Optional[int]:
