@@ -11,13 +11,14 @@ from __future__ import annotations
 import base64
 import json
 import os
+import struct
 import tempfile
 from typing import Any, Dict
 
 import pytest
 
 import pydbgauto as pda
-from pydbgauto import Session
+from pydbgauto import Session, elfcore
 from pydbgauto.drivers.lldb import filter_stub
 
 from .conftest import tracer_of
@@ -160,7 +161,29 @@ result = now
 """
 
 
-def test_a_thread_stopped_in_the_prefilter_gets_its_registers_back(waiting_app, runtime, no_lldb_left):
+def core_registers(path: str) -> Dict[int, Dict[str, int]]:
+    """tid -> registers of each NT_PRSTATUS in an ELF core (x86-64 layout, as elfcore.py writes it)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    phoff, (phentsize, phnum) = struct.unpack_from("<Q", data, 0x20)[0], struct.unpack_from("<HH", data, 0x36)
+    found: Dict[int, Dict[str, int]] = {}
+    for i in range(phnum):
+        p_type, _, p_offset, _, _, p_filesz = struct.unpack_from("<IIQQQQ", data, phoff + i * phentsize)
+        at, end = p_offset, p_offset + p_filesz
+        while p_type == 4 and at < end:  # PT_NOTE
+            namesz, descsz, kind = struct.unpack_from("<III", data, at)
+            desc = at + 12 + (namesz + 3) // 4 * 4
+            if kind == 1:  # NT_PRSTATUS: pid at 32, the registers after 112 bytes
+                tid = struct.unpack_from("<i", data, desc + 32)[0]
+                values = struct.unpack_from("<27Q", data, desc + 112)
+                found[tid] = dict(zip(elfcore.GP_REGISTERS, values))
+            at = desc + (descsz + 3) // 4 * 4
+    return found
+
+
+def test_a_thread_stopped_in_the_prefilter_gets_its_registers_back(
+    waiting_app, runtime, tmp_path, no_lldb_left
+):
     if runtime != "net8":
         pytest.skip(".NET 8's prefilter")
     with Session.attach(pid=waiting_app.pid) as s:
@@ -175,6 +198,13 @@ def test_a_thread_stopped_in_the_prefilter_gets_its_registers_back(waiting_app, 
         pc = int(inline["stub"], 16) + (start + end) // 2
         saved = [list(pair) for pair in filter_stub.SAVED]
         put = in_lldb(s, PUT_IN_THE_PREFILTER, saved=saved, pc=pc)
+        # A dump now shows that thread where it is in the unpatched code (the core has the original
+        # bytes), its arguments back
+        core = str(tmp_path / "in-the-prefilter.core")
+        s.dump(core, verify=False)
+        shown = core_registers(core)[put["tid"]]
+        assert shown["rip"] == int(inline["entry"], 16)
+        assert {k: shown[k] for k, _ in saved} == {k: put["before"][k] for k, _ in saved}
         s.stop_breaking_on_clr_exceptions()  # removes the stub under the thread
         note = stats(s)["inline_filter"]["off"]
         assert f"'{put['tid']}': '{pc:#x}->{inline['entry']}'" in note, note

@@ -1123,7 +1123,12 @@ class Agent:
         process = self._require_process()
         _trace(f"dump {path}")
         started = time.monotonic()
-        threads = [coredump.ThreadState(tid=t.GetThreadID(), registers=_gp_registers(t)) for t in process]
+        # a thread in the stub is shown where it is in the unpatched code: the core has the original bytes
+        shown = self.inline.as_unpatched if self.inline is not None else (lambda _agent, registers: registers)
+        threads = [
+            coredump.ThreadState(tid=t.GetThreadID(), registers=shown(self, _gp_registers(t)))
+            for t in process
+        ]
         selected = process.GetSelectedThread().GetThreadID()
         threads.sort(key=lambda t: t.tid != selected)  # the current thread first, as the kernel does
         info = coredump.write_core(

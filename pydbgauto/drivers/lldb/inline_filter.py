@@ -125,24 +125,38 @@ class InlineFilter:
             frame = thread.GetFrameAtIndex(0)
             pc = frame.GetPC()
             if self.code_page <= pc < self.code_page + len(self.stub.code):
-                if self.stub.restores(pc - self.code_page):
-                    self._give_back_registers(agent, frame)
-                new_pc = self.entry + self.stub.original_pc(pc - self.code_page)
-                frame.SetPC(new_pc)
-                moved[str(thread.GetThreadID())] = f"{pc:#x}->{new_pc:#x}"
+                names = ("rip", "rsp") + tuple(register for register, _ in SAVED)
+                now = {name: frame.FindRegister(name).GetValueAsUnsigned() for name in names}
+                unpatched = self.as_unpatched(agent, now)
+                for register, _ in SAVED:
+                    if unpatched[register] != now[register]:
+                        self._set_register(frame, register, unpatched[register])
+                frame.SetPC(unpatched["rip"])
+                moved[str(thread.GetThreadID())] = f"{pc:#x}->{unpatched['rip']:#x}"
         replies = [agent.target_syscall(f"_m{page:x}") for page in (self.code_page, self.data_page)]
         mapped = _mapped(process.GetProcessID(), (self.code_page, self.data_page))
         return {"moved": moved, "freed": replies == ["OK", "OK"] and not mapped, "still_mapped": mapped}
 
+    def as_unpatched(self, agent: Any, registers: Dict[str, int]) -> Dict[str, int]:
+        """A thread's registers (by name; at least rip and rsp) as they would be in the unpatched
+        function: one in the stub goes to the same point of the original code (``Stub.original_pc``;
+        the trap and the filter part start the function again) with the registers the prefilter borrowed
+        back from the red zone below rsp (rsp never moved). Used to unpatch, and for the dump (whose code
+        has the original bytes). Anything else is returned as it is."""
+        offset = registers.get("rip", 0) - self.code_page
+        if not 0 <= offset < len(self.stub.code):
+            return registers
+        fixed = dict(registers)
+        if self.stub.restores(offset):
+            for register, slot in SAVED:
+                fixed[register] = int(agent._u64(registers["rsp"] - slot))
+        fixed["rip"] = self.entry + self.stub.original_pc(offset)
+        return fixed
+
     @staticmethod
-    def _give_back_registers(agent: Any, frame: "lldb.SBFrame") -> None:
-        """A thread stopped in the prefilter: its borrowed registers back from the red zone below rsp
-        (rsp never moved), so the function starts again with its own arguments."""
-        rsp = frame.FindRegister("rsp").GetValueAsUnsigned()
-        for register, slot in SAVED:
-            value = agent._u64(rsp - slot)
-            if not frame.FindRegister(register).SetValueFromCString(str(value)):
-                raise FilterUnavailable(f"cannot give {register} back to a thread in the stub")
+    def _set_register(frame: "lldb.SBFrame", register: str, value: int) -> None:
+        if not frame.FindRegister(register).SetValueFromCString(str(value)):
+            raise FilterUnavailable(f"cannot give {register} back to a thread in the stub")
 
     def trap_site(self) -> Tuple[int, bytes]:
         """(address, the byte a nop would be): the guardian restores it like a breakpoint's int3, and the
