@@ -22,6 +22,7 @@ MAX_TYPE_CHAIN = 32  # a longer chain of base types is not a real one: stop read
 
 UNPARSED = "not read by SOS: the type (and the message and HResult where the debugger's filter read them)"
 FIELDS_READ = "not read by SOS: the type, message and HResult as the debugger read them from the object"
+FIELDS_READ_NO_INNER = FIELDS_READ + "; it has no inner exception"
 
 
 def event_from(session: "Session", raw: RawStop, parse: bool) -> StopEvent:
@@ -67,7 +68,9 @@ def event_from(session: "Session", raw: RawStop, parse: bool) -> StopEvent:
             type=raw.type_chain[0],
             message=raw.message,
             hresult=raw.hresult,
-            truncated=FIELDS_READ if raw.fields_read else UNPARSED,
+            truncated=(FIELDS_READ_NO_INNER if raw.no_inner else FIELDS_READ)
+            if raw.fields_read
+            else UNPARSED,
         )
     crash = None
     if raw.kind is StopKind.SECOND_CHANCE:

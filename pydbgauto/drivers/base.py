@@ -52,6 +52,7 @@ class RawStop:
     message: Optional[str] = None
     hresult: Optional[int] = None
     fields_read: bool = False  # message and hresult are what the object holds (read_fields_at_stops)
+    no_inner: bool = False  # and it has no inner exception (its _innerException is null)
 
 
 class _Default:

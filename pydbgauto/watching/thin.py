@@ -21,12 +21,13 @@ import attr
 
 from pydbgauto import predicates as preds
 from pydbgauto.models import ManagedException, StopEvent
-from pydbgauto.stop_events import FIELDS_READ
+from pydbgauto.stop_events import FIELDS_READ, FIELDS_READ_NO_INNER
 
-# What the debugger read: the rest is not there
+# What the debugger read: the rest is not there (the inner exception too, unless it read that there is none)
 READ_EXCEPTION: FrozenSet[str] = frozenset({"address", "type", "message", "hresult"})
+READ_NO_INNER: FrozenSet[str] = READ_EXCEPTION | {"inner_type", "inner_address"}
 NOT_READ_EVENT: FrozenSet[str] = frozenset({"stack"})
-NOT_READ_FACTS: FrozenSet[str] = frozenset({"inner_exceptions", "inner_type_chains"})
+INNER_FACTS: FrozenSet[str] = frozenset({"inner_exceptions", "inner_type_chains"})
 _EXCEPTION_FIELDS = tuple(f.name for f in attr.fields(ManagedException))
 
 
@@ -40,10 +41,10 @@ def _touched(touches: List[str], name: str) -> NeedsMore:
 
 
 class _ThinException(ManagedException):
-    __slots__ = ("_touches",)
+    __slots__ = ("_touches", "_read")
 
     def __getattribute__(self, name: str) -> Any:
-        if name in _EXCEPTION_FIELDS and name not in READ_EXCEPTION:
+        if name in _EXCEPTION_FIELDS and name not in object.__getattribute__(self, "_read"):
             raise _touched(object.__getattribute__(self, "_touches"), name)
         return super().__getattribute__(name)
 
@@ -58,17 +59,17 @@ class _ThinEvent(StopEvent):
 
 
 class _ThinFacts(preds.Facts):
-    __slots__ = ("_touches",)
+    __slots__ = ("_touches", "_no_inner")
 
     def __getattribute__(self, name: str) -> Any:
-        if name in NOT_READ_FACTS:
+        if name in INNER_FACTS and not object.__getattribute__(self, "_no_inner"):
             raise _touched(object.__getattribute__(self, "_touches"), name)
         return super().__getattribute__(name)
 
 
 def applies(event: StopEvent) -> bool:
     """True for a first-chance stop whose type, message and HResult the debugger read."""
-    return event.exception is not None and event.exception.truncated == FIELDS_READ
+    return event.exception is not None and event.exception.truncated in (FIELDS_READ, FIELDS_READ_NO_INNER)
 
 
 def facts_of(event: StopEvent) -> Tuple[preds.Facts, List[str]]:
@@ -76,13 +77,16 @@ def facts_of(event: StopEvent) -> Tuple[preds.Facts, List[str]]:
     touches: List[str] = []
     exc = event.exception
     assert exc is not None
+    no_inner = exc.truncated == FIELDS_READ_NO_INNER  # then inner_type/inner_address are the None they hold
     thin_exception = _ThinException(**{name: getattr(exc, name) for name in _EXCEPTION_FIELDS})
     object.__setattr__(thin_exception, "_touches", touches)
+    object.__setattr__(thin_exception, "_read", READ_NO_INNER if no_inner else READ_EXCEPTION)
     thin_event = _ThinEvent(**{f.name: getattr(event, f.name) for f in attr.fields(StopEvent)})
     object.__setattr__(thin_event, "_touches", touches)
     object.__setattr__(thin_event, "exception", thin_exception)
-    facts = _ThinFacts(event=thin_event)
+    facts = _ThinFacts(event=thin_event)  # no inner exceptions: what it holds when there are none
     object.__setattr__(facts, "_touches", touches)
+    object.__setattr__(facts, "_no_inner", no_inner)
     return facts, touches
 
 

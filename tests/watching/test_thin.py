@@ -95,3 +95,17 @@ def test_a_swallowed_touch_still_counts():
 def test_an_error_on_what_was_read_is_an_error():
     verdict = decide(lambda exc: exc.message.lower(), event(message=None))
     assert verdict is not None and not verdict.matched and "AttributeError" in (verdict.error or "")
+
+
+def test_an_exception_read_to_have_no_inner_decides_inner_predicates():
+    from pydbgauto.stop_events import FIELDS_READ_NO_INNER
+
+    stop = event(truncated=FIELDS_READ_NO_INNER)
+    assert thin.applies(stop)
+    verdict = decide(pda.inner(pda.exception_type("System.FormatException")), stop)
+    assert verdict is not None and not verdict.matched  # no inner exception: cannot match
+    verdict = decide(lambda exc: exc.inner_type is None and exc.inner_address is None, stop)
+    assert verdict is not None and verdict.matched
+    assert decide(lambda exc: exc.frames, stop) is None  # the rest is still not read
+    # without that knowledge the inner chain needs the full read
+    assert decide(pda.inner(pda.exception_type("System.FormatException"))) is None

@@ -777,6 +777,9 @@ class Agent:
             if self.fields.off is None:
                 read = self.fields.read(self._read, address)
                 self.fields.check(read, exception.message, exception.hresult)
+            if self.fields.inner_at is not None and self.fields.inner_off is None:
+                inner = self.fields.inner(self._read, address)
+                self.fields.check_inner(inner, exception.inner_address, exception.inner_type)
         except Exception as e:  # noqa: BLE001 - the reader stays off; pe keeps answering
             self.fields.off = f"could not read the fields: {e}"
         self._arm_prefilter()
@@ -929,22 +932,33 @@ class Agent:
 
     def _add_fields(self, event: Dict[str, Any], address: int, chain: Tuple[str, ...]) -> None:
         """The event's message and HResult: read from the object once the reader agrees with pe (before
-        that, from pe, checking the reader)."""
+        that, from pe, checking the reader); and whether it has no inner exception, where known."""
         exception = self._exception_from_fields(address, chain)
-        if exception is None and not self.fields.off:
+        no_inner: Optional[bool] = None
+        if exception is not None and self.fields.inner_trusted:
+            try:
+                no_inner = self.fields.inner(self._read, address) == 0
+            except (AgentError, struct.error):
+                no_inner = None
+        elif exception is None and not self.fields.off:
             from pydbgauto.sos.pe import parse_pe
 
             try:
                 exception = parse_pe(self.hc(f"pe {address:x}"))
             except Exception:  # noqa: BLE001 - Python reads the stop with SOS instead
                 return
+            if exception is None:
+                return
             self._check_fields(address, exception)
+            no_inner = exception.inner_address is None and exception.inner_type is None
         if exception is not None:
             event["message"], event["hresult"], event["fields_read"] = (
                 exception.message,
                 exception.hresult,
                 True,
             )
+            if no_inner:
+                event["no_inner"] = True
 
     def _first_chance_append(self, thread: "lldb.SBThread") -> Optional[Dict[str, Any]]:
         """AppendExceptionStackFrame(ObjectHandleOnStack exception, ip, sp, flags, ExInfo*): an event on

@@ -253,6 +253,7 @@ class LldbDriver(LldbProcess, Driver):
             message=event.get("message"),
             hresult=event.get("hresult"),
             fields_read=bool(event.get("fields_read")),
+            no_inner=bool(event.get("no_inner")),
         )
 
     def set_filter(self, spec: Optional[Dict[str, Any]]) -> bool:

@@ -29,15 +29,29 @@ class ExceptionFields:
         self.hresult_at: Optional[int] = None
         self.checked = 0
         self.off: Optional[str] = None  # why the reader is not used
+        # ``_innerException``: read only to tell that there is none (its type needs SOS); trusted apart
+        self.inner_at: Optional[int] = None
+        self.inner_checked = 0
+        self.inner_off: Optional[str] = None
 
     @property
     def trusted(self) -> bool:
         return self.off is None and self.message_at is not None and self.checked >= CHECKS
 
+    @property
+    def inner_trusted(self) -> bool:
+        return (
+            self.trusted
+            and self.inner_off is None
+            and self.inner_at is not None
+            and self.inner_checked >= CHECKS
+        )
+
     def learn(self, rows: Sequence[Tuple[str, Optional[int]]]) -> None:
         """(name, offset) rows of an exception's ``dumpobj`` field table."""
         offsets = {name: offset for name, offset in rows if offset is not None}
         self.message_at, self.hresult_at = offsets.get("_message"), offsets.get("_HResult")
+        self.inner_at = offsets.get("_innerException")
         if self.message_at is None or self.hresult_at is None:
             self.off = "dumpobj lists no _message / _HResult field"
 
@@ -65,6 +79,21 @@ class ExceptionFields:
         if len(chars) < 2 * length:
             chars = read(string + STRING_CHARS_AT, 2 * length)
         return chars[: 2 * length].decode("utf-16-le", errors="replace"), hresult
+
+    def inner(self, read: Callable[[int, int], bytes], address: int) -> int:
+        """The ``_innerException`` reference of the exception at ``address`` (0: none)."""
+        assert self.inner_at is not None
+        return int(struct.unpack("<Q", read(address + self.inner_at, 8))[0])
+
+    def check_inner(
+        self, pointer: int, pe_inner_address: Optional[int], pe_inner_type: Optional[str]
+    ) -> None:
+        """Compare one inner read with pe's (its address, or none at all)."""
+        expected = pe_inner_address if pe_inner_address is not None else (None if pe_inner_type else 0)
+        if pointer != expected:
+            self.inner_off = f"read inner {pointer:#x} where pe says {(pe_inner_address, pe_inner_type)!r}"
+        else:
+            self.inner_checked += 1
 
     def check(
         self, read_value: Tuple[Optional[str], int], pe_message: Optional[str], pe_hresult: Optional[int]

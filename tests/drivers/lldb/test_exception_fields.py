@@ -66,3 +66,19 @@ def test_an_impossible_length_is_refused() -> None:
 
     with pytest.raises(ValueError):
         reader().read(bad, EXC)
+
+
+def test_no_inner_exception_is_trusted_only_after_it_agreed_with_pe() -> None:
+    read = memory("m")  # _innerException (at 0x20 here) is null
+    fields = reader()
+    for _ in range(3):
+        fields.check(fields.read(read, EXC), "m", 0x80131509)
+        assert not fields.inner_trusted
+        fields.check_inner(fields.inner(read, EXC), None, None)  # pe: InnerException: <none>
+    assert fields.trusted and fields.inner_trusted and fields.inner(read, EXC) == 0
+    wrong = reader()
+    wrong.check_inner(0, 0x7F0000001000, "System.FormatException")  # pe says there is one
+    assert wrong.inner_off and not wrong.inner_trusted
+    odd = reader()
+    odd.check_inner(0, None, "<invalid MethodTable of inner exception>")  # pe saw something unreadable
+    assert odd.inner_off
