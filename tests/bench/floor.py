@@ -62,6 +62,10 @@ def bench_storm(rt: str, folder: str, seconds: float) -> None:
         ("type predicate (in-target filter)", never_type),
         ("message predicate, literal in no message (in-target prefilter on .NET 8)", never_message),
         ("message predicate, literal in every message (in-agent filter)", every_stop_message),
+        (
+            "stack predicate, thrown_in (in-agent filter, through the stop cache)",
+            pda.thrown_in("NoSuchMethod"),
+        ),
         ("round trip to Python", lambda exc: False),
     ):
         out_dir = tempfile.mkdtemp(dir=folder)

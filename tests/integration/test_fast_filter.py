@@ -328,3 +328,25 @@ def test_a_message_predicate_is_decided_from_the_object_without_sos(waiting_app,
         # .NET 8: what the prefilter let through is not in the decision log (it never stopped)
         assert filtered == logged if runtime == "net10" else filtered <= logged and filtered
     assert tracer_of(waiting_app.pid) == 0
+
+
+def test_a_stack_predicate_is_decided_through_the_stop_cache(waiting_app, runtime, no_lldb_left):
+    """thrown_in needs the stack at every throw: the agent reads it through the stop cache, so throws at a
+    place it has seen cost no clrstack (stop_cache.py proves the place is the same); the match is still
+    decided on its own stack."""
+    with Session.attach(pid=waiting_app.pid) as s:
+        s.break_on_clr_exceptions()
+        assert s.set_filter(pda.thrown_in("Twice"))
+        for line in ("storm 40", "twice"):
+            waiting_app.send(line)
+        event = s.wait_for_event(60)
+        assert event.exception is not None and event.exception.type == IOE
+        assert event.throw_site is not None and "Twice" in (event.throw_site.method or ""), event.throw_site
+        counts = stats(s)
+        assert counts["stop_cache"]["stack_hits"] >= 40 - 3, counts["stop_cache"]
+        assert counts["commands"].get("clrstack", 0) <= 6, counts["commands"]
+        filtered = s.take_filtered()
+        assert len(filtered) == 40 and {f.exception.type for f in filtered} == {
+            "System.Collections.Generic.KeyNotFoundException"
+        }
+    assert tracer_of(waiting_app.pid) == 0

@@ -707,7 +707,6 @@ class Agent:
             return True
         from pydbgauto import predicates
         from pydbgauto.models import ManagedException, StopEvent
-        from pydbgauto.sos.clrstack import parse_clrstack
         from pydbgauto.sos.pe import parse_pe
 
         address = event["exception_address"]
@@ -720,11 +719,16 @@ class Agent:
             exception = ManagedException(address=address, type=chain[0], message=None)
         else:
             exception = self._exception_from_fields(address, chain) if self.filter_field_read else None
-            if exception is None:
+            if exception is None or "stack" in self.filter.needs:
                 self._require_process().SetSelectedThread(thread)
                 try:
-                    exception = parse_pe(self.hc(f"pe {address:x}"))
-                    stack = parse_clrstack(self.hc("clrstack")) if "stack" in self.filter.needs else None
+                    if "stack" in self.filter.needs:
+                        stack, pe_text = self._stack_and_pe(thread, address)
+                        if stack is None:
+                            return True  # a deep stack: Python reads it in bounds
+                        exception = exception or parse_pe(pe_text)
+                    else:
+                        exception = parse_pe(self.hc(f"pe {address:x}"))
                 except Exception:
                     return True  # let Python look at what the agent could not read
                 self._check_fields(address, exception)
@@ -747,6 +751,17 @@ class Agent:
         self._rule_out(address, chain)
         self._note_filtered(event["thread_id"], address, chain)
         return False
+
+    def _stack_and_pe(self, thread: "lldb.SBThread", address: int) -> Tuple[Any, str]:
+        """(parsed clrstack or None for a stack too deep to read here, pe text) of a stop, both through
+        the stop cache: a throw at a place the cache has seen costs no SOS command (stop_cache.py)."""
+        from pydbgauto.drivers.lldb.stack_reader import read_stack
+        from pydbgauto.sos.clrstack import parse_clrstack
+
+        reply = read_stack(self, thread.GetThreadID())
+        if reply.get("deep"):
+            return None, ""
+        return parse_clrstack(reply["text"]), self.stop_cache.pe(self, address)
 
     def _exception_from_fields(self, address: int, chain: Tuple[str, ...]) -> Optional["ManagedException"]:
         """The exception's type, message and HResult read from the object (exception_fields.py), once the
