@@ -10,7 +10,8 @@ a predicate that touched none of them has decided. One that did is evaluated aga
 limit are capture.evaluate_within's, with :func:`evaluate` in place of predicates.evaluate.
 
 NeedsMore is a BaseException, so a callable's ``except Exception`` does not swallow it; one swallowed
-anyway (a bare ``except:``) is still noticed, the touch is recorded before it is raised.
+anyway (a bare ``except:``) is still noticed, the touch is recorded before it is raised. A thin object the
+predicate kept and reads after its evaluation raises :class:`NotRead` (an AttributeError) saying so.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any, FrozenSet, List, Tuple
 import attr
 
 from pydbgauto import predicates as preds
+from pydbgauto.errors import PydbgautoError
 from pydbgauto.models import ManagedException, StopEvent
 from pydbgauto.stop_events import FIELDS_READ, FIELDS_READ_NO_INNER
 
@@ -35,8 +37,26 @@ class NeedsMore(BaseException):
     """A thin stop's unread part was touched: the predicate needs the full stop."""
 
 
-def _touched(touches: List[str], name: str) -> NeedsMore:
-    touches.append(name)
+class NotRead(PydbgautoError, AttributeError):
+    """A thin stop's unread part read after the predicate's evaluation (an object it kept)."""
+
+
+class Touches:
+    """The names of the unread parts a predicate touched; ``closed`` once its evaluation is over."""
+
+    def __init__(self) -> None:
+        self.names: List[str] = []
+        self.closed = False
+
+
+def _touched(touches: Touches, name: str) -> BaseException:
+    if touches.closed:
+        return NotRead(
+            f"{name} was not read: the predicate was given this stop as the debugger read it (type, "
+            "message, HResult); keep what you need while it runs, or take the full stop from on_event "
+            "or the capture record"
+        )
+    touches.names.append(name)
     return NeedsMore(name)
 
 
@@ -72,9 +92,9 @@ def applies(event: StopEvent) -> bool:
     return event.exception is not None and event.exception.truncated in (FIELDS_READ, FIELDS_READ_NO_INNER)
 
 
-def facts_of(event: StopEvent) -> Tuple[preds.Facts, List[str]]:
-    """The thin stop's facts, and the list its unread parts append their names to when touched."""
-    touches: List[str] = []
+def facts_of(event: StopEvent) -> Tuple[preds.Facts, Touches]:
+    """The thin stop's facts, and what records the unread parts touched."""
+    touches = Touches()
     exc = event.exception
     assert exc is not None
     no_inner = exc.truncated == FIELDS_READ_NO_INNER  # then inner_type/inner_address are the None they hold
@@ -101,5 +121,7 @@ def evaluate(predicate: preds.Predicate, facts: preds.FactsLike) -> preds.Verdic
         return NEEDS_MORE
 
 
-def needed_more(verdict: preds.Verdict, touches: List[str]) -> bool:
-    return verdict is NEEDS_MORE or bool(touches)
+def needed_more(verdict: preds.Verdict, touches: Touches) -> bool:
+    """After the evaluation: whether the predicate needs the full stop (the thin objects close)."""
+    touches.closed = True
+    return verdict is NEEDS_MORE or bool(touches.names)

@@ -109,3 +109,20 @@ def test_an_exception_read_to_have_no_inner_decides_inner_predicates():
     assert decide(lambda exc: exc.frames, stop) is None  # the rest is still not read
     # without that knowledge the inner chain needs the full read
     assert decide(pda.inner(pda.exception_type("System.FormatException"))) is None
+
+
+def test_an_exception_kept_past_the_evaluation_says_what_was_not_read():
+    kept = []
+
+    def keep(exc):  # type: ignore[no-untyped-def]
+        kept.append(exc)
+        return False
+
+    verdict = decide(keep)
+    assert verdict is not None and not verdict.matched
+    assert kept[0].message == "database timeout"  # what was read stays readable
+    with pytest.raises(thin.NotRead, match="frames was not read"):
+        kept[0].frames
+    assert not hasattr(kept[0], "stack_trace_string")  # an AttributeError, as Python expects
+    with pytest.raises(pda.PydbgautoError):
+        kept[0].fields
