@@ -9,13 +9,14 @@ Target: FilterApp (``tests/integration/filterapp``), built here for both runtime
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
 import threading
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
@@ -94,17 +95,27 @@ def command(app: WaitingApp, line: str, timeout: float = 120) -> None:
         time.sleep(0.02)
 
 
+@contextlib.contextmanager
+def first_event(app: WaitingApp, predicate: Any, *lines: str) -> Iterator[Tuple[Session, Any]]:
+    """Attach, arm, filter by ``predicate``, send ``lines``; the session and its first event (the target
+    stopped there)."""
+    with Session.attach(pid=app.pid) as s:
+        s.break_on_clr_exceptions()
+        assert s.set_filter(predicate)
+        for line in lines:
+            app.send(line)
+        yield s, s.wait_for_event(120)
+
+
 # ----- no stop for a type that cannot match ----------------------------------------------------------
 
 
 def test_a_non_matching_storm_stops_once_per_type(waiting_app, runtime, no_lldb_left):
     command(waiting_app, "storm 3000")  # warm: the throw path is tier-1 code before the attach
-    with Session.attach(pid=waiting_app.pid) as s:
-        s.break_on_clr_exceptions()
-        assert s.set_filter(pda.exception_type(IOE))
-        for line in ("storm 20000", "other", "other", "match"):
-            waiting_app.send(line)
-        event = s.wait_for_event(120)
+    with first_event(waiting_app, pda.exception_type(IOE), "storm 20000", "other", "other", "match") as (
+        s,
+        event,
+    ):
         assert event.kind == "first-chance" and event.exception is not None and event.exception.type == IOE
         bare = s.exception()
         assert bare is not None and bare.address == event.exception_address
@@ -308,12 +319,7 @@ def test_no_event_is_doubled_after_the_last_match(waiting_app, runtime, no_lldb_
 def test_a_message_predicate_is_decided_from_the_object_without_sos(waiting_app, runtime, no_lldb_left):
     """A message predicate stops at every throw but reads the message from the object (after its first
     reads agreed with pe), not with an SOS pe per throw; the match is still the one with that message."""
-    with Session.attach(pid=waiting_app.pid) as s:
-        s.break_on_clr_exceptions()
-        assert s.set_filter(pda.message_matches("^match$"))
-        for line in ("storm 40", "other", "match"):
-            waiting_app.send(line)
-        event = s.wait_for_event(120)
+    with first_event(waiting_app, pda.message_matches("^match$"), "storm 40", "other", "match") as (s, event):
         assert event.exception is not None and event.exception.message == "match"
         assert event.exception.type == IOE
         counts = stats(s)
@@ -334,12 +340,7 @@ def test_a_stack_predicate_is_decided_through_the_stop_cache(waiting_app, runtim
     """thrown_in needs the stack at every throw: the agent reads it through the stop cache, so throws at a
     place it has seen cost no clrstack (stop_cache.py proves the place is the same); the match is still
     decided on its own stack."""
-    with Session.attach(pid=waiting_app.pid) as s:
-        s.break_on_clr_exceptions()
-        assert s.set_filter(pda.thrown_in("Twice"))
-        for line in ("storm 40", "twice"):
-            waiting_app.send(line)
-        event = s.wait_for_event(60)
+    with first_event(waiting_app, pda.thrown_in("Twice"), "storm 40", "twice") as (s, event):
         assert event.exception is not None and event.exception.type == IOE
         assert event.throw_site is not None and "Twice" in (event.throw_site.method or ""), event.throw_site
         counts = stats(s)

@@ -22,7 +22,8 @@ from pydbgauto import Session, elfcore
 from pydbgauto.drivers.lldb import filter_stub
 
 from .conftest import tracer_of
-from .test_fast_filter import app, command, filterapp, filterapp_builds, run_to_exit, stats  # noqa: F401
+from .test_fast_filter import app, filterapp, filterapp_builds  # noqa: F401 - fixtures
+from .test_fast_filter import command, first_event, run_to_exit, stats
 
 pytestmark = pytest.mark.lldb
 
@@ -36,12 +37,10 @@ def prefilter_of(s: Session) -> Dict[str, Any]:
 
 
 def test_a_message_without_the_literal_never_stops(waiting_app, runtime, no_lldb_left):
-    with Session.attach(pid=waiting_app.pid) as s:
-        s.break_on_clr_exceptions()
-        assert s.set_filter(pda.message_matches("^match$"))
-        for line in ("storm 2000", "other", "match"):
-            waiting_app.send(line)
-        event = s.wait_for_event(120)
+    with first_event(waiting_app, pda.message_matches("^match$"), "storm 2000", "other", "match") as (
+        s,
+        event,
+    ):
         assert event.exception is not None and event.exception.message == "match"
         counts = stats(s)
         inline = counts["inline_filter"]
