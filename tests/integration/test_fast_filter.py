@@ -243,10 +243,24 @@ def test_leaving_puts_the_code_back_and_frees_the_pages(waiting_app, runtime, le
     assert new_code == [], (new_code, inline)
 
 
-def test_the_debuggers_death_leaves_the_code_as_in_its_file(runtime, tmp_path, monkeypatch, no_lldb_left):
-    """lldb-server is killed while the target throws non-matching exceptions past the stub, running.
+@pytest.mark.parametrize(
+    "when",
+    [pda.exception_type("System.FormatException"), pda.message_matches("no repeat message says this")],
+    ids=["type", "message"],
+)
+def test_the_debuggers_death_leaves_the_code_as_in_its_file(
+    runtime, when, tmp_path, monkeypatch, no_lldb_left
+):
+    """lldb-server is killed while the target throws non-matching exceptions past the stub, running (by
+    type; by message: on .NET 8 through the prefilter, whose threads go on with their registers back).
     The guardian stops the target, puts the funnel's bytes back, continues it. What stays: the stub's two
     anonymous pages (r-x and rw-, unreachable), never a writable+executable one."""
+    if runtime == "net10" and when.to_spec()["op"] == "message_matches":
+        pytest.skip(
+            "known gap, not fixed: every throw traps there, and a thread that reaches the trap's int3 "
+            "between lldb-server's death and the guardian's restore gets a SIGTRAP with no tracer: the "
+            "runtime aborts (docs/linux-fast-filter.md, 'Leaving, and the debugger's death')"
+        )
     report_path = str(tmp_path / "guardian.jsonl")
     monkeypatch.setenv(REPORT_ENV, report_path)
     app = WaitingApp(APPS[runtime])
@@ -255,9 +269,19 @@ def test_the_debuggers_death_leaves_the_code_as_in_its_file(runtime, tmp_path, m
         s = Session.attach(pid=app.pid)
         outcome: Dict[str, Any] = {}
         waiter: Optional[threading.Thread] = None
+        warmed = False
         try:
             s.break_on_clr_exceptions()
-            s.set_filter(pda.exception_type("System.FormatException"))  # the app throws none
+            s.set_filter(when)  # the app throws no FormatException, no such message
+            warmed = when.to_spec()["op"] == "message_matches" and runtime == "net8"
+            if warmed:
+                app.send("repeat 5")  # the field reader's checks, then the prefilter is on
+                deadline = time.monotonic() + 60
+                while not stats(s).get("inline_filter", {}).get("prefilter", {}).get("clauses"):
+                    assert time.monotonic() < deadline, stats(s)["inline_filter"]
+                    with contextlib.suppress(DebuggerTimeoutError):
+                        s.wait_for_event(0.5, parse=False)
+                assert app.wait_for_line("OK repeat 5", 60)
             sites = int3_sites(s)
             inline = stats(s)["inline_filter"]
             assert "entry" in inline, inline
@@ -280,7 +304,7 @@ def test_the_debuggers_death_leaves_the_code_as_in_its_file(runtime, tmp_path, m
             s.close()
         assert reports, "the guardian did not report"
         report = reports[0]
-        assert report["patches"]["restored"] == [inline["entry"]], report
+        assert report["patches"]["restored"] == [inline["entry"]], (report, code_differences(app.pid))
         # lldb's breakpoint sites, and the stub's own int3 (made a nop: a thread still in the stub goes on)
         assert inline["trap"] in report["restored"], report
         assert report["unexpected"] == [] and set(report["restored"]) <= {f"{a:#x}" for a in sites} | {
@@ -297,7 +321,7 @@ def test_the_debuggers_death_leaves_the_code_as_in_its_file(runtime, tmp_path, m
         new = [m for m in anonymous_mappings(app.pid) if m not in before]
         assert not [p for _, p in new if "w" in p and "x" in p]
         assert (inline["stub"][2:], "r-xp") in [(r.split("-")[0].lstrip("0"), p) for r, p in new]
-        assert len(throw_lines(app.finish())) == 20050
+        assert len(throw_lines(app.finish())) == 20050 + (5 if warmed else 0)
     finally:
         if app.proc.poll() is None:
             app.proc.kill()
