@@ -792,11 +792,14 @@ class Agent:
             if self.fields.off is None:
                 read = self.fields.read(self._read, address)
                 self.fields.check(read, exception.message, exception.hresult)
-            if self.fields.inner_at is not None and self.fields.inner_off is None:
-                inner = self.fields.inner(self._read, address)
-                self.fields.check_inner(inner, exception.inner_address, exception.inner_type)
         except Exception as e:  # noqa: BLE001 - the reader stays off; pe keeps answering
             self.fields.off = f"could not read the fields: {e}"
+        if self.fields.off is None and self.fields.inner_at is not None and self.fields.inner_off is None:
+            try:  # its own trust: a failed inner read costs only the "no inner exception" shortcut
+                inner = self.fields.inner(self._read, address)
+                self.fields.check_inner(inner, exception.inner_address, exception.inner_type)
+            except Exception as e:  # noqa: BLE001
+                self.fields.inner_off = f"could not read _innerException: {e}"
         self._arm_prefilter()
 
     def _note_filtered(self, thread_id: int, address: int, chain: Tuple[str, ...]) -> None:
