@@ -27,13 +27,7 @@ import attr
 from pydbgauto import dumpfile, processes, stop_events
 from pydbgauto.drivers.choose import default_debugger, make_driver
 from pydbgauto.drivers.base import DEFAULT, Driver, RawStop, StopKind, Target, TimeLimit, resolve_timeout
-from pydbgauto.errors import (
-    ConfigurationError,
-    DebuggerError,
-    DumpError,
-    PydbgautoError,
-    TargetExitedError,
-)
+from pydbgauto.errors import ConfigurationError, DebuggerError, DumpError, PydbgautoError, TargetExitedError
 from pydbgauto.models import DumpRecord, ManagedException, ManagedStack, StopEvent, ThreadTable
 from pydbgauto.sos import parse_clrstack, parse_pe, parse_threads
 
@@ -172,13 +166,17 @@ class Session:
         self._check_open()
         self.driver.disarm_clr_exceptions()
 
-    def wait_for_event(self, timeout: Optional[float] = None, *, parse: bool = True) -> StopEvent:
+    def wait_for_event(
+        self, timeout: Optional[float] = None, *, parse: bool = True, flush_after: Optional[float] = None
+    ) -> StopEvent:
         """Let the target run to its next exception stop or its exit.
 
         ``timeout`` None waits for ever; past it, DebuggerTimeoutError (the target is then stopped, and
         ``close()`` lets it go). With ``parse`` the event carries the parsed ``pe`` and ``clrstack``;
         without, only what the debugger read of the exception object (its type, where it knows it):
         ``read_stop`` parses the same stop later, while the target is still stopped there.
+        ``flush_after``: that error too at the first stop the filter resumed past so many seconds (see
+        ``take_filtered``); lldb never stops the target for it.
         """
         self._check_open()
         if self._exited:
@@ -187,7 +185,8 @@ class Session:
             self._waiting = True
         try:
             try:
-                raw = self.driver.resume(timeout)
+                flush = self.driver.resume_to_flush
+                raw = self.driver.resume(timeout) if flush_after is None else flush(timeout, flush_after)
             finally:
                 self._collect_filtered()  # they happened before this event: number them first
             self._sequence += 1

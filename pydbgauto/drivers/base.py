@@ -130,6 +130,13 @@ class Driver(abc.ABC):
         """Let the target run until its next stop; raise DebuggerTimeoutError past ``timeout``
         (having broken in, so the target is stopped again). ``None``: wait as long as it takes."""
 
+    def resume_to_flush(self, timeout: Optional[float], flush_after: float) -> RawStop:
+        """``resume``, but end the wait too at the first stop past ``flush_after`` seconds that the
+        debugger-side filter would have resumed (DebuggerTimeoutError; the target is stopped there), so that
+        the stops it resumed can be logged without ever stopping the target for that. This default, for a
+        driver that cannot tell: a plain slice, broken into at ``flush_after``."""
+        return self.resume(flush_after if timeout is None else min(timeout, flush_after))
+
     @abc.abstractmethod
     def write_dump(self, path: str, timeout: Optional[float]) -> None:
         """Write a full dump of the stopped target to ``path`` (a new file)."""

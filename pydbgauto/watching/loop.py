@@ -131,23 +131,28 @@ class WatchLoop:
             remaining = None if timeout is None else timeout - (time.monotonic() - started)
             if remaining is not None and remaining <= 0:
                 return "timeout", None, filtered
-            step = remaining
-            # With the predicate in the debugger, slices too: the stops it resumed are logged as they come,
-            # and neither lldb nor Python holds a whole long watch's worth of them (memory stays flat).
-            if self.stop is not None or filtered:
+            step, flush = remaining, None
+            if self.stop is not None:  # slices, each broken into, to see ``stop``
                 step = self.poll_interval if remaining is None else min(self.poll_interval, remaining)
+            elif filtered:
+                # The stops the debugger's filter resumed are logged as they come, and neither lldb nor
+                # Python holds a long watch's worth of them (memory stays flat): the wait ends at the first
+                # such stop past poll_interval; the target is never stopped for that.
+                flush = self.poll_interval
             handler.resumed()  # this wait resumes the target: the last dump's check may begin
             try:
                 # Filtered in the debugger: a match may be dumped before SOS reads it (StopHandler); thin:
                 # the predicate may decide before SOS reads it
-                event = self.session.wait_for_event(step, parse=not (filtered or self.thin))
+                event = self.session.wait_for_event(
+                    step, parse=not (filtered or self.thin), flush_after=flush
+                )
             except DebuggerNotAnsweringError:
                 handler.log_filtered()
                 raise  # the debugger is hung: a debugger problem, not the end of the time
             except DebuggerTimeoutError:
                 handler.log_filtered()
-                if step != remaining:  # only a slice ended: look at ``stop`` and the time limit again
-                    continue
+                if step != remaining or (flush is not None and not _past(timeout, started)):
+                    continue  # only a slice or a flush ended: look at ``stop`` and the time limit again
                 return "timeout", None, filtered
             handler.log_filtered()
             if event.kind == "exit":
@@ -157,3 +162,7 @@ class WatchLoop:
                 return "timeout", None, filtered  # the predicate overran the time limit
             if handler.state.done:
                 return "max-dumps", None, filtered
+
+
+def _past(timeout: Optional[float], started: float) -> bool:
+    return timeout is not None and time.monotonic() - started >= timeout

@@ -56,8 +56,9 @@ def watch(
     on a worker thread within what is left of ``timeout``: one that overruns it ends the watch (the
     target is released; the thread is abandoned, see docs/linux.md).
     ``stop``: set it (from another thread) to end the watch between events (``ended == "stopped"``); the
-    wait then runs in slices of ``poll_interval`` seconds (each slice breaks in and resumes the target), as
-    it does whenever the predicate is decided in the debugger (so its resumed stops are logged as they go).
+    wait then runs in slices of ``poll_interval`` seconds (each slice breaks in and resumes the target).
+    Without it the target is stopped only at its own stops: with the predicate decided in the debugger, the
+    stops it resumed are logged at the first of them past each ``poll_interval``.
     ``live``: a live view (counts, last exception, dumps) updated as the watch goes; None shows it when
     running in a Jupyter kernel (``pydbgauto.progress``).
     ``handle_signals`` (main thread only): SIGINT, SIGTERM and SIGHUP (where their handler is the

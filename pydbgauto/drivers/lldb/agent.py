@@ -173,6 +173,8 @@ class Agent:
             "field_reads": 0,  # message/HResult read from the object for the filter (no SOS pe)
             "other_thread_stops": 0,  # .NET 8: __cxa_rethrow of a thread with no matching throw pending
             "prefilter_traps": 0,  # .NET 8: trap stops while the message/HResult prefilter was on
+            "interrupts": 0,  # runs the agent interrupted (a time limit, a cancel byte): the target stopped
+            "flushes": 0,  # runs ended at a resumable stop to send the filtered ones (flush_after)
             "run_seconds": 0.0,
             "sos_seconds": 0.0,
             "sos_commands": 0,  # every command the agent ran (lldb's and SOS's)
@@ -809,15 +811,24 @@ class Agent:
 
     # ----- running and stopping ------------------------------------------------------------------------
 
-    def op_resume(self, timeout: Optional[float]) -> Dict[str, Any]:
-        """Run until the next event worth reporting; handle notification stops on the way."""
+    def op_resume(self, timeout: Optional[float], flush_after: Optional[float] = None) -> Dict[str, Any]:
+        """Run until the next event worth reporting; handle notification stops on the way.
+
+        ``timeout``: past it the target is interrupted (EVENT_TIMEOUT). ``flush_after``: past it, the
+        stops the filter resumed are sent (EVENT_TIMEOUT too): at the next of them, where the target is
+        stopped anyway, or at the deadline if none comes; with none to send it never stops the target."""
         process = self._require_process()
         if self.pending:
             return self._report(self.pending.pop(0))
         self.filtered = []
-        deadline = None if timeout is None else time.monotonic() + timeout
+        started = time.monotonic()
+        deadline = None if timeout is None else started + timeout
+        flush_at = None if flush_after is None else started + flush_after
         while True:
-            interrupted = self._continue_until_stop(process, deadline)
+            run_until = deadline
+            if flush_at is not None and self.filtered:  # the log waits for these: until flush_at at most
+                run_until = flush_at if deadline is None else min(deadline, flush_at)
+            interrupted = self._continue_until_stop(process, run_until)
             state = process.GetState()
             if state == lldb.eStateExited:
                 status, description = process.GetExitStatus(), process.GetExitDescription() or ""
@@ -842,6 +853,9 @@ class Agent:
                 return self._report(events[0])
             if interrupted:
                 return {"kind": interrupted, protocol.FILTERED: self._take_filtered()}
+            if flush_at is not None and self.filtered and time.monotonic() >= flush_at:
+                self.stats["flushes"] += 1
+                return {"kind": protocol.EVENT_TIMEOUT, protocol.FILTERED: self._take_filtered()}
             # Only later frames of a reported throw, filtered throws or a stray stop: go on.
 
     def _continue_until_stop(self, process: "lldb.SBProcess", deadline: Optional[float]) -> Optional[str]:
@@ -854,6 +868,8 @@ class Agent:
         if process.GetState() == lldb.eStateStopped:  # not if lldb-server died meanwhile
             self.journal.hold(_thread_stops(process))
         why = self.continue_watch.end()
+        if why:
+            self.stats["interrupts"] += 1
         self.stats["run_seconds"] += time.monotonic() - started
         if not error.Success() and process.GetState() == lldb.eStateStopped and not why:
             raise AgentError(protocol.ERR_CONTINUE, f"could not resume the target: {error.GetCString()}")

@@ -143,14 +143,15 @@ class LldbDriver(LldbProcess, Driver):
     def disarm_clr_exceptions(self) -> None:
         self._request(protocol.OP_DISARM, self.command_timeout)
 
-    def resume(self, timeout: Optional[float]) -> RawStop:
+    def resume(self, timeout: Optional[float], flush_after: Optional[float] = None) -> RawStop:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             with self._break_cond:
                 self._resuming = True
                 self._break_result = None
             try:
-                event = self._resume_once(None if deadline is None else max(0.0, deadline - time.monotonic()))
+                remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+                event = self._resume_once(remaining, flush_after)
             except BaseException:
                 self._break_done(None)
                 raise
@@ -198,10 +199,18 @@ class LldbDriver(LldbProcess, Driver):
             StopKind.BREAK, thread_id=self._selected_thread(), description="stopped under the debugger"
         )
 
-    def _resume_once(self, timeout: Optional[float]) -> Dict[str, Any]:
+    def resume_to_flush(self, timeout: Optional[float], flush_after: float) -> RawStop:
+        """The agent ends the run at the first stop it would have resumed past ``flush_after``: the
+        target is never interrupted for the log's sake (agent ``op_resume``)."""
+        return self.resume(timeout, flush_after)
+
+    def _resume_once(self, timeout: Optional[float], flush_after: Optional[float]) -> Dict[str, Any]:
         limit = None if timeout is None else timeout + INTERRUPT_GRACE
+        args: Dict[str, Any] = {"timeout": timeout}
+        if flush_after is not None:
+            args["flush_after"] = flush_after
         try:
-            return self._request(protocol.OP_RESUME, limit, timeout=timeout)  # type: ignore[no-any-return]
+            return self._request(protocol.OP_RESUME, limit, **args)  # type: ignore[no-any-return]
         except KeyboardInterrupt:  # Ctrl-C, or a signal that ends the watch (pydbgauto.Interrupted)
             self._cancel_wait()
             raise
