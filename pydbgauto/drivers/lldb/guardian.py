@@ -32,6 +32,8 @@ import json
 import os
 import select
 import signal
+import socket
+import stat
 import subprocess
 import sys
 import time
@@ -104,6 +106,19 @@ class Journal:
             self.target = None
         self._write({"op": "attached", "pid": pid, "sites": _encode(sites)})
         self.hold(threads)
+
+    def link(self, fds: Sequence[int]) -> None:
+        """Give the guardian a copy of lldb's end of its connection to lldb-server (server_link.py):
+        lldb's death then does not end lldb-server before the guardian has taken over."""
+        if self.fd is None or not fds:
+            return
+        try:
+            if not stat.S_ISSOCK(os.fstat(self.fd).st_mode):
+                return  # a pipe carries no descriptors
+            with socket.socket(fileno=os.dup(self.fd)) as journal:
+                socket.send_fds(journal, [(json.dumps({"op": "link"}) + "\n").encode("ascii")], list(fds))
+        except OSError:
+            pass
 
     def sites(self, sites: Sequence[Tuple[int, bytes]]) -> None:
         """Every breakpoint site lldb holds now (after breakpoints were created or deleted)."""
@@ -219,7 +234,9 @@ def start(report: Optional[str] = None) -> Tuple[int, "subprocess.Popen[bytes]"]
     The guardian gets its own session (a terminal's Ctrl-C, a dying Python or lldb do not end it) and
     reads the journal on stdin; the caller keeps no copy of the write end once lldb has it.
     """
-    read_end, write_end = os.pipe()
+    # A socket, not a pipe: the agent sends lldb's connection to lldb-server over it (Journal.link).
+    reader, writer = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    read_end, write_end = reader.detach(), writer.detach()
     env = dict(os.environ, PYDBGAUTO_OWNER_PID=str(os.getpid()))  # as lldb's: tests find their own
     if report:
         env[REPORT_ENV] = report
@@ -315,6 +332,10 @@ class Guardian:
         self.detaching = False
         self.eof = False
         self.pending = b""
+        self.links: List[int] = []  # lldb's connection to lldb-server, held (Journal.link)
+        self._socket: Optional[socket.socket] = None
+        if stat.S_ISSOCK(os.fstat(journal.fileno()).st_mode):
+            self._socket = socket.socket(fileno=os.dup(journal.fileno()))
 
     def _feed(self, data: bytes) -> bool:
         """Take journal lines; True on a clean detach."""
@@ -348,6 +369,14 @@ class Guardian:
                 return True
         return False
 
+    def _receive(self) -> bytes:
+        """The journal's next bytes, keeping any descriptor sent with them (a plain read would drop it)."""
+        if self._socket is None:  # a pipe: no descriptors come on it
+            return os.read(self.journal.fileno(), 1 << 16)
+        data, fds, _, _ = socket.recv_fds(self._socket, 1 << 16, 4)
+        self.links.extend(fds)
+        return data
+
     def _set_sites(self, sites: List[List[Any]]) -> None:
         self.sites = {int(address): bytes.fromhex(original) for address, original in sites}
 
@@ -373,7 +402,7 @@ class Guardian:
                 fds.append(self.target_fd)
             ready, _, _ = select.select(fds, [], [], timeout)
             if self.journal.fileno() in ready:
-                data = os.read(self.journal.fileno(), 1 << 16)
+                data = self._receive()
                 if not data:
                     self.eof = True
                 elif self._feed(data):
@@ -428,7 +457,7 @@ class Guardian:
             ready, _, _ = select.select([self.journal.fileno()], [], [], deadline - time.monotonic())
             if not ready:
                 break
-            data = os.read(self.journal.fileno(), 1 << 16)
+            data = self._receive()
             if not data:
                 self.eof = True
             elif b'"hold"' in data:
@@ -449,7 +478,13 @@ class Guardian:
         detected = time.monotonic()
         assert self.pid is not None
         pid = self.pid
-        report: Dict[str, Any] = {"pid": pid, "cause": cause, "detected_at": detected, "held": self.held}
+        report: Dict[str, Any] = {
+            "pid": pid,
+            "cause": cause,
+            "detected_at": detected,
+            "held": self.held,
+            "link": bool(self.links),
+        }
         # The kernel detaches tracees before it reports the tracer's end; wait (bounded) to be sure.
         deadline = detected + 2.0
         tracer = _tracer_of(pid)
