@@ -20,7 +20,9 @@ Journal lines (JSON): ``{"op": "attached", "pid": N, "sites": [[address, "hex"],
 ``{"op": "sites", "sites": [...]}``,
 ``{"op": "patches", "patches": [[address, "original hex", "patched hex"], ...]}`` (the in-target filter's
 jump, restored only while every thread is stopped), ``{"op": "hold"}``, ``{"op": "release"}``,
-``{"op": "detaching"}``, ``{"op": "detached"}``. End of file without ``detached``: the debugger went away.
+``{"op": "detaching"}``, ``{"op": "detached"}``, ``{"op": "link"}`` (carrying lldb's end of its connection to
+lldb-server, SCM_RIGHTS: the journal is a socketpair; held, never read, so that lldb's death does not end
+lldb-server before the take-over, server_link.py). End of file without ``detached``: the debugger went away.
 
 The guardian reports what it did as one JSON line (to ``PYDBGAUTO_GUARDIAN_REPORT`` when set) and one line
 on stderr when it had to act.
