@@ -42,8 +42,9 @@ from pydbgauto.watching.shared_limit import SharedLimit, SharedLimitState
 
 __all__ = ["MultiWatchResult", "SharedLimit", "SharedLimitState", "watch_all"]
 
-# Each loop waits for events in slices this long (or poll_interval, if longer) to see the shared stop: every
-# slice breaks in and resumes its target (a few ms), so not much more often than once a second.
+# The shared stop breaks into each loop's wait (watching/stop_breaker.py); only with a driver that cannot
+# break in does a loop wait in slices this long (or poll_interval, if longer), each breaking in and resuming
+# its target (a few ms), so not much more often than once a second.
 LOOP_SLICE = 1.0
 
 

@@ -1,5 +1,6 @@
-"""The watch loop of one session: arm the stops, wait for events (in slices when a ``stop`` may end it),
-hand each to the :class:`~pydbgauto.watching.capture.StopHandler`, end at a limit, and detach."""
+"""The watch loop of one session: arm the stops, wait for events (a ``stop`` set ends the wait by breaking
+in: stop_breaker.py), hand each to the :class:`~pydbgauto.watching.capture.StopHandler`, end at a limit,
+and detach."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from pydbgauto.watching.checks import check_disk_for
 from pydbgauto.watching.decision_log import open_private_log
 from pydbgauto.watching.result import EventCallback, WatchResult
 from pydbgauto.watching.signals import SignalGuard
+from pydbgauto.watching.stop_breaker import StopBreaker
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +30,10 @@ class WatchLoop:
     """Runs one session's watch to its end and returns the :class:`WatchResult`; the session is closed
     (detached, the target runs on) whatever ends it.
 
-    ``stop``: set from another thread, the loop ends between events (``ended == "stopped"``); the wait
-    then runs in slices of ``poll_interval`` seconds. ``state``: as :class:`StopHandler`'s. ``guard``: the
-    caller's :class:`SignalGuard`, told when a signal starts the end so that the detach is not cut short.
+    ``stop``: set from another thread, the loop ends between events (``ended == "stopped"``): the wait is
+    broken into (with a driver that cannot, it runs in slices of ``poll_interval`` seconds). ``state``: as
+    :class:`StopHandler`'s. ``guard``: the caller's :class:`SignalGuard`, told when a signal starts the end
+    so that the detach is not cut short.
     """
 
     def __init__(
@@ -123,6 +126,14 @@ class WatchLoop:
         return filtered
 
     def _loop(self, timeout: Optional[float], started: float) -> Tuple[str, Optional[int], bool]:
+        if self.stop is None or not self.session.driver.supports_break_in:
+            return self._waits(timeout, started, sliced=self.stop is not None)
+        with StopBreaker(self.session, self.stop):
+            return self._waits(timeout, started, sliced=False)
+
+    def _waits(
+        self, timeout: Optional[float], started: float, sliced: bool
+    ) -> Tuple[str, Optional[int], bool]:
         handler = self.handler
         filtered = self._arm()
         while True:
@@ -132,7 +143,7 @@ class WatchLoop:
             if remaining is not None and remaining <= 0:
                 return "timeout", None, filtered
             step, flush = remaining, None
-            if self.stop is not None:  # slices, each broken into, to see ``stop``
+            if sliced:  # a driver that cannot break in: slices, each broken into, to see ``stop``
                 step = self.poll_interval if remaining is None else min(self.poll_interval, remaining)
             elif filtered:
                 # The stops the debugger's filter resumed are logged as they come, and neither lldb nor
@@ -155,6 +166,8 @@ class WatchLoop:
                     continue  # only a slice or a flush ended: look at ``stop`` and the time limit again
                 return "timeout", None, filtered
             handler.log_filtered()
+            if event.kind == "break":  # the StopBreaker: ``stop`` is set
+                continue
             if event.kind == "exit":
                 handler.decide(event, matched=False)
                 return "exit", event.exit_status, filtered

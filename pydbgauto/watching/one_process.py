@@ -55,10 +55,10 @@ def watch(
     taking the ``ManagedException`` (or the ``StopEvent``); None matches every exception. A callable runs
     on a worker thread within what is left of ``timeout``: one that overruns it ends the watch (the
     target is released; the thread is abandoned, see docs/linux.md).
-    ``stop``: set it (from another thread) to end the watch between events (``ended == "stopped"``); the
-    wait then runs in slices of ``poll_interval`` seconds (each slice breaks in and resumes the target).
-    Without it the target is stopped only at its own stops: with the predicate decided in the debugger, the
-    stops it resumed are logged at the first of them past each ``poll_interval``.
+    ``stop``: set it (from another thread) to end the watch between events (``ended == "stopped"``): the
+    wait is broken into then (a driver that cannot break in waits in slices of ``poll_interval`` seconds,
+    each broken into). The target is stopped only at its own stops: with the predicate decided in the
+    debugger, the stops it resumed are logged at the first of them past each ``poll_interval``.
     ``live``: a live view (counts, last exception, dumps) updated as the watch goes; None shows it when
     running in a Jupyter kernel (``pydbgauto.progress``).
     ``handle_signals`` (main thread only): SIGINT, SIGTERM and SIGHUP (where their handler is the
