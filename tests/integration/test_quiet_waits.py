@@ -7,14 +7,17 @@ the agent (its ``interrupts`` and ``flushes``) and by the target's state, never 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
-from typing import List
+from typing import Iterator, List
 
 import pytest
 
 import pydbgauto as pda
 from pydbgauto.errors import DebuggerTimeoutError
+from pydbgauto.models import StopEvent
 from pydbgauto.session import Session
 from pydbgauto.watching import watch
 from tests.integration.conftest import process_state, tracer_of
@@ -37,18 +40,31 @@ def test_an_idle_target_is_not_broken_into_while_waiting(waiting_app, no_lldb_le
     assert after["flushes"] == before["flushes"]  # no stop came, so none to end the wait at
 
 
-def test_filtered_stops_are_flushed_at_their_own_stops(waiting_app, no_lldb_left):
+@pytest.fixture
+def busy_machine() -> Iterator[None]:
+    """Two processes spinning on the two cores: the interrupt then often lands in lldb's step over a
+    breakpoint (5 runs of 5 without rehits.py saw a throw logged twice)."""
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        yield
+    finally:
+        for p in spinners:
+            p.kill()
+            p.wait()
+
+
+def test_filtered_stops_are_flushed_at_their_own_stops(waiting_app, busy_machine, no_lldb_left):
     """Every throw stops in the agent and is resumed (a stack predicate): each wait ends with resumed
-    throws to log, at one of those stops (a flush) or, for the last of a burst, by an interrupt; an idle
-    wait after them is interrupted only by its time limit."""
+    throws to log, at one of those stops (a flush) or, for the last of a burst, by an interrupt; every
+    throw is logged once (under load an interrupt used to make lldb report a breakpoint hit twice:
+    drivers/lldb/rehits.py); an idle wait after them is interrupted only by its time limit."""
     throws = 300
     with Session.attach(pid=waiting_app.pid) as s:
         s.break_on_clr_exceptions()
         assert s.set_filter(NOWHERE)
         before = s.driver.stats()  # type: ignore[attr-defined]
         waiting_app.send(f"repeat {throws}")
-        logged: List[object] = []
-        others: List[object] = []  # the runtime's own, now and then (seen: one more on the main thread)
+        logged: List[StopEvent] = []
         waits = 0
         deadline = time.monotonic() + 60
         while len(logged) < throws and time.monotonic() < deadline:
@@ -56,27 +72,20 @@ def test_filtered_stops_are_flushed_at_their_own_stops(waiting_app, no_lldb_left
                 s.wait_for_event(20, flush_after=0.01)
             waits += 1
             batch = s.take_filtered()
-            others.extend(e.exception_type for e in batch if e.exception_type != IOE)
-            assert batch, (
-                f"wait {waits} ended with nothing to log",
-                len(logged),
-                process_state(waiting_app.pid),
-                len(waiting_app.lines),
-                waiting_app.lines[-2:],
-                s.driver.stats(),  # type: ignore[attr-defined]
-            )
-            logged.extend(e for e in batch if e.exception_type == IOE)
+            assert batch, (f"wait {waits} ended with nothing to log", len(logged), waiting_app.lines[-2:])
+            logged.extend(batch)
         middle = s.driver.stats()  # type: ignore[attr-defined]
         with pytest.raises(DebuggerTimeoutError):
             s.wait_for_event(0.5, flush_after=0.01)  # the app ends its repeat meanwhile, and idles
-        assert [e for e in s.take_filtered() if e.exception_type == IOE] == []
+        assert s.take_filtered() == []
         assert waiting_app.wait_for_line(f"OK repeat {throws}", 10)
         after = s.driver.stats()  # type: ignore[attr-defined]
-    assert (len(logged), waits >= 2) == (throws, True), (len(logged), waits, others, middle, before)
+    assert len(logged) == throws and waits >= 2, (len(logged), waits, middle["rehits"])
+    assert len({e.exception_address for e in logged}) == throws
+    assert {e.exception_type for e in logged} == {IOE}
     flushes, interrupts = (middle[k] - before[k] for k in ("flushes", "interrupts"))
     assert flushes + interrupts == waits and flushes >= 1
-    # the idle wait ended one way, once: its time limit (or the flush of a stray runtime exception)
-    assert after["flushes"] - middle["flushes"] + after["interrupts"] - middle["interrupts"] == 1
+    assert (after["flushes"], after["interrupts"]) == (middle["flushes"], middle["interrupts"] + 1)
 
 
 def test_a_watch_holds_the_target_only_for_its_matches(waiting_app, tmp_path, no_lldb_left):

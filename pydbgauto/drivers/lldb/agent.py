@@ -47,6 +47,7 @@ for _name in ("pydbgauto", "pydbgauto.drivers"):
 
 from pydbgauto.drivers.lldb import guardian, protocol, qcalls, server_link  # noqa: E402
 from pydbgauto.drivers.lldb.continue_watch import ContinueWatch  # noqa: E402
+from pydbgauto.drivers.lldb.rehits import Rehits  # noqa: E402
 from pydbgauto.drivers.lldb.dispatch import AgentError, dispatch  # noqa: E402
 from pydbgauto.drivers.lldb.exception_fields import ExceptionFields  # noqa: E402
 from pydbgauto.drivers.lldb.filter_ops import AGENT_CAN_FETCH, FIELD_READ_OPS  # noqa: E402
@@ -165,6 +166,7 @@ class Agent:
         self._stop_cache: Optional["StopCache"] = None
         self.runtime: Dict[str, Any] = {}
         self.continue_watch = ContinueWatch(self.cancel_fd)
+        self.rehits = Rehits()
         self.journal = guardian.Journal.from_environment()  # the guardian: survive lldb's death
         self.stats: Dict[str, Any] = {
             "stops": 0,
@@ -865,6 +867,7 @@ class Agent:
         byte (continue_watch.py). Returns why it was interrupted, or None."""
         started = time.monotonic()
         self.continue_watch.begin(process, deadline)
+        self.rehits.before_run(process)
         self.journal.release()
         error = process.Continue()
         if process.GetState() == lldb.eStateStopped:  # not if lldb-server died meanwhile
@@ -872,6 +875,8 @@ class Agent:
         why = self.continue_watch.end()
         if why:
             self.stats["interrupts"] += 1
+            if _TRACE:
+                _trace(f"run interrupted: {why}")
         self.stats["run_seconds"] += time.monotonic() - started
         if not error.Success() and process.GetState() == lldb.eStateStopped and not why:
             raise AgentError(protocol.ERR_CONTINUE, f"could not resume the target: {error.GetCString()}")
@@ -881,6 +886,8 @@ class Agent:
         events: List[Dict[str, Any]] = []
         for thread in process:
             reason = thread.GetStopReason()
+            if self.rehits.is_repeat(thread, reason):
+                continue  # lldb's second report of a hit already handled (rehits.py)
             if reason == lldb.eStopReasonSignal and self._at_trap(thread):
                 if self.mechanism == "append-frame":  # .NET 9+: AppendExceptionStackFrame's own handler
                     event = self._first_chance_append(thread)
@@ -1049,6 +1056,8 @@ class Agent:
             elif shown is not None:
                 self.lto_checks += 1
             address = shown
+        if _TRACE:
+            _trace(f"legacy first-chance {tid} object {address} sp {thread.GetFrameAtIndex(0).GetSP():#x}")
         return {
             "kind": protocol.EVENT_FIRST_CHANCE,
             "thread_id": tid,
@@ -1239,6 +1248,7 @@ class Agent:
             fault_arming=self.fault_arming,
             stop_cache=cache,
             inline_filter=self._inline_state(),
+            rehits=self.rehits.count,
         )
 
     # ----- leaving --------------------------------------------------------------------------------------
