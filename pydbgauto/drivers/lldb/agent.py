@@ -45,6 +45,7 @@ for _name in ("pydbgauto", "pydbgauto.drivers"):
         _package.__path__ = [os.path.join(_PACKAGE_PARENT, *_name.split("."))]
         sys.modules[_name] = _package
 
+from pydbgauto import processes  # noqa: E402
 from pydbgauto.drivers.lldb import guardian, protocol, qcalls, server_link  # noqa: E402
 from pydbgauto.drivers.lldb.continue_watch import ContinueWatch  # noqa: E402
 from pydbgauto.drivers.lldb.rehits import Rehits  # noqa: E402
@@ -328,7 +329,7 @@ class Agent:
             self.process.GetProcessID(), self._breakpoint_bytes(), _thread_stops(self.process)
         )
         if self.journal.fd is not None:  # lldb's death must not end lldb-server first (server_link.py)
-            self.journal.link(server_link.connections_to(server_link.tracer_of(self.process.GetProcessID())))
+            self.journal.link(server_link.connections_to(processes.tracer_of(self.process.GetProcessID())))
         return self._describe()
 
     def _find_module(self, name: str) -> Optional["lldb.SBModule"]:

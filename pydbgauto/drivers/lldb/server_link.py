@@ -80,18 +80,6 @@ def _peer_in_reply(reply: bytes) -> Optional[int]:
     return None
 
 
-def tracer_of(pid: int) -> int:
-    """The pid tracing ``pid`` (lldb-server, for lldb's target); 0 if none or unknown."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("TracerPid:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return 0
-
-
 def connections_to(server_pid: int) -> List[int]:
     """This process's fds whose socket's other end is held by ``server_pid`` (lldb's to lldb-server)."""
     theirs = set(socket_inodes(server_pid).values()) if server_pid > 0 else set()
