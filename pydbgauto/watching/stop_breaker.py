@@ -1,10 +1,11 @@
-"""Ends a watch's wait when its ``stop`` event is set, by breaking in (``Session.break_in``).
+"""Ends a watch's wait when its ``stop`` event is set, by breaking into it (the driver's ``interrupt_wait``).
 
 Without it the wait ran in slices of ``poll_interval``, each ended by breaking in and resuming the target,
 only to look at ``stop``: a watched service (every process of a name under ``watch_all``, or a pytest
 ``dotnet_watch``) was stopped once or twice a second for nothing. This thread waits on ``stop`` in Python
-instead, and breaks in only once it is set, again every ``RETRY`` seconds while a wait still runs (a
-break-in that came between two waits found the target stopped and changed nothing).
+instead, and once it is set breaks into the wait running (``interrupt_wait``: only a wait, never a
+request of its own), again every ``RETRY`` seconds until the loop has ended (one that came between two
+waits did nothing). Drivers without ``interrupt_wait`` keep the slices.
 """
 
 from __future__ import annotations
@@ -48,10 +49,9 @@ class StopBreaker:
         while not self._done.is_set():
             if not self.stop.wait(0.1):  # a wait in Python: the target is not touched
                 continue
-            if self.session.waiting:
-                try:
-                    self.session.break_in(BREAK_TIMEOUT)
+            try:
+                if self.session.driver.interrupt_wait(BREAK_TIMEOUT):  # type: ignore[attr-defined]
                     self.breaks += 1
-                except PydbgautoError as e:  # the wait ended another way meanwhile (an event, the exit)
-                    log.debug("break-in to end the watch: %s", e)
+            except PydbgautoError as e:  # the wait ended another way meanwhile (an event, the exit)
+                log.debug("break-in to end the watch: %s", e)
             self._done.wait(RETRY)

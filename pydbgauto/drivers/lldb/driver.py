@@ -178,26 +178,45 @@ class LldbDriver(LldbProcess, Driver):
         """
         with self._break_cond:
             if self._resuming:
-                if self._cancel_w is None or not self._alive():
-                    raise DebuggerDiedError(f"lldb is not running; its last words: {self.last_output()}")
-                if not self._break_requested:
-                    self._break_requested = True
-                    os.write(self._cancel_w, b"b")
-                deadline = None if timeout is None else time.monotonic() + timeout
-                while self._resuming:
-                    remaining = None if deadline is None else deadline - time.monotonic()
-                    if remaining is not None and remaining <= 0:
-                        raise DebuggerTimeoutError(
-                            f"the target did not stop within {timeout} s of breaking in"
-                        )
-                    self._break_cond.wait(remaining)
-                result = self._break_result
-                if result is None:
-                    raise DebuggerError("the wait that was broken into failed; see the error it raised")
-                return result
+                return self._break_running(timeout)
         return RawStop(
             StopKind.BREAK, thread_id=self._selected_thread(), description="stopped under the debugger"
         )
+
+    def interrupt_wait(self, timeout: Optional[float] = INTERRUPT_GRACE) -> bool:
+        """Break into a ``resume`` running in another thread, as ``break_in`` does; False, having done
+        nothing, when none runs. Never a request of its own: that one would wait for the lock a ``resume``
+        begun meanwhile holds (a watch's StopBreaker once hung so, until the wait's time limit)."""
+        with self._break_cond:
+            if not self._resuming:
+                return False
+            self._break_running(timeout)
+            return True
+
+    def _break_running(self, timeout: Optional[float]) -> RawStop:
+        """The cancel byte to the running ``resume``, then its stop; ``_break_cond`` is held. The agent can
+        miss a byte that comes as it resumes the target (``_cancel_wait``): each second another, and
+        after the first second a SIGSTOP that ends the agent's run so that it reads it."""
+        if self._cancel_w is None or not self._alive():
+            raise DebuggerDiedError(f"lldb is not running; its last words: {self.last_output()}")
+        if not self._break_requested:
+            self._break_requested = True
+            os.write(self._cancel_w, b"b")
+        started = time.monotonic()
+        deadline = None if timeout is None else started + timeout
+        poked = False
+        while self._resuming:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise DebuggerTimeoutError(f"the target did not stop within {timeout} s of breaking in")
+            self._break_cond.wait(1.0 if remaining is None else min(1.0, remaining))
+            if self._resuming and time.monotonic() - started >= 1.0:
+                os.write(self._cancel_w, b"b")
+                poked = poked or self._poke_target()
+        result = self._break_result
+        if result is None:
+            raise DebuggerError("the wait that was broken into failed; see the error it raised")
+        return result
 
     def resume_to_flush(self, timeout: Optional[float], flush_after: float) -> RawStop:
         """The agent ends the run at the first stop it would have resumed past ``flush_after``: the
