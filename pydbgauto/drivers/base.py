@@ -161,6 +161,13 @@ class Driver(abc.ABC):
         """Stop the running target now (called from another thread while ``resume`` waits)."""
         raise DebuggerError(f"the {self.name} driver cannot break in to a running target")
 
+    supports_interrupt_wait: bool = False
+
+    def interrupt_wait(self, timeout: Optional[float] = 30.0) -> bool:
+        """Break into a ``resume`` running in another thread, if one runs (False: none did, nothing done);
+        never a request of its own. Drivers without it: a watch with ``stop`` waits in slices."""
+        return False
+
     def set_filter(self, spec: Optional[Dict[str, Any]]) -> bool:
         """Let the debugger decide a predicate (its ``to_spec()`` form) at each first-chance stop.
 

@@ -126,7 +126,7 @@ class WatchLoop:
         return filtered
 
     def _loop(self, timeout: Optional[float], started: float) -> Tuple[str, Optional[int], bool]:
-        if self.stop is None or not hasattr(self.session.driver, "interrupt_wait"):
+        if self.stop is None or not self.session.driver.supports_interrupt_wait:
             return self._waits(timeout, started, sliced=self.stop is not None)
         with StopBreaker(self.session, self.stop):
             return self._waits(timeout, started, sliced=False)

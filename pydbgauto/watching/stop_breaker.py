@@ -31,7 +31,6 @@ class StopBreaker:
     def __init__(self, session: Session, stop: threading.Event) -> None:
         self.session = session
         self.stop = stop
-        self.breaks = 0
         self._done = threading.Event()
         self._thread: Optional[threading.Thread] = None
 
@@ -50,8 +49,7 @@ class StopBreaker:
             if not self.stop.wait(0.1):  # a wait in Python: the target is not touched
                 continue
             try:
-                if self.session.driver.interrupt_wait(BREAK_TIMEOUT):  # type: ignore[attr-defined]
-                    self.breaks += 1
+                self.session.driver.interrupt_wait(BREAK_TIMEOUT)
             except PydbgautoError as e:  # the wait ended another way meanwhile (an event, the exit)
                 log.debug("break-in to end the watch: %s", e)
             self._done.wait(RETRY)

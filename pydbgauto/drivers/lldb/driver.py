@@ -54,6 +54,7 @@ class LldbDriver(LldbProcess, Driver):
     sos_prefix = ""
     threads_command = "clrthreads"
     supports_break_in = True
+    supports_interrupt_wait = True
     local_process = True
 
     def __init__(
