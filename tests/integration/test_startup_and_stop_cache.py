@@ -59,6 +59,8 @@ def test_a_repeated_stop_costs_no_sos_command_and_is_still_right(waiting_app, no
         assert len(set(seen)) == 6  # a new object at each throw, never the remembered one's address
         cache = s.driver.stats()["stop_cache"]
         assert cache["stack_hits"] >= 4 and cache["pe_hits"] >= 4, cache
+        # found by the frame-pointer chain, without lldb's unwinding (frame_chain.py)
+        assert cache["chain_hits"] >= 4, cache
 
 
 def test_other_threads_types_and_messages_are_not_served_from_the_cache(waiting_app, no_lldb_left):

@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import lldb  # type: ignore[import-not-found]
 
+from pydbgauto.drivers.lldb.frame_chain import read_chain
 from pydbgauto.sos.clrstack import parse_clrstack
 from pydbgauto.sos.deepstack import find_cycle, parse_ip2md_name
 
@@ -42,6 +43,11 @@ def read_stack(
     if not thread.IsValid():
         thread = process.GetSelectedThread()
     process.SetSelectedThread(thread)
+    chain = read_chain(agent, thread)
+    if chain is not None:
+        text = agent.stop_cache.by_chain(agent, chain)
+        if text is not None:
+            return {"deep": False, "text": text, "probe_seconds": round(time.monotonic() - started, 4)}
     probed: List[Tuple[int, int, int]] = []  # (pc, sp, rbp) of lldb's frames
     notes: List[str] = []
     while len(probed) <= limit:
@@ -56,7 +62,7 @@ def read_stack(
     probe_seconds = round(time.monotonic() - started, 4)
     if len(probed) <= limit and not notes:
         key = (thread.GetThreadID(), tuple((pc, sp) for pc, sp, _ in probed))
-        text = agent.stop_cache.clrstack(agent, key)
+        text = agent.stop_cache.clrstack(agent, key, chain)
         try:
             parsed = parse_clrstack(text)
         except Exception:
