@@ -45,7 +45,7 @@ def read_stack(
     process.SetSelectedThread(thread)
     chain = read_chain(agent, thread)
     if chain is not None:
-        text = agent.stop_cache.by_chain(agent, chain)
+        text = agent.stop_cache.by_chain(agent, chain, limit)
         if text is not None:
             return {"deep": False, "text": text, "probe_seconds": round(time.monotonic() - started, 4)}
     probed: List[Tuple[int, int, int]] = []  # (pc, sp, rbp) of lldb's frames

@@ -64,13 +64,14 @@ class StopCache:
 
     # ----- clrstack ------------------------------------------------------------------------------------
 
-    def by_chain(self, agent: Any, chain: ChainKey) -> Optional[str]:
+    def by_chain(self, agent: Any, chain: ChainKey, limit: int) -> Optional[str]:
         """The remembered ``clrstack`` of a stop whose frame-pointer chain is ``chain``, if one pins it
-        (frame_chain.py): lldb's unwinding is not needed then. None: ask ``clrstack``."""
+        (frame_chain.py) and lldb unwound at most ``limit`` frames there: lldb's unwinding is not needed
+        then. None: ask ``clrstack``."""
         self.stop_key = None
         key = self.chains.get(chain)
         cached = self.stacks.get(key) if key is not None else None
-        if key is None or cached is None or not _unchanged(agent, cached[1]):
+        if key is None or cached is None or len(key[1]) > limit or not _unchanged(agent, cached[1]):
             return None
         self.chains.move_to_end(chain)
         self.stacks.move_to_end(key)
