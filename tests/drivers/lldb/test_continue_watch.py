@@ -58,3 +58,46 @@ def test_a_cancel_byte_interrupts_the_run() -> None:
     process = InterruptRecorder()
     threading.Timer(0.05, lambda: os.write(write_end, b"c")).start()
     assert process.run(watch, time.monotonic() + 10) == protocol.EVENT_CANCELLED
+
+
+class LosesFirstInterrupt(InterruptRecorder):
+    """As lldb does with an interrupt that comes before Continue has resumed the process."""
+
+    def SendAsyncInterrupt(self) -> None:  # noqa: N802 - lldb's name
+        self.calls.append(time.monotonic())
+        if len(self.calls) > 1:
+            self.interrupted.set()
+
+
+def test_a_lost_interrupt_is_sent_again_until_the_run_stops() -> None:
+    watch = ContinueWatch(None)
+    process = LosesFirstInterrupt()
+    assert process.run(watch, time.monotonic()) == protocol.EVENT_TIMEOUT
+    assert len(process.calls) >= 2
+
+
+def test_a_cancel_byte_between_runs_cancels_the_next_run() -> None:
+    read_end, write_end = os.pipe()
+    watch = ContinueWatch(read_end)
+    process = InterruptRecorder()
+    watch.begin(process, None)
+    assert watch.end() is None
+    os.write(write_end, b"c")
+    time.sleep(0.1)  # read by the thread while no run is going
+    assert process.run(watch, time.monotonic() + 10) == protocol.EVENT_CANCELLED
+    assert process.run(watch, time.monotonic() + 0.05) == protocol.EVENT_TIMEOUT  # it was that run's only
+
+
+def test_runs_that_share_a_deadline_do_not_wake_the_thread() -> None:
+    """A storm of stops within one wait: the thread sleeps through them (it costs the target a core)."""
+    watch = ContinueWatch(None)
+    process = InterruptRecorder()
+    deadline = time.monotonic() + 30
+    for _ in range(200):
+        watch.begin(process, deadline)
+        assert watch.end() is None
+    for _ in range(200):
+        watch.begin(process, None)
+        assert watch.end() is None
+    assert watch.wakes <= 1 and not process.calls
+    assert process.run(watch, time.monotonic() + 0.05) == protocol.EVENT_TIMEOUT  # an earlier one wakes it
