@@ -30,7 +30,7 @@ function on the package (``pda.watch`` would become the module).
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the names for type checkers; at run time they load on first use (below)
-    from pydbgauto.watching.capture import evaluate_within
+    from pydbgauto.watching.predicate_workers import evaluate_within
     from pydbgauto.watching.checks import check_disk_for, prepare
     from pydbgauto.watching.decision_log import LOG_NAME, open_private_log
     from pydbgauto.watching.one_process import watch
@@ -62,7 +62,7 @@ _WHERE = {
     "WatchResult": "result",
     "Watcher": "watcher",
     "check_disk_for": "checks",
-    "evaluate_within": "capture",
+    "evaluate_within": "predicate_workers",
     "open_private_log": "decision_log",
     "prepare": "checks",
     "watch": "one_process",

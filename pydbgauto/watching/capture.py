@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 import os
-from typing import Any, Callable, Deque, List, Mapping, Optional, Tuple
+from typing import Any, Deque, List, Mapping, Optional, Tuple
 
 import attr
 
@@ -34,6 +34,7 @@ from pydbgauto.models import (
 from pydbgauto.policy import DumpPolicy, PolicyState
 from pydbgauto.session import Session
 from pydbgauto.watching.checks import free_disk
+from pydbgauto.watching.predicate_workers import evaluate_within
 from pydbgauto.watching.decision_log import decision_line, write_line
 from pydbgauto.watching import thin
 from pydbgauto.watching.records import write_new_json
@@ -340,31 +341,6 @@ class StopHandler:
             return self.session.type_chain(address)
         except PydbgautoError:
             return ()
-
-
-def evaluate_within(
-    predicate: preds.Predicate,
-    facts: preds.Facts,
-    deadline: Optional[float],
-    evaluate: Callable[[preds.Predicate, preds.Facts], preds.Verdict] = preds.evaluate,
-) -> Optional[preds.Verdict]:
-    """Evaluate on a worker thread until ``deadline`` (monotonic; None: no limit); None when it overran.
-
-    The main thread waits in short slices, so a signal still ends the watch. A predicate that never
-    returns cannot be stopped (Python cannot kill a thread): its daemon thread is abandoned and runs on
-    until it returns or the process exits.
-    """
-    box: List[preds.Verdict] = []
-    worker = threading.Thread(
-        target=lambda: box.append(evaluate(predicate, facts)), name="pydbgauto-predicate", daemon=True
-    )
-    worker.start()
-    while worker.is_alive():
-        left = None if deadline is None else deadline - time.monotonic()
-        if left is not None and left <= 0:
-            return None
-        worker.join(0.2 if left is None else min(0.2, left))
-    return box[0] if box else preds.Verdict(False, "the predicate ended without an answer")
 
 
 def _with_source_lines(stack: Optional[ManagedStack], dump: Optional[DumpRecord]) -> Optional[ManagedStack]:

@@ -7,7 +7,7 @@ message only. So the predicate is first evaluated on a *thin* stop whose unread 
 inner exceptions, the exception's frames, fields, raw text, ...) raise :class:`NeedsMore` when touched;
 a predicate that touched none of them has decided. One that did is evaluated again on the full stop
 (SOS reads it then): what it did before it touched them happens twice. The worker thread and the time
-limit are capture.evaluate_within's, with :func:`evaluate` in place of predicates.evaluate.
+limit are predicate_workers.evaluate_within's, with :func:`evaluate` in place of predicates.evaluate.
 
 NeedsMore is a BaseException, so a callable's ``except Exception`` does not swallow it; one swallowed
 anyway (a bare ``except:``) is still noticed, the touch is recorded before it is raised. A thin object the

@@ -22,3 +22,23 @@ def test_predicate_deadline():
     verdict = evaluate_within(raising, facts, time.monotonic() + 5)
     assert verdict is not None and not verdict.matched and "ZeroDivisionError" in (verdict.error or "")
     assert evaluate_within(preds.first_chance(), facts, None) == preds.Verdict(True)
+
+
+def test_a_worker_serves_stop_after_stop_and_one_that_overran_is_replaced():
+    """Kept workers (predicate_workers.py): stops in a row reuse one thread; a predicate still running
+    past its deadline keeps its worker, and the next stop gets another."""
+    import threading
+
+    exception = pda.ManagedException(address=0x1000, type="System.Exception", message="m")
+    facts = preds.Facts(event=StopEvent(kind="first-chance", sequence=1, exception=exception))
+    seen = []
+    record = preds.as_predicate(lambda exc: seen.append(threading.get_ident()) or False)
+    for _ in range(50):
+        assert evaluate_within(record, facts, time.monotonic() + 5) == preds.Verdict(False)
+    assert len(set(seen)) == 1
+    release = threading.Event()
+    stuck = preds.as_predicate(lambda exc: release.wait(10))
+    assert evaluate_within(stuck, facts, time.monotonic() + 0.1) is None
+    seen.clear()
+    assert evaluate_within(record, facts, time.monotonic() + 5) == preds.Verdict(False)
+    release.set()
