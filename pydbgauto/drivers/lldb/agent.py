@@ -1122,14 +1122,35 @@ class Agent:
     def _last_thrown_read(self, tid: int) -> Optional[int]:
         if self.lto_offset is None:
             return None
-        thread_obj = self._thread_object(tid)
-        if thread_obj is None:
-            return None
+        handle = self._known_thread_slot(tid, self.lto_offset)
+        if handle is None:
+            thread_obj = self._thread_object(tid)
+            if thread_obj is None:
+                return None
+            try:
+                handle = self._u64(thread_obj + self.lto_offset)
+            except AgentError:
+                return None
         try:
-            candidate = self._u64(self._u64(thread_obj + self.lto_offset))
+            candidate = self._u64(handle)
         except AgentError:
             return None
         return candidate if self._is_exception(candidate) else None
+
+    def _known_thread_slot(self, tid: int, offset: int) -> Optional[int]:
+        """The 8 bytes at ``offset`` of a remembered Thread object still holding ``tid``, in one read with
+        its id (each read at a new place is a round trip to lldb-server); None: not known, or reused."""
+        thread_obj, tid_offset = self.thread_objects.get(tid), self.tid_offset
+        if thread_obj is None or tid_offset is None:
+            return None
+        low, high = min(tid_offset, offset), max(tid_offset + 4, offset + 8)
+        try:
+            data = self._read(thread_obj + low, high - low)
+        except AgentError:
+            return None
+        if struct.unpack_from("<I", data, tid_offset - low)[0] != tid:
+            return None  # _thread_object finds the thread's new object
+        return int(struct.unpack_from("<Q", data, offset - low)[0])
 
     # ----- commands while stopped ----------------------------------------------------------------------
 
