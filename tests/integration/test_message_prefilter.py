@@ -193,7 +193,7 @@ def test_a_thread_stopped_in_the_prefilter_gets_its_registers_back(
         assert s.wait_for_event(120).exception.message == "match"  # type: ignore[union-attr]
         inline = stats(s)["inline_filter"]
         assert inline["prefilter"]["clauses"] == 1
-        start, end = filter_stub.build(0, [b"\x90"] * 14, 0, False, False).borrowed
+        start, end = filter_stub.build(0, [b"\x90"] * 14, 0, False, False, 0).borrowed[0]
         pc = int(inline["stub"], 16) + (start + end) // 2
         saved = [list(pair) for pair in filter_stub.SAVED]
         put = in_lldb(s, PUT_IN_THE_PREFILTER, saved=saved, pc=pc)

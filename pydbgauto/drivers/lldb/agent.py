@@ -54,7 +54,7 @@ from pydbgauto.drivers.lldb.exception_fields import ExceptionFields  # noqa: E40
 from pydbgauto.drivers.lldb.filter_ops import AGENT_CAN_FETCH, FIELD_READ_OPS  # noqa: E402
 from pydbgauto.drivers.lldb.filter_ops import TYPE_ONLY_OPS, named_types, spec_ops  # noqa: E402
 from pydbgauto.drivers.lldb.lldb_settings import START_UP_SETTINGS  # noqa: E402
-from pydbgauto.drivers.lldb.filter_stub import type_verdict  # noqa: E402
+from pydbgauto.drivers.lldb.filter_stub import SIGURG, type_verdict  # noqa: E402
 from pydbgauto.drivers.lldb.inline_filter import FilterUnavailable, InlineFilter  # noqa: E402
 from pydbgauto.drivers.lldb.message_prefilter import Condition, condition  # noqa: E402
 
@@ -99,7 +99,6 @@ def _import_later_modules() -> None:
 
 
 SIGABRT = 6
-SIGTRAP = 5
 # libcoreclr's QCall that DispatchEx calls for each frame of a first pass; flags bit 0 marks the first
 # frame of a throw or rethrow, by when the runtime has made the object the thread's current exception.
 APPEND_FRAME_QCALL = "AppendExceptionStackFrame"
@@ -135,6 +134,7 @@ class Agent:
         # The in-target type filter on the throw funnel (inline_filter.py, docs/linux-fast-filter.md).
         self.inline: Optional[InlineFilter] = None
         self.inline_note: Optional[str] = None  # why there is none
+        self.urg_suppressed = False  # the trap's SIGURG dropped at the resume (_pass_urg)
         self.funnel: Optional["lldb.SBAddress"] = None  # .NET 8: RaiseTheExceptionInternalOnly
         # .NET 8: thread -> what the funnel's trap learnt of the throw to report at its __cxa_rethrow
         self.funnel_pending: Dict[int, Dict[str, Any]] = {}
@@ -176,6 +176,7 @@ class Agent:
             "field_reads": 0,  # message/HResult read from the object for the filter (no SOS pe)
             "other_thread_stops": 0,  # .NET 8: __cxa_rethrow of a thread with no matching throw pending
             "prefilter_traps": 0,  # .NET 8: trap stops while the message/HResult prefilter was on
+            "passed_sigurg": 0,  # SIGURGs of the target's own (not the stub's trap): passed on
             "interrupts": 0,  # runs the agent interrupted (a time limit, a cancel byte): the target stopped
             "flushes": 0,  # runs ended at a resumable stop to send the filtered ones (flush_after)
             "run_seconds": 0.0,
@@ -262,6 +263,14 @@ class Agent:
     def _signals(self) -> None:
         self.hc(f"process handle -p true -s false -n false {PASS_SIGNALS}")
         self.hc("process handle -p true -s true -n true SIGABRT")
+        # The stub's trap stops here; one that is not the trap's is passed on (_pass_urg)
+        if self.process is None or not self.process.IsValid():
+            return
+        signals = self.process.GetUnixSignals()
+        signals.SetShouldStop(SIGURG, True)
+        signals.SetShouldNotify(SIGURG, False)
+        signals.SetShouldSuppress(SIGURG, False)
+        self.urg_suppressed = False
 
     def op_launch(
         self,
@@ -475,7 +484,7 @@ class Agent:
         """.NET 8: the stub serves only a filter that its type can rule out (else every throw would cost
         a funnel stop and a __cxa_rethrow stop); __cxa_rethrow then stops only for a pending match.
 
-        Not for a message filter, although the trap could decide it: a stop at the stub's int3 costs
+        Not for a message filter, although the trap could decide it: a stop at the stub's trap costs
         lldb-server ~2 ms here (lldb unwinds from a pc in no module, asking for memory regions, and
         lldb-server rebuilds its region list from /proc/PID/smaps after every resume), a stop at
         __cxa_rethrow ~0.8 ms (docs/linux-fast-filter.md)."""
@@ -885,10 +894,17 @@ class Agent:
 
     def _collect_events(self, process: "lldb.SBProcess") -> List[Dict[str, Any]]:
         events: List[Dict[str, Any]] = []
+        trap_stops = foreign_urg = False
         for thread in process:
             reason = thread.GetStopReason()
             if self.rehits.is_repeat(thread, reason):
                 continue  # lldb's second report of a hit already handled (rehits.py)
+            if reason == lldb.eStopReasonSignal and thread.GetStopReasonDataAtIndex(0) == SIGURG:
+                if not self._at_trap(thread):
+                    foreign_urg = True
+                    self.stats["passed_sigurg"] += 1
+                    continue  # the target's own SIGURG: passed on at the resume
+                trap_stops = True
             if reason == lldb.eStopReasonSignal and self._at_trap(thread):
                 if self.mechanism == "append-frame":  # .NET 9+: AppendExceptionStackFrame's own handler
                     event = self._first_chance_append(thread)
@@ -937,6 +953,8 @@ class Agent:
                 event = self.faults.on_stop(self, thread)  # the fallback mode stops at the signals
                 if event is not None and self._passes_filter(event, thread):
                     events.append(event)
+        if trap_stops or foreign_urg:
+            self._pass_urg(foreign_urg)
         if self.faults is not None and self.target is not None:
             count = self.target.GetNumBreakpoints()
             if count != self.journaled_breakpoints:  # legacy_faults adds and removes its own: journal them
@@ -945,12 +963,20 @@ class Agent:
         return events
 
     def _at_trap(self, thread: "lldb.SBThread") -> bool:
-        """The thread stopped at the in-target filter's int3 (a SIGTRAP with its pc just behind it)."""
+        """The thread stopped at the in-target filter's trap (its SIGURG, the pc just behind the syscall)."""
         return (
             self.inline is not None
-            and thread.GetStopReasonDataAtIndex(0) == SIGTRAP
+            and thread.GetStopReasonDataAtIndex(0) == SIGURG
             and thread.GetFrameAtIndex(0).GetPC() == self.inline.trap_pc
         )
+
+    def _pass_urg(self, foreign: bool) -> None:
+        """At the resume, the trap's SIGURG is dropped; a SIGURG of the target's own (a stop not at the
+        trap) is passed on. lldb decides per signal, not per thread: with both at one stop, both pass
+        (neither runtime catches SIGURG: the trap's is ignored then)."""
+        if self.process is not None and self.urg_suppressed == foreign:
+            self.process.GetUnixSignals().SetShouldSuppress(SIGURG, not foreign)
+            self.urg_suppressed = not foreign
 
     def _take_filtered(self) -> List[Dict[str, Any]]:
         filtered, self.filtered = self.filtered, []
@@ -1008,7 +1034,14 @@ class Agent:
         """AppendExceptionStackFrame(ObjectHandleOnStack exception, ip, sp, flags, ExInfo*): an event on
         the first frame of a throw; later frames of the same first pass are resumed at once."""
         frame = thread.GetFrameAtIndex(0)
-        flags = frame.FindRegister("rcx").GetValueAsUnsigned() & 0xFFFFFFFF
+        inline = self.inline
+
+        def argument(register: str) -> int:
+            if inline is not None:  # at the stub's trap the arguments are in their slots
+                return inline.argument(self, frame, register)
+            return int(frame.FindRegister(register).GetValueAsUnsigned())
+
+        flags = argument("rcx") & 0xFFFFFFFF
         if not flags & RH_EH_FIRST_FRAME:
             self.stats["frame_stops"] += 1
             return None
@@ -1017,7 +1050,7 @@ class Agent:
         self._require_process().SetSelectedThread(thread)
         address: Optional[int] = None
         try:
-            candidate = self._u64(frame.FindRegister("rdi").GetValueAsUnsigned())  # the handle's slot
+            candidate = self._u64(argument("rdi"))  # the handle's slot
             address = candidate if self._is_exception(candidate) else None
         except AgentError:
             pass
@@ -1256,8 +1289,6 @@ class Agent:
                 patches.append((address, self._read(address, 1)))
             except AgentError:
                 pass
-        if self.inline is not None:  # the stub's int3 (not lldb's: its reads show it as it is)
-            patches.append(self.inline.trap_site())
         return patches
 
     def op_stats(self) -> Dict[str, Any]:

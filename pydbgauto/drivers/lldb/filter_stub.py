@@ -3,17 +3,20 @@
 The agent replaces the first whole instructions of the runtime's throw funnel with a jump to a stub in a
 page of its own (docs/linux-fast-filter.md). The stub lets a call through without a stop when it is not
 a throw (.NET 9+: not the first frame of a first pass) or when the exception's MethodTable is in the
-negative cache (types known not to match); else it reaches the trap: an ``int3`` of its own, which lldb
-reports as a SIGTRAP stop with the pc behind it (no lldb breakpoint, so no step over it at the resume:
-docs/linux-fast-filter.md measured the difference). Then it runs the displaced instructions and jumps back
-behind them.
+negative cache (types known not to match); else it reaches the trap: ``tgkill(pid, gettid(), SIGURG)``,
+which lldb reports as a SIGURG stop with the pc just behind the ``syscall`` (no lldb breakpoint, so no step
+over it at the resume: docs/linux-fast-filter.md measured the difference). With no tracer the signal is
+ignored (neither runtime catches SIGURG), so a thread that reaches the trap after the debugger's death goes
+on; an ``int3`` there killed the target (proved: docs/linux-fast-filter.md, "A trap that is harmless").
+The trap keeps the argument registers in their red-zone slots across its two system calls. Then it runs
+the displaced instructions and jumps back behind them.
 
 With a message/HResult prefilter written (.NET 8: message_prefilter.py) a throw whose type is not cached
 is let through too when it holds none of the prefilter's clauses.
 
 Registers: rax, r10, r11 and the flags, all dead at a function's entry (caller-saved, no argument); the
-prefilter borrows six more (SAVED), kept in the red zone below rsp (rsp never moves: a thread stopped
-anywhere in the stub starts the function again once they are back, ``Stub.restores``).
+prefilter and the trap borrow six more (SAVED), kept in the red zone below rsp (rsp never moves: a thread
+stopped anywhere in the stub starts the function again once they are back, ``Stub.restores``).
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ DATA_PASSED = DATA_ENTRIES + 8 * CAPACITY
 # Second half: the message/HResult prefilter (.NET 8 only: message_prefilter.py says why and what it holds).
 PF_MESSAGE_AT, PF_HRESULT_AT, PF_PASSED, PF_CLAUSES, PF_TABLE = (PREFILTER + 8 * i for i in range(5))
 JUMP_SIZE = 14  # jmp [rip+0]; .quad target
-INT3, NOP = 0xCC, 0x90
+NOP = 0x90
+SIGURG, SYS_GETTID, SYS_TGKILL = 23, 186, 234
 # Registers the prefilter borrows, with the red-zone slot (below rsp, never moved) each is saved in.
 SAVED = (("rcx", 8), ("rdx", 16), ("rsi", 24), ("rdi", 32), ("r8", 40), ("r9", 48))
 _SAVE = {
@@ -55,11 +59,13 @@ def absolute_jump(target: int) -> bytes:
 @dataclass(frozen=True)
 class Stub:
     code: bytes
-    trap: int  # offset of the trap (an int3) in the code; a thread stopped there has its pc at go_on
+    trap: int  # offset of the trap (the tgkill) in the code
+    stop: int  # offset just behind its syscall: where a thread that took the trap stops
     go_on: int  # offset of the first displaced instruction
     displaced: Tuple[Tuple[int, int], ...]  # (offset in the stub, offset in the original function)
     length: int  # bytes displaced from the function's entry
-    borrowed: Tuple[int, int] = (0, 0)  # [start, end): the prefilter's SAVED registers hold its values
+    # [start, end): where the SAVED registers are in their slots and in use (the prefilter, the trap)
+    borrowed: Tuple[Tuple[int, int], ...] = ()
 
     def original_pc(self, offset: int) -> int:
         """Where a thread at ``offset`` in the stub goes on in the original function (offset from its
@@ -80,7 +86,7 @@ class Stub:
     def restores(self, offset: int) -> bool:
         """True when a thread at ``offset`` must get the SAVED registers back from their red-zone slots
         before it starts the function again (the prefilter has them in use)."""
-        return self.borrowed[0] <= offset < self.borrowed[1]
+        return any(start <= offset < end for start, end in self.borrowed)
 
 
 class _Assembler:
@@ -110,9 +116,14 @@ class _Assembler:
 
 
 def build(
-    entry: int, displaced: Sequence[bytes], data: int, object_in_handle: bool, first_frame_test: bool
+    entry: int,
+    displaced: Sequence[bytes],
+    data: int,
+    object_in_handle: bool,
+    first_frame_test: bool,
+    pid: int,
 ) -> Stub:
-    """The stub for a funnel at ``entry`` whose first instructions are ``displaced``.
+    """The stub for a funnel at ``entry`` whose first instructions are ``displaced``, in process ``pid``.
 
     ``object_in_handle``: the exception object is ``*(rdi)`` (.NET 9+'s ObjectHandleOnStack), else ``rdi``.
     ``first_frame_test``: only calls with ``ecx & 1`` are throws (AppendExceptionStackFrame's flags).
@@ -144,7 +155,7 @@ def build(
     a.label("miss")
     _prefilter(a, data, load_object)
     a.label("trap")
-    a += bytes([INT3])  # the trap; the guardian turns it into a nop should lldb die (a breakpoint site)
+    _trap(a, pid)
     a.label("go_on")
     pairs: List[Tuple[int, int]] = []
     at = 0
@@ -154,8 +165,35 @@ def build(
         at += len(instruction)
     a += absolute_jump(entry + at)
     code = a.finish()
-    borrowed = (a.labels["borrowed"], a.labels["trap"])
-    return Stub(code, a.labels["trap"], a.labels["go_on"], tuple(pairs), at, borrowed)
+    borrowed = ((a.labels["borrowed"], a.labels["trap"]), (a.labels["trap_saved"], a.labels["go_on"]))
+    return Stub(code, a.labels["trap"], a.labels["stop"], a.labels["go_on"], tuple(pairs), at, borrowed)
+
+
+def _save(a: _Assembler) -> None:
+    for register, slot in SAVED:
+        a += _SAVE[register] + bytes([0x24, (-slot) & 0xFF])  # mov [rsp-n], reg
+
+
+def _restore(a: _Assembler) -> None:
+    for register, slot in SAVED:
+        save = _SAVE[register]
+        a += bytes([save[0], 0x8B, save[2]]) + bytes([0x24, (-slot) & 0xFF])  # mov reg, [rsp-n]
+
+
+def _trap(a: _Assembler, pid: int) -> None:
+    """tgkill(pid, gettid(), SIGURG), the argument registers kept in their slots around it (syscall takes
+    rdi, rsi, rdx and clobbers rcx, r11, rax)."""
+    _save(a)
+    a.label("trap_saved")
+    a += b"\xb8" + struct.pack("<I", SYS_GETTID)  # mov eax, SYS_gettid
+    a += b"\x0f\x05"  # syscall
+    a += b"\x89\xc6"  # mov esi, eax: this thread
+    a += b"\xbf" + struct.pack("<I", pid)  # mov edi, pid
+    a += b"\xba" + struct.pack("<I", SIGURG)  # mov edx, SIGURG
+    a += b"\xb8" + struct.pack("<I", SYS_TGKILL)  # mov eax, SYS_tgkill
+    a += b"\x0f\x05"  # syscall: the stop, under a tracer
+    a.label("stop")
+    _restore(a)
 
 
 def _prefilter(a: _Assembler, data: int, load_object: bytes) -> None:
@@ -165,16 +203,10 @@ def _prefilter(a: _Assembler, data: int, load_object: bytes) -> None:
     def r10_disp(raw: bytes, offset: int) -> bytes:
         return raw + struct.pack("<i", offset)
 
-    def restore() -> None:
-        for register, slot in SAVED:
-            save = _SAVE[register]
-            a.code += bytes([save[0], 0x8B, save[2]]) + bytes([0x24, (-slot) & 0xFF])  # mov reg, [rsp-n]
-
     a += b"\x49\xba" + struct.pack("<Q", data)  # mov r10, data
     a += r10_disp(b"\x49\x83\xba", PF_CLAUSES) + b"\x00"  # cmp qword [r10+CLAUSES], 0
     a.jump("trap", JE)
-    for register, slot in SAVED:
-        a += _SAVE[register] + bytes([0x24, (-slot) & 0xFF])
+    _save(a)
     a.label("borrowed")
     a += load_object
     a += r10_disp(b"\x4d\x8b\x8a", PF_HRESULT_AT)  # mov r9, [r10+HRESULT_AT]
@@ -186,7 +218,7 @@ def _prefilter(a: _Assembler, data: int, load_object: bytes) -> None:
     a.jump("have_text", JE)
     a += b"\x8b\x50\x08"  # mov edx, [rax+8]: its length
     a += b"\x81\xfa" + struct.pack("<I", MAX_SEARCHED)  # cmp edx, MAX_SEARCHED
-    a.jump("stop", JA)  # a longer text is left to the agent: the search stays bounded
+    a.jump("stop_here", JA)  # a longer text is left to the agent: the search stays bounded
     a += b"\x48\x83\xc0\x0c"  # add rax, 12: its UTF-16 text
     a.label("have_text")
     a += b"\x48\x89\x44\x24" + bytes([(-CHARS_SLOT) & 0xFF])  # mov [rsp-CHARS], rax
@@ -202,7 +234,7 @@ def _prefilter(a: _Assembler, data: int, load_object: bytes) -> None:
     a.jump("next", JNE)
     a.label("no_hresult")
     a += b"\xa8\x02"  # test al, 2: a literal the message must contain
-    a.jump("stop", JE)  # the HResult alone holds the clause
+    a.jump("stop_here", JE)  # the HResult alone holds the clause
     a += b"\x41\x8b\x4b\x0c"  # mov ecx, [r11+12]: the literal's length m (>= 1)
     a += b"\x48\x8b\x44\x24" + bytes([(-LENGTH_SLOT) & 0xFF])  # mov rax, [rsp-LENGTH]: n
     a += b"\x48\x29\xc8"  # sub rax, rcx: the last position, n - m
@@ -214,7 +246,7 @@ def _prefilter(a: _Assembler, data: int, load_object: bytes) -> None:
     a += b"\x4c\x01\xd7"  # add rdi, r10
     a += b"\x41\x8b\x4b\x0c"  # mov ecx, [r11+12]
     a += b"\xf3\x66\xa7"  # repe cmpsw (the ABI leaves the direction flag clear at a call)
-    a.jump("stop", JE)  # all m characters equal: the literal is there
+    a.jump("stop_here", JE)  # all m characters equal: the literal is there
     a += b"\x49\x83\xc1\x02"  # add r9, 2
     a += b"\x48\xff\xc8"  # dec rax
     a.jump("position", JNS)
@@ -222,11 +254,11 @@ def _prefilter(a: _Assembler, data: int, load_object: bytes) -> None:
     a += b"\x49\x83\xc3\x10"  # add r11, 16
     a.jump("clause")
     a.label("pass")
-    restore()
+    _restore(a)
     a += r10_disp(b"\xf0\x49\xff\x82", PF_PASSED)  # lock inc qword [r10+PASSED]
     a.jump("go_on")
-    a.label("stop")
-    restore()  # then the trap, just behind
+    a.label("stop_here")
+    _restore(a)  # then the trap, just behind
 
 
 def entry_patch(stub_address: int, length: int) -> bytes:

@@ -50,6 +50,7 @@ TRACER_END_WAIT = 5.0
 DETACH_GRACE = 10.0
 # When the target was held: how long the guardian waits for its group-stop to complete.
 GROUP_STOP_WAIT = 1.0
+RESTOP_EVERY = 0.05  # while waiting for the group-stop: our SIGSTOP again (a SIGCONT may have ended it)
 # After restoring, how long the guardian stays to undo a hold an agent sent as its lldb-server died.
 LATE_HOLD_WATCH = 10.0
 
@@ -469,6 +470,14 @@ class Guardian:
             if _tracer_of(self.pid) == 0:
                 self._continue()
 
+    def _stop_again(self, report: Dict[str, Any]) -> None:
+        report["stopped_again"] = report.get("stopped_again", 0) + 1
+        try:
+            if self.target_fd is not None:
+                signal.pidfd_send_signal(self.target_fd, signal.SIGSTOP)
+        except OSError:
+            pass
+
     def _continue(self) -> None:
         try:
             if self.target_fd is not None:
@@ -528,8 +537,14 @@ class Guardian:
             self.held or stop_for_patches
         ):  # let the group-stop complete (bounded) before looking at the threads
             deadline = time.monotonic() + GROUP_STOP_WAIT
+            again_at = time.monotonic() + RESTOP_EVERY
             while any(state not in "Tt" for state, _ in threads.values()) and time.monotonic() < deadline:
                 time.sleep(0.001)
+                if stop_for_patches and time.monotonic() >= again_at:
+                    # A SIGCONT ended the stop: the agent's release, sent as lldb resumed the target
+                    # before it learnt that lldb-server was gone (seen: no thread stopped in 1 s).
+                    self._stop_again(report)
+                    again_at = time.monotonic() + RESTOP_EVERY
                 threads = _threads(pid)
             report["group_stop_at"] = time.monotonic()
         if self.patches:

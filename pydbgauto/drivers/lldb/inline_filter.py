@@ -3,7 +3,7 @@
 The stub's code and the decisions are in ``filter_stub.py``; why and what was measured:
 docs/linux-fast-filter.md. The agent owns the policy (which stops become events); this module owns the
 target's memory: two pages it allocates (code ``r-x``, data ``rw-``; never writable and executable at
-once), the funnel's displaced bytes, and the stub's trap (an ``int3``: a SIGTRAP stop at ``trap_pc``).
+once), the funnel's displaced bytes, and the stub's trap (a tgkill of SIGURG: a signal stop at ``trap_pc``).
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ class InlineFilter:
         self.data_page = data_page
         self.original = original
         self.patched = filter_stub.entry_patch(code_page, stub.length)
-        self.trap_pc = code_page + stub.go_on  # where a thread that took the trap stops
+        self.trap_pc = code_page + stub.stop  # where a thread that took the trap stops
         self.object_in_handle = object_in_handle
         self.cached: List[int] = []
         self.clauses: Tuple[message_prefilter.Clause, ...] = ()  # the prefilter's, written in the target
@@ -81,7 +81,9 @@ class InlineFilter:
         code_page = cls._allocate("rx", agent)
         data_page = cls._allocate("rw", agent)
         try:
-            stub = filter_stub.build(entry, displaced, data_page, object_in_handle, first_frame_test)
+            stub = filter_stub.build(
+                entry, displaced, data_page, object_in_handle, first_frame_test, process.GetProcessID()
+            )
             cls._write(agent, data_page, struct.pack("<QQQ", 0, CAPACITY, 0))
             cls._write(agent, code_page, stub.code)
             made = cls(entry, stub, code_page, data_page, b"".join(displaced), object_in_handle)
@@ -158,20 +160,23 @@ class InlineFilter:
         if not frame.FindRegister(register).SetValueFromCString(str(value)):
             raise FilterUnavailable(f"cannot give {register} back to a thread in the stub")
 
-    def trap_site(self) -> Tuple[int, bytes]:
-        """(address, the byte a nop would be): the guardian restores it like a breakpoint's int3, and the
-        core writer writes it so (lldb's reads show the int3: it is not lldb's breakpoint)."""
-        return (self.code_page + self.stub.trap, bytes([filter_stub.NOP]))
-
     def journal_record(self) -> Tuple[int, bytes, bytes]:
         """(entry, original bytes, patched bytes): what the guardian must put back should lldb die."""
         return (self.entry, self.original, self.patched)
 
     # ----- at a trap ---------------------------------------------------------------------------------
 
+    def argument(self, agent: Any, frame: "lldb.SBFrame", register: str) -> int:
+        """The function's argument ``register`` (one of SAVED) as the funnel was called with it: at the
+        trap it is in its red-zone slot (the trap's system calls use the registers)."""
+        if frame.GetPC() == self.trap_pc:
+            slot = dict(SAVED)[register]
+            return int(agent._u64(frame.GetSP() - slot))
+        return int(frame.FindRegister(register).GetValueAsUnsigned())
+
     def exception_object(self, agent: Any, thread: "lldb.SBThread") -> Optional[int]:
-        rdi = thread.GetFrameAtIndex(0).FindRegister("rdi").GetValueAsUnsigned()
         try:
+            rdi = self.argument(agent, thread.GetFrameAtIndex(0), "rdi")
             return int(agent._u64(rdi)) if self.object_in_handle else int(rdi)
         except Exception:
             return None
@@ -227,7 +232,7 @@ class InlineFilter:
         return {
             "entry": f"{self.entry:#x}",
             "stub": f"{self.code_page:#x}",
-            "trap": f"{self.code_page + self.stub.trap:#x}",  # the stub's int3
+            "trap": f"{self.trap_pc:#x}",  # where a thread stops at the stub's trap
             "data": f"{self.data_page:#x}",
             "cached_types": len(self.cached),
             "capacity": capacity,

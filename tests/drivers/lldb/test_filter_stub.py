@@ -46,25 +46,34 @@ def test_stub_layout_and_the_way_back():
     entry, data = 0x7FFFF7737820, 0x7FFFF7E20000
     displaced = filter_stub.choose_displaced(PROLOGUE)
     assert displaced is not None
-    stub = filter_stub.build(entry, displaced, data, object_in_handle=True, first_frame_test=True)
+    stub = filter_stub.build(entry, displaced, data, object_in_handle=True, first_frame_test=True, pid=4242)
     code = stub.code
     assert code[:3] == b"\xf6\xc1\x01"  # test cl, 1
-    assert code[stub.trap] == 0xCC and stub.go_on == stub.trap + 1  # an int3, then the way on
+    # the trap: six saves, gettid, tgkill(4242, tid, SIGURG) (the stop is behind its syscall), six restores
+    trap = code[stub.trap : stub.go_on]
+    assert (
+        0xCC not in trap and trap.count(b"\x0f\x05") == 2 and code[stub.stop - 2 : stub.stop] == b"\x0f\x05"
+    )
+    assert b"\xbf" + struct.pack("<I", 4242) in trap and b"\xba" + struct.pack("<I", 23) in trap
+    assert stub.go_on - stub.stop == 5 * len(filter_stub.SAVED)
     assert code[stub.go_on : stub.go_on + 17] == b"".join(displaced)
     assert code[-14:-8] == b"\xff\x25\0\0\0\0" and struct.unpack("<Q", code[-8:])[0] == entry + 17
     assert struct.pack("<Q", data) in code
-    assert 0 < stub.borrowed[0] < stub.borrowed[1] == stub.trap  # the prefilter, before the trap
+    (start, end), (saved, back) = stub.borrowed
+    assert 0 < start < end == stub.trap  # the prefilter, before the trap
+    assert saved == stub.trap + 5 * len(filter_stub.SAVED) < stub.stop < back == stub.go_on  # the trap
     patch = filter_stub.entry_patch(0x1122334455667788, 17)
     assert patch == b"\xff\x25\0\0\0\0" + struct.pack("<Q", 0x1122334455667788) + b"\x90" * 3
-    legacy = filter_stub.build(entry, displaced, data, object_in_handle=False, first_frame_test=False)
+    legacy = filter_stub.build(entry, displaced, data, object_in_handle=False, first_frame_test=False, pid=1)
     assert b"\x48\x89\xf8" in legacy.code and not legacy.code.startswith(b"\xf6\xc1")
 
 
 def test_a_thread_in_the_stub_goes_on_at_the_same_point_of_the_original_code():
     displaced = filter_stub.choose_displaced(PROLOGUE)
     assert displaced is not None
-    stub = filter_stub.build(0x1000, displaced, 0x2000, True, True)
+    stub = filter_stub.build(0x1000, displaced, 0x2000, True, True, 1)
     assert stub.original_pc(0) == 0 and stub.original_pc(stub.trap) == 0  # the function starts again
+    assert stub.original_pc(stub.stop) == 0
     offsets = [0]
     for d in displaced[:-1]:
         offsets.append(offsets[-1] + len(d))
@@ -72,9 +81,13 @@ def test_a_thread_in_the_stub_goes_on_at_the_same_point_of_the_original_code():
         assert original == expected and stub.original_pc(stub_offset) == expected
     assert stub.original_pc(len(stub.code) - 14) == 17  # the jump back: behind the displaced bytes
     # In the prefilter the borrowed registers come back from their slots before the function starts again.
-    assert not stub.restores(stub.borrowed[0] - 1) and stub.restores(stub.borrowed[0])
+    (start, _), (saved, _) = stub.borrowed
+    assert not stub.restores(start - 1) and stub.restores(start)
     assert stub.restores(stub.trap - 1) and not stub.restores(stub.trap)
-    assert stub.original_pc(stub.borrowed[0]) == 0
+    assert stub.original_pc(start) == 0
+    # In the trap, from its last save to its last restore (the system calls use the registers), too.
+    assert not stub.restores(saved - 1) and stub.restores(saved) and stub.restores(stub.stop)
+    assert stub.restores(stub.go_on - 1) and not stub.restores(stub.go_on)
 
 
 def spec(predicate):  # type: ignore[no-untyped-def]
