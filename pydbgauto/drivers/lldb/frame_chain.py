@@ -7,7 +7,7 @@ three times the cost of the stop itself. The words that link the frames are in t
 the caller's rbp, ``[rbp+8]`` the return address (JIT-ed code and libcoreclr keep rbp frames on x64
 Linux). Reading them takes a few page reads.
 
-The chain (measured, docs/linux.md "The stop cache's key: the frame-pointer chain"): at a stop, the
+The chain (measured: docs/linux.md, "Start-up and stops", the frame-pointer chain): at a stop, the
 pairs (``[rbp+8]``, ``rbp+16``) are lldb's (pc, sp) of every frame from the third on, down to the
 first frame that keeps no frame pointer (libc's start-up frames). Frame 0 is the registers and frame 1
 (a breakpoint at a function's first instruction) is ``[rsp]``, so the key holds pc, sp and ``[rsp]``
@@ -75,10 +75,10 @@ def read_chain(agent: Any, thread: Any) -> Optional[ChainKey]:
 
 def pins(chain: ChainKey, clrstack: str) -> bool:
     """Whether every managed frame of ``clrstack`` (its Child SP and IP) is a pair of ``chain``."""
-    pc, sp = chain[1:3]
-    pairs = set(zip(chain[4::2], chain[5::2])) | {(pc, sp)}
-    managed = [(int(ip, 16), int(sp, 16)) for sp, ip in _MANAGED_LINE.findall(clrstack)]
+    pc, stop_sp = chain[1:3]
+    pairs = set(zip(chain[4::2], chain[5::2])) | {(pc, stop_sp)}
+    managed = [(int(ip, 16), int(child_sp, 16)) for child_sp, ip in _MANAGED_LINE.findall(clrstack)]
     # The frame whose SP is the stop's sp + 8 is pinned by [sp], its return address (its frame ends
     # where the stopped one's 8 bytes do). SOS may print another IP in it: .NET 10's DispatchEx, in a
     # p/invoke, is shown at the call site its InlinedCallFrame names.
-    return bool(managed) and all(frame in pairs or frame[1] == sp + 8 for frame in managed)
+    return bool(managed) and all(frame in pairs or frame[1] == stop_sp + 8 for frame in managed)

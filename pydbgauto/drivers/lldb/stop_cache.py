@@ -190,10 +190,13 @@ def _string_bytes(agent: Any, address: int) -> Any:
     """A System.String's characters (UTF-16 bytes), None for null, False when it cannot be compared."""
     if address == 0:
         return None
-    head = agent._read(address, 12 + 2 * SHORT_MESSAGE_CHARS)  # MethodTable, length, a short message
+    try:  # MethodTable, length and a short message in one read
+        head = agent._read(address, 12 + 2 * SHORT_MESSAGE_CHARS)
+    except Exception:  # noqa: BLE001 - a string near the end of a mapping: its head alone
+        head = agent._read(address, 12)
     method_table, length = struct.unpack_from("<Qi", head, 0)
     if not 0 <= length <= MAX_MESSAGE_CHARS:
         return False
-    if length <= SHORT_MESSAGE_CHARS:
+    if 12 + 2 * length <= len(head):
         return (method_table, head[12 : 12 + 2 * length])
     return (method_table, agent._read(address + 12, 2 * length))

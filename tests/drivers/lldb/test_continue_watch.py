@@ -61,7 +61,8 @@ def test_a_cancel_byte_interrupts_the_run() -> None:
 
 
 class LosesFirstInterrupt(InterruptRecorder):
-    """As lldb does with an interrupt that comes before Continue has resumed the process."""
+    """Test double of lldb.SBProcess that drops the first interrupt, as lldb does with one that comes
+    before Continue has resumed the process."""
 
     def SendAsyncInterrupt(self) -> None:  # noqa: N802 - lldb's name
         self.calls.append(time.monotonic())
