@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 WATCHDOG_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "watchdog.py")
 AGENT_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "agent.py")
 QUIT_TIMEOUT = 5.0  # how long lldb may take to quit before it is killed
+# How long a killed lldb may take to go: a thread in uninterruptible I/O (a loaded disk) holds its exit
+# until that I/O ends; SIGKILL cannot cut it short.
+KILLED_WAIT = 60.0
+KILLED_WARN = 10.0  # when to say so
 
 
 class LldbProcess(AgentChannel):
@@ -173,11 +177,16 @@ class LldbProcess(AgentChannel):
                     proc.stdin.close()  # type: ignore[union-attr]
                 except (DebuggerDiedError, OSError):
                     pass
+                quit_wait = 0.5 if self._hung else QUIT_TIMEOUT
                 try:
-                    proc.wait(timeout=0.5 if self._hung else QUIT_TIMEOUT)
+                    proc.wait(timeout=quit_wait)
                 except subprocess.TimeoutExpired:
+                    if not self._hung:
+                        log.warning(
+                            "lldb did not quit within %g s (%s): it is killed", quit_wait, _states(proc.pid)
+                        )
                     proc.kill()  # lldb alone: the guardian ends lldb-server without freeing an int3
-                    proc.wait(timeout=10)
+                    _wait_killed(proc)
             guardian.reap(self._guardian)  # it ends once lldb and lldb-server are gone
             _kill_group(proc.pid)  # lldb and its lldb-server share the session: nothing may stay
         finally:
@@ -199,6 +208,54 @@ class LldbProcess(AgentChannel):
             if self._python_dir is not None:
                 shutil.rmtree(self._python_dir, ignore_errors=True)
                 self._python_dir = None
+
+
+def _wait_killed(proc: "subprocess.Popen[bytes]") -> None:
+    """Wait for a killed lldb to be gone, telling why when that takes long; never raise: close goes on."""
+    try:
+        proc.wait(timeout=KILLED_WARN)
+        return
+    except subprocess.TimeoutExpired:
+        log.warning(
+            "lldb (pid %d) is still there %g s after SIGKILL (%s): waiting",
+            proc.pid,
+            KILLED_WARN,
+            _states(proc.pid),
+        )
+    try:
+        proc.wait(timeout=KILLED_WAIT - KILLED_WARN)
+    except subprocess.TimeoutExpired:
+        log.error(
+            "lldb (pid %d) did not end within %g s of SIGKILL (%s); look at /proc/%d/task/*/stack",
+            proc.pid,
+            KILLED_WAIT,
+            _states(proc.pid),
+            proc.pid,
+        )
+
+
+def _states(pid: int) -> str:
+    """What the threads of ``pid`` are doing: their states and, for the ones not asleep, where in the
+    kernel they wait (``D`` at folio_wait_bit is a disk write; ``t`` a ptrace stop)."""
+    states: Dict[str, int] = {}
+    waits: List[str] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return "gone"
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat", "rb") as f:
+                raw = f.read().decode("utf-8", "replace")
+            state = raw[raw.rindex(")") + 2 :].split()[0]
+            states[state] = states.get(state, 0) + 1
+            if state not in ("S", "R"):
+                with open(f"/proc/{pid}/task/{tid}/wchan", encoding="utf-8", errors="replace") as f:
+                    waits.append(f"{tid} {state} in {f.read().strip() or '?'}")
+        except (OSError, ValueError, IndexError):
+            continue
+    summary = ", ".join(f"{n} {state}" for state, n in sorted(states.items())) or "no threads"
+    return summary + ("; " + ", ".join(waits[:4]) if waits else "")
 
 
 def _debugger_tree(root: int) -> List[int]:
