@@ -25,6 +25,8 @@ import struct
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from pydbgauto.drivers.lldb import verdict_ask
+
 # The data page, first half: the type cache's entry count, its capacity, every throw seen, then the
 # MethodTables, then for each of them the throws let through without a stop.
 DATA_COUNT, DATA_CAPACITY, DATA_SEEN, DATA_ENTRIES = 0x0, 0x8, 0x10, 0x40
@@ -66,6 +68,9 @@ class Stub:
     length: int  # bytes displaced from the function's entry
     # [start, end): where the SAVED registers are in their slots and in use (the prefilter, the trap)
     borrowed: Tuple[Tuple[int, int], ...] = ()
+    # [start, end) of the question (verdict_ask.py) where a thread may hold its lock or wait in a system
+    # call: such a thread must run out of the stub, never be moved (the kernel restarts its call)
+    asking: Tuple[int, int] = (0, 0)
 
     def original_pc(self, offset: int) -> int:
         """Where a thread at ``offset`` in the stub goes on in the original function (offset from its
@@ -82,6 +87,10 @@ class Stub:
         if offset >= len(self.code) - JUMP_SIZE:
             return self.length
         return at
+
+    def holds_lock(self, offset: int) -> bool:
+        """True when a thread at ``offset`` may hold the question's lock or wait in its system call."""
+        return self.asking[0] <= offset < self.asking[1]
 
     def restores(self, offset: int) -> bool:
         """True when a thread at ``offset`` must get the SAVED registers back from their red-zone slots
@@ -122,11 +131,13 @@ def build(
     object_in_handle: bool,
     first_frame_test: bool,
     pid: int,
+    ask: Optional[int] = None,
 ) -> Stub:
     """The stub for a funnel at ``entry`` whose first instructions are ``displaced``, in process ``pid``.
 
     ``object_in_handle``: the exception object is ``*(rdi)`` (.NET 9+'s ObjectHandleOnStack), else ``rdi``.
     ``first_frame_test``: only calls with ``ecx & 1`` are throws (AppendExceptionStackFrame's flags).
+    ``ask``: the address of a verdict_ask page: a throw the filter cannot rule out asks before the trap.
     """
     a = _Assembler()
     load_object = b"\x48\x8b\x07" if object_in_handle else b"\x48\x89\xf8"  # mov rax, [rdi] | mov rax, rdi
@@ -153,7 +164,9 @@ def build(
     a += b"\xf0\x49\xff\x82" + struct.pack("<i", DATA_PASSED - DATA_ENTRIES)  # lock inc qword [r10+n]
     a.jump("go_on")
     a.label("miss")
-    _prefilter(a, data, load_object)
+    _prefilter(a, data, load_object, "trap" if ask is None else "ask")
+    if ask is not None:
+        verdict_ask.emit(a, ask, load_object, _save, _restore)
     a.label("trap")
     _trap(a, pid)
     a.label("go_on")
@@ -165,8 +178,15 @@ def build(
         at += len(instruction)
     a += absolute_jump(entry + at)
     code = a.finish()
-    borrowed = ((a.labels["borrowed"], a.labels["trap"]), (a.labels["trap_saved"], a.labels["go_on"]))
-    return Stub(code, a.labels["trap"], a.labels["stop"], a.labels["go_on"], tuple(pairs), at, borrowed)
+    borrowed = [(a.labels["borrowed"], a.labels["ask" if ask is not None else "trap"])]
+    asking = (0, 0)
+    if ask is not None:
+        borrowed.append((a.labels["ask_saved"], a.labels["ask_end"]))
+        asking = (a.labels["locked"], a.labels["ask_end"])
+    borrowed.append((a.labels["trap_saved"], a.labels["go_on"]))
+    return Stub(
+        code, a.labels["trap"], a.labels["stop"], a.labels["go_on"], tuple(pairs), at, tuple(borrowed), asking
+    )
 
 
 def _save(a: _Assembler) -> None:
@@ -196,16 +216,17 @@ def _trap(a: _Assembler, pid: int) -> None:
     _restore(a)
 
 
-def _prefilter(a: _Assembler, data: int, load_object: bytes) -> None:
+def _prefilter(a: _Assembler, data: int, load_object: bytes, then: str) -> None:
     """The message/HResult clauses (message_prefilter.py's table): a throw that holds none goes on
-    without a stop. Off (straight to the trap) while the clause count is 0."""
+    without a stop; one that holds a clause goes to ``then`` (the trap, or the question placed right
+    behind). Off (straight to ``then``) while the clause count is 0."""
 
     def r10_disp(raw: bytes, offset: int) -> bytes:
         return raw + struct.pack("<i", offset)
 
     a += b"\x49\xba" + struct.pack("<Q", data)  # mov r10, data
     a += r10_disp(b"\x49\x83\xba", PF_CLAUSES) + b"\x00"  # cmp qword [r10+CLAUSES], 0
-    a.jump("trap", JE)
+    a.jump(then, JE)
     _save(a)
     a.label("borrowed")
     a += load_object
@@ -258,7 +279,7 @@ def _prefilter(a: _Assembler, data: int, load_object: bytes) -> None:
     a += r10_disp(b"\xf0\x49\xff\x82", PF_PASSED)  # lock inc qword [r10+PASSED]
     a.jump("go_on")
     a.label("stop_here")
-    _restore(a)  # then the trap, just behind
+    _restore(a)  # then ``then``, just behind
 
 
 def entry_patch(stub_address: int, length: int) -> bytes:

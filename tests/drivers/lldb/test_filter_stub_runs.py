@@ -43,7 +43,7 @@ STORES = [
 class Stubbed:
     """A stub for a fake funnel in an executable page of this process, with its data page."""
 
-    def __init__(self, object_in_handle: bool) -> None:
+    def __init__(self, object_in_handle: bool, ask: Optional[int] = None) -> None:
         self.code = mmap.mmap(-1, fs.PAGE, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
         self.code_at = ctypes.addressof(ctypes.c_char.from_buffer(self.code))
         self.data = ctypes.create_string_buffer(fs.PAGE)
@@ -58,7 +58,7 @@ class Stubbed:
         entry = self.code_at + fs.PAGE // 2
         self.code[fs.PAGE // 2 : fs.PAGE // 2 + 16 + len(body)] = b"\x90" * 16 + body
         self.stub = fs.build(
-            entry, [b"\x90"] * 16, ctypes.addressof(self.data), object_in_handle, False, os.getpid()
+            entry, [b"\x90"] * 16, ctypes.addressof(self.data), object_in_handle, False, os.getpid(), ask
         )
         self.code[: len(self.stub.code)] = self.stub.code
         self.function = ctypes.CFUNCTYPE(ctypes.c_long, *[ctypes.c_uint64] * 6)(self.code_at)

@@ -1,0 +1,232 @@
+"""The stub's question: a throw the in-target filter cannot rule out asks the agent for a verdict over a
+unix socket instead of stopping the process (pure: the machine code and the record; no lldb, no process).
+
+Proved first (docs/linux-fast-filter.md, "A verdict without a stop"): a socket round trip answered by a
+thread of lldb's Python costs a throw ~1/50 of a SIGURG stop, and with ``MSG_NOSIGNAL`` the asking thread
+survives the debugger's death (end of file or ``EPIPE`` at once). The asking thread, under a lock of the
+page's own, copies what a predicate reads (thread id, object, MethodTable, HResult, the message's length
+and first ``CHARS`` UTF-16 units) into the page's record while nothing can move the object (the thread is
+in the runtime's throw path), sends it, and blocks for one byte: ``n`` lets the throw go on, anything else
+takes the trap (a stop: the agent decides there, as without the question). End of file or an error also
+takes the trap and turns the question off (FD_OFF), so no thread asks again. The first asker connects
+(so nothing runs in the target at arming); before each question ``fstat`` checks the fd is still that
+socket. The record is sent whole (``REQUEST_SIZE`` bytes; ``SOCK_SEQPACKET`` keeps it one message).
+A thread between ``locked`` and ``ask_end`` may be inside ``sendto``/``recvfrom``: it must run out of the
+stub before the stub is removed (docs/linux-fast-filter.md says why).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+PAGE = 4096
+# The page: the socket (FD_OFF: off or gone; FD_CONNECT: the first asker connects to ADDR), the lock,
+# counters, the exception's field offsets, the verdict byte, the target's pid (a forked child, which shares
+# the page's copy but not the agent, never asks), the socket's inode and device (fstat before each question:
+# an fd the program closed and reused for a file or connection of its own is never written to), fstat's
+# buffer, the socket's address, then the record.
+FD, LOCK, ASKED, PASSED, MESSAGE_AT, HRESULT_AT, VERDICT, PID, INODE, DEV = (8 * i for i in range(10))
+STAT, ADDR, RECORD = 0x80, 0x110, 0x180
+FD_OFF, FD_CONNECT = -1, -2
+ADDR_SIZE = 110  # sockaddr_un: the family, 108 bytes of path
+# The record: thread id, object, MethodTable, HResult (i32), message length (i32; -1: no message), text
+R_TID, R_OBJECT, R_MT, R_HRESULT, R_LENGTH, R_CHARS = 0, 8, 16, 24, 28, 32
+CHARS = (PAGE - RECORD - R_CHARS) // 2  # UTF-16 units of the message sent; the length says if there were more
+REQUEST_SIZE = R_CHARS + 2 * CHARS
+SYS_CLOSE, SYS_FSTAT, SYS_SCHED_YIELD, SYS_GETPID, SYS_SOCKET, SYS_CONNECT = 3, 5, 24, 39, 41, 42
+SYS_SENDTO, SYS_RECVFROM, SYS_GETTID = 44, 45, 186
+AF_UNIX, SOCK_SEQPACKET, SOCK_CLOEXEC, MSG_NOSIGNAL = 1, 5, 0x80000, 0x4000
+EINTR = 4
+JE, JNE, JLE, JBE, JS = 0x84, 0x85, 0x8E, 0x86, 0x88
+
+
+@dataclass(frozen=True)
+class Request:
+    """What the asking thread sent."""
+
+    thread_id: int
+    object: int
+    method_table: int
+    hresult: int
+    message: Optional[str]  # None: the exception has no message
+    truncated: bool  # the message has more than CHARS units: only its start was sent
+
+    @classmethod
+    def parse(cls, record: bytes) -> "Request":
+        tid, obj, mt, hresult, length = struct.unpack_from("<QQQii", record, 0)
+        message = None
+        if length >= 0:
+            sent = min(length, CHARS)
+            message = record[R_CHARS : R_CHARS + 2 * sent].decode("utf-16-le", "surrogatepass")
+        return cls(tid, obj, mt, hresult, message, length > CHARS)
+
+
+def page(
+    message_at: int,
+    hresult_at: int,
+    pid: int,
+    *,
+    path: Optional[str] = None,
+    fd: int = FD_OFF,
+    inode: int = 0,
+    dev: int = 0,
+) -> bytes:
+    """The page's first RECORD bytes as the agent writes them: with ``path`` the first asker connects to
+    it; else ``fd`` (with its ``inode`` and ``dev``) is the socket, or FD_OFF."""
+    head = bytearray(RECORD)
+    if path is not None:
+        raw = path.encode()
+        if len(raw) >= ADDR_SIZE - 2:
+            raise ValueError(f"socket path too long for sockaddr_un: {path}")
+        fd = FD_CONNECT
+        struct.pack_into("<H", head, ADDR, AF_UNIX)
+        head[ADDR + 2 : ADDR + 2 + len(raw)] = raw
+    struct.pack_into("<qQQQQQQQQQ", head, 0, fd, 0, 0, 0, message_at, hresult_at, 0, pid, inode, dev)
+    return bytes(head)
+
+
+def emit(
+    a: Any, page_at: int, load_object: bytes, save: Callable[[Any], None], restore: Callable[[Any], None]
+) -> None:
+    """The question, at label ``ask``; it ends at ``go_on`` (``n``) or falls through to ``trap``, which the
+    caller places right behind. ``a``: filter_stub's assembler; the argument registers are the function's
+    own on entry and again at every exit (``save``/``restore``: their red-zone slots). Labels for the agent:
+    ``ask_saved`` to ``ask_end`` borrow the registers; ``locked`` to ``ask_end`` may hold the lock (a
+    thread stopped there may be inside ``sendto``/``recvfrom``: it must run out, not be moved)."""
+
+    def at(raw: bytes, offset: int) -> bytes:  # an instruction with a [r10+disp32] operand
+        return raw + struct.pack("<i", offset)
+
+    base = b"\x49\xba" + struct.pack("<Q", page_at)  # mov r10, page
+    a.label("ask")
+    a += base
+    a += at(b"\x49\x83\xba", FD) + bytes([FD_OFF & 0xFF])  # cmp qword [r10+FD], FD_OFF
+    a.jump("trap", JE)  # off, or the one who answers is gone
+    save(a)
+    a.label("ask_saved")
+    a += b"\xb8" + struct.pack("<I", SYS_GETPID) + b"\x0f\x05"  # getpid
+    a += at(b"\x49\x3b\x82", PID)  # cmp rax, [r10+PID]
+    a.jump("not_ours", JNE)  # a forked child (its copy of the lock may be held for good): no question
+    a.label("lock")
+    a += b"\xb8\x01\x00\x00\x00"  # mov eax, 1
+    a += at(b"\x41\x87\x82", LOCK)  # xchg [r10+LOCK], eax
+    a += b"\x85\xc0"  # test eax, eax
+    a.jump("locked", JE)
+    a += b"\xb8" + struct.pack("<I", SYS_SCHED_YIELD) + b"\x0f\x05"  # sched_yield (r10 survives a syscall)
+    a.jump("lock")
+    a.label("locked")
+    a += at(b"\x49\xff\x82", ASKED)  # inc qword [r10+ASKED]
+    a += at(b"\x49\x83\xba", FD) + bytes([FD_CONNECT & 0xFF])  # cmp qword [r10+FD], FD_CONNECT
+    a.jump("check", JNE)
+    a += b"\xbf" + struct.pack("<I", AF_UNIX)  # mov edi, AF_UNIX
+    a += b"\xbe" + struct.pack("<I", SOCK_SEQPACKET | SOCK_CLOEXEC)  # mov esi, ..
+    a += b"\x31\xd2"  # xor edx, edx
+    a += b"\xb8" + struct.pack("<I", SYS_SOCKET) + b"\x0f\x05"  # socket
+    a += b"\x48\x85\xc0"  # test rax, rax
+    a.jump("gone", JS)
+    a += at(b"\x49\x89\x82", FD)  # mov [r10+FD], rax
+    a += b"\x48\x89\xc7"  # mov rdi, rax
+    a += at(b"\x49\x8d\xb2", ADDR)  # lea rsi, [r10+ADDR]
+    a += b"\xba" + struct.pack("<I", ADDR_SIZE)  # mov edx, ADDR_SIZE
+    a += b"\xb8" + struct.pack("<I", SYS_CONNECT) + b"\x0f\x05"  # connect
+    a += b"\x48\x85\xc0"  # test rax, rax
+    a.jump("close", JNE)
+    _fstat(a, at)
+    a.jump("close", JNE)
+    a += at(b"\x49\x8b\x82", STAT + 8)  # mov rax, [r10+STAT+8]: st_ino
+    a += at(b"\x49\x89\x82", INODE)  # mov [r10+INODE], rax
+    a += at(b"\x49\x8b\x82", STAT)  # mov rax, [r10+STAT]: st_dev
+    a += at(b"\x49\x89\x82", DEV)  # mov [r10+DEV], rax
+    a.jump("record")
+    a.label("check")  # the socket is still the one connected (else the fd is not ours to write to)
+    _fstat(a, at)
+    a.jump("gone", JNE)
+    a += at(b"\x49\x8b\x82", STAT + 8)  # mov rax, [r10+STAT+8]
+    a += at(b"\x49\x3b\x82", INODE)  # cmp rax, [r10+INODE]
+    a.jump("gone", JNE)
+    a += at(b"\x49\x8b\x82", STAT)  # mov rax, [r10+STAT]
+    a += at(b"\x49\x3b\x82", DEV)  # cmp rax, [r10+DEV]
+    a.jump("gone", JNE)
+    a.label("record")
+    a += b"\xb8" + struct.pack("<I", SYS_GETTID) + b"\x0f\x05"  # gettid
+    a += at(b"\x49\x89\x82", RECORD + R_TID)  # mov [r10+..], rax
+    a += b"\x48\x8b\x7c\x24\xe0"  # mov rdi, [rsp-32]: the function's own, from its slot (fstat took it)
+    a += load_object  # rax = the exception object
+    a += at(b"\x49\x89\x82", RECORD + R_OBJECT)  # mov [r10+..], rax
+    a += b"\x48\x8b\x10"  # mov rdx, [rax]: the MethodTable
+    a += at(b"\x49\x89\x92", RECORD + R_MT)  # mov [r10+..], rdx
+    a += at(b"\x4d\x8b\x8a", HRESULT_AT)  # mov r9, [r10+HRESULT_AT]
+    a += b"\x46\x8b\x04\x08"  # mov r8d, [rax+r9]
+    a += at(b"\x45\x89\x82", RECORD + R_HRESULT)  # mov [r10+..], r8d
+    a += at(b"\x4d\x8b\x8a", MESSAGE_AT)  # mov r9, [r10+MESSAGE_AT]
+    a += b"\x4a\x8b\x34\x08"  # mov rsi, [rax+r9]: the message (a string) or 0
+    a += b"\xb9\xff\xff\xff\xff"  # mov ecx, -1
+    a += b"\x48\x85\xf6"  # test rsi, rsi
+    a.jump("no_text", JE)
+    a += b"\x8b\x4e\x08"  # mov ecx, [rsi+8]: its length
+    a.label("no_text")
+    a += at(b"\x41\x89\x8a", RECORD + R_LENGTH)  # mov [r10+..], ecx
+    a += b"\x85\xc9"  # test ecx, ecx
+    a.jump("copied", JLE)
+    a += b"\x81\xf9" + struct.pack("<I", CHARS)  # cmp ecx, CHARS
+    a.jump("fits", JBE)
+    a += b"\xb9" + struct.pack("<I", CHARS)  # mov ecx, CHARS
+    a.label("fits")
+    a += b"\x48\x83\xc6\x0c"  # add rsi, 12: its UTF-16 text
+    a += at(b"\x49\x8d\xba", RECORD + R_CHARS)  # lea rdi, [r10+..]
+    a += b"\xf3\x66\xa5"  # rep movsw (the direction flag is clear at a call)
+    a.label("copied")
+    a.label("send")
+    a += at(b"\x49\x8b\xba", FD)  # mov rdi, [r10+FD]
+    a += at(b"\x49\x8d\xb2", RECORD)  # lea rsi, [r10+RECORD]
+    a += b"\xba" + struct.pack("<I", REQUEST_SIZE)  # mov edx, REQUEST_SIZE
+    a += b"\x41\xba" + struct.pack("<I", MSG_NOSIGNAL)  # mov r10d, MSG_NOSIGNAL: flags, the 4th argument
+    a += b"\x45\x31\xc0\x45\x31\xc9"  # xor r8d, r8d; xor r9d, r9d: no address
+    a += b"\xb8" + struct.pack("<I", SYS_SENDTO) + b"\x0f\x05"  # sendto
+    a += base
+    a += b"\x48\x83\xf8" + bytes([(-EINTR) & 0xFF])  # cmp rax, -EINTR
+    a.jump("send", JE)
+    a += b"\x48\x3d" + struct.pack("<I", REQUEST_SIZE)  # cmp rax, REQUEST_SIZE
+    a.jump("gone", JNE)
+    a.label("receive")
+    a += at(b"\x49\x8b\xba", FD)  # mov rdi, [r10+FD]
+    a += at(b"\x49\x8d\xb2", VERDICT)  # lea rsi, [r10+VERDICT]
+    a += b"\xba\x01\x00\x00\x00"  # mov edx, 1
+    a += b"\x45\x31\xd2\x45\x31\xc0\x45\x31\xc9"  # xor r10d, r10d; xor r8d, r8d; xor r9d, r9d
+    a += b"\xb8" + struct.pack("<I", SYS_RECVFROM) + b"\x0f\x05"  # recvfrom: the thread waits here
+    a += base
+    a += b"\x48\x83\xf8" + bytes([(-EINTR) & 0xFF])  # cmp rax, -EINTR
+    a.jump("receive", JE)
+    a += b"\x48\x83\xf8\x01"  # cmp rax, 1
+    a.jump("gone", JNE)  # end of file (0) or an error: no one answers
+    a += at(b"\x41\x80\xba", VERDICT) + b"n"  # cmp byte [r10+VERDICT], 'n'
+    a.jump("ask_yes", JNE)
+    a += at(b"\x49\xff\x82", PASSED)  # inc qword [r10+PASSED]
+    _unlock(a, at)
+    restore(a)
+    a.jump("go_on")
+    a.label("close")  # a socket of ours that could not be connected
+    a += at(b"\x49\x8b\xba", FD)  # mov rdi, [r10+FD]
+    a += b"\xb8" + struct.pack("<I", SYS_CLOSE) + b"\x0f\x05"  # close
+    a += base
+    a.label("gone")
+    a += at(b"\x49\xc7\x82", FD) + b"\xff\xff\xff\xff"  # mov qword [r10+FD], FD_OFF: ask no more
+    a.label("ask_yes")
+    _unlock(a, at)
+    a.label("not_ours")
+    restore(a)
+    a.label("ask_end")  # then the trap, right behind
+
+
+def _fstat(a: Any, at: Callable[[bytes, int], bytes]) -> None:
+    """fstat(page's fd, page's STAT) and ``test rax, rax``; r10 (the page) survives the call."""
+    a += at(b"\x49\x8b\xba", FD)  # mov rdi, [r10+FD]
+    a += at(b"\x49\x8d\xb2", STAT)  # lea rsi, [r10+STAT]
+    a += b"\xb8" + struct.pack("<I", SYS_FSTAT) + b"\x0f\x05"  # fstat
+    a += b"\x48\x85\xc0"  # test rax, rax
+
+
+def _unlock(a: Any, at: Callable[[bytes, int], bytes]) -> None:
+    a += at(b"\x41\xc7\x82", LOCK) + b"\x00\x00\x00\x00"  # mov dword [r10+LOCK], 0 (a store releases)
