@@ -8,7 +8,8 @@ page's own, copies what a predicate reads (thread id, object, MethodTable, HResu
 and first ``CHARS`` UTF-16 units) into the page's record while nothing can move the object (the thread is
 in the runtime's throw path), sends it, and blocks for one byte: ``n`` lets the throw go on, anything else
 takes the trap (a stop: the agent decides there, as without the question). End of file or an error also
-takes the trap and turns the question off (FD_OFF), so no thread asks again. The first asker connects
+takes the trap, closes the socket and turns the question off (FD_OFF), so no thread asks again (an fd
+that fstat says is no longer the socket is left alone: it is the program's). The first asker connects
 (so nothing runs in the target at arming); before each question ``fstat`` checks the fd is still that
 socket. The record is sent whole (``REQUEST_SIZE`` bytes; ``SOCK_SEQPACKET`` keeps it one message).
 A thread between ``locked`` and ``ask_end`` may be inside ``sendto``/``recvfrom``: it must run out of the
@@ -27,10 +28,12 @@ PAGE = 4096
 # the page's copy but not the agent, never asks), the socket's inode and device (fstat before each question:
 # an fd the program closed and reused for a file or connection of its own is never written to), fstat's
 # buffer, the socket's address, then the record.
-FD, LOCK, ASKED, PASSED, MESSAGE_AT, HRESULT_AT, VERDICT, PID, INODE, DEV = (8 * i for i in range(10))
+FD, LOCK, ASKED, PASSED, MESSAGE_AT, HRESULT_AT, VERDICT, PID, INODE, DEV, ADDR_LEN = (
+    8 * i for i in range(11)
+)
 STAT, ADDR, RECORD = 0x80, 0x110, 0x180
 FD_OFF, FD_CONNECT = -1, -2
-ADDR_SIZE = 110  # sockaddr_un: the family, 108 bytes of path
+ADDR_SIZE = 110  # sockaddr_un: the family, 108 bytes of path (a leading NUL: Linux's abstract names)
 # The record: thread id, object, MethodTable, HResult (i32), message length (i32; -1: no message), text
 R_TID, R_OBJECT, R_MT, R_HRESULT, R_LENGTH, R_CHARS = 0, 8, 16, 24, 28, 32
 CHARS = (PAGE - RECORD - R_CHARS) // 2  # UTF-16 units of the message sent; the length says if there were more
@@ -74,16 +77,19 @@ def page(
     dev: int = 0,
 ) -> bytes:
     """The page's first RECORD bytes as the agent writes them: with ``path`` the first asker connects to
-    it; else ``fd`` (with its ``inode`` and ``dev``) is the socket, or FD_OFF."""
+    it (a leading NUL: an abstract name, which no file permission keeps a target of another user from);
+    else ``fd`` (with its ``inode`` and ``dev``) is the socket, or FD_OFF."""
     head = bytearray(RECORD)
+    length = 0
     if path is not None:
         raw = path.encode()
         if len(raw) >= ADDR_SIZE - 2:
-            raise ValueError(f"socket path too long for sockaddr_un: {path}")
+            raise ValueError(f"socket path too long for sockaddr_un: {path!r}")
         fd = FD_CONNECT
         struct.pack_into("<H", head, ADDR, AF_UNIX)
         head[ADDR + 2 : ADDR + 2 + len(raw)] = raw
-    struct.pack_into("<qQQQQQQQQQ", head, 0, fd, 0, 0, 0, message_at, hresult_at, 0, pid, inode, dev)
+        length = 2 + len(raw) + (0 if raw.startswith(b"\0") else 1)  # an abstract name counts every byte
+    struct.pack_into("<qQQQQQQQQQQ", head, 0, fd, 0, 0, 0, message_at, hresult_at, 0, pid, inode, dev, length)
     return bytes(head)
 
 
@@ -129,7 +135,7 @@ def emit(
     a += at(b"\x49\x89\x82", FD)  # mov [r10+FD], rax
     a += b"\x48\x89\xc7"  # mov rdi, rax
     a += at(b"\x49\x8d\xb2", ADDR)  # lea rsi, [r10+ADDR]
-    a += b"\xba" + struct.pack("<I", ADDR_SIZE)  # mov edx, ADDR_SIZE
+    a += at(b"\x49\x8b\x92", ADDR_LEN)  # mov rdx, [r10+ADDR_LEN]
     a += b"\xb8" + struct.pack("<I", SYS_CONNECT) + b"\x0f\x05"  # connect
     a += b"\x48\x85\xc0"  # test rax, rax
     a.jump("close", JNE)
@@ -189,7 +195,7 @@ def emit(
     a += b"\x48\x83\xf8" + bytes([(-EINTR) & 0xFF])  # cmp rax, -EINTR
     a.jump("send", JE)
     a += b"\x48\x3d" + struct.pack("<I", REQUEST_SIZE)  # cmp rax, REQUEST_SIZE
-    a.jump("gone", JNE)
+    a.jump("close", JNE)
     a.label("receive")
     a += at(b"\x49\x8b\xba", FD)  # mov rdi, [r10+FD]
     a += at(b"\x49\x8d\xb2", VERDICT)  # lea rsi, [r10+VERDICT]
@@ -200,14 +206,14 @@ def emit(
     a += b"\x48\x83\xf8" + bytes([(-EINTR) & 0xFF])  # cmp rax, -EINTR
     a.jump("receive", JE)
     a += b"\x48\x83\xf8\x01"  # cmp rax, 1
-    a.jump("gone", JNE)  # end of file (0) or an error: no one answers
+    a.jump("close", JNE)  # end of file (0) or an error: no one answers
     a += at(b"\x41\x80\xba", VERDICT) + b"n"  # cmp byte [r10+VERDICT], 'n'
     a.jump("ask_yes", JNE)
     a += at(b"\x49\xff\x82", PASSED)  # inc qword [r10+PASSED]
     _unlock(a, at)
     restore(a)
     a.jump("go_on")
-    a.label("close")  # a socket of ours that could not be connected
+    a.label("close")  # our socket (not connected, or no one answers on it): closed
     a += at(b"\x49\x8b\xba", FD)  # mov rdi, [r10+FD]
     a += b"\xb8" + struct.pack("<I", SYS_CLOSE) + b"\x0f\x05"  # close
     a += base

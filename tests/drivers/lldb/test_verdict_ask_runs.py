@@ -61,8 +61,9 @@ class Asking(Stubbed):
 
     def answer(self, verdict: Callable[[va.Request], bytes]) -> Answerer:
         self.answerer = Answerer(self.theirs, verdict)
-        st = os.fstat(self.ours.fileno())
-        self.set_page(fd=self.ours.fileno(), inode=st.st_ino, dev=st.st_dev)
+        fd = os.dup(self.ours.fileno())  # the stub's own: it closes it when no one answers
+        st = os.fstat(fd)
+        self.set_page(fd=fd, inode=st.st_ino, dev=st.st_dev)
         return self.answerer
 
     def set_page(self, pid: Optional[int] = None, **how: Any) -> None:
@@ -72,6 +73,9 @@ class Asking(Stubbed):
         return int(struct.unpack_from("<q", self.ask_page, offset)[0])
 
     def close(self) -> None:
+        fd = self.field(va.FD)
+        if fd >= 0 and fd != self.ours.fileno():
+            os.close(fd)  # the stub's socket it did not close itself
         self.ours.close()  # the answerer sees end of file and ends
         if self.answerer is not None:
             self.answerer.thread.join(5)
@@ -161,9 +165,10 @@ def test_the_first_asker_connects(asking, tmp_path):
         fd = asking.field(va.FD)
         assert fd >= 0 and os.get_inheritable(fd) is False  # SOCK_CLOEXEC: no child inherits it
         assert asking.field(va.INODE) == os.fstat(fd).st_ino
+        accepted[0].sock.shutdown(socket.SHUT_RDWR)  # the agent goes: the stub closes its socket
+        assert asking.stops(asking.exception("third"))
+        assert asking.field(va.FD) == va.FD_OFF
     finally:
-        if asking.field(va.FD) >= 0:
-            os.close(asking.field(va.FD))
         accepted and accepted[0].sock.close()
         listener.close()
 
@@ -182,12 +187,14 @@ def test_an_fd_the_program_reused_is_never_written_to(asking):
     answerer = asking.answer(lambda r: b"n")
     mine, other_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:
-        os.dup2(mine.fileno(), asking.ours.fileno())  # the same number, another socket
+        reused = asking.field(va.FD)
+        os.dup2(mine.fileno(), reused)  # the same number, another socket
         assert asking.stops(asking.exception("m"))
         assert asking.field(va.FD) == va.FD_OFF and answerer.requests == []
         other_end.setblocking(False)
         with pytest.raises(BlockingIOError):
             other_end.recv(8192)
+        os.close(reused)  # the program's, left alone by the stub
     finally:
         mine.close()
         other_end.close()
@@ -196,7 +203,7 @@ def test_an_fd_the_program_reused_is_never_written_to(asking):
 def test_a_forked_child_does_not_ask(asking):
     """A page whose pid is not this process's (a child that inherited it): the trap, no lock taken."""
     answerer = asking.answer(lambda r: b"n")
-    asking.set_page(pid=1, fd=asking.ours.fileno())
+    asking.set_page(pid=1, fd=asking.field(va.FD))
     struct.pack_into("<q", asking.ask_page, va.LOCK, 1)  # held by a thread the fork did not copy
     assert asking.stops(asking.exception("m"))
     assert answerer.requests == [] and asking.field(va.ASKED) == 0
