@@ -6,12 +6,12 @@ thread of lldb's Python costs a throw ~1/50 of a SIGURG stop, and with ``MSG_NOS
 survives the debugger's death (end of file or ``EPIPE`` at once). The asking thread, under a lock of the
 page's own, copies what a predicate reads (thread id, object, MethodTable, HResult, the message's length
 and first ``CHARS`` UTF-16 units) into the page's record while nothing can move the object (the thread is
-in the runtime's throw path), sends it, and blocks for one byte: ``n`` lets the throw go on, anything else
-takes the trap (a stop: the agent decides there, as without the question). End of file or an error also
-takes the trap, closes the socket and turns the question off (FD_OFF), so no thread asks again (an fd
-that fstat says is no longer the socket is left alone: it is the program's). The first asker connects
-(so nothing runs in the target at arming); before each question ``fstat`` checks the fd is still that
-socket. The record is sent whole (``REQUEST_SIZE`` bytes; ``SOCK_SEQPACKET`` keeps it one message).
+in the runtime's throw path), connects a socket of its own to the agent's, sends the record and blocks for
+one byte: ``n`` lets the throw go on, anything else takes the trap (a stop: the agent decides there, as
+without the question). No listener, end of file or an error also takes the trap and turns the question
+off (ON = 0), so no thread asks again. The socket is closed before the thread goes on, so nothing runs in
+the target to set the question up and no fd of ours stays in it. The record is sent whole
+(``REQUEST_SIZE`` bytes; ``SOCK_SEQPACKET`` keeps it one message).
 A thread between ``locked`` and ``ask_end`` may be inside ``sendto``/``recvfrom``: it must run out of the
 stub before the stub is removed (docs/linux-fast-filter.md says why).
 """
@@ -23,22 +23,17 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 PAGE = 4096
-# The page: the socket (FD_OFF: off or gone; FD_CONNECT: the first asker connects to ADDR), the lock,
-# counters, the exception's field offsets, the verdict byte, the target's pid (a forked child, which shares
-# the page's copy but not the agent, never asks), the socket's inode and device (fstat before each question:
-# an fd the program closed and reused for a file or connection of its own is never written to), fstat's
-# buffer, the socket's address, then the record.
-FD, LOCK, ASKED, PASSED, MESSAGE_AT, HRESULT_AT, VERDICT, PID, INODE, DEV, ADDR_LEN = (
-    8 * i for i in range(11)
-)
-STAT, ADDR, RECORD = 0x80, 0x110, 0x180
-FD_OFF, FD_CONNECT = -1, -2
+# The page: ON (1: ask; 0: off, or the one who answers is gone), the lock, counters, the exception's field
+# offsets, the verdict byte, the target's pid (a forked child, which shares the page's copy but not the
+# agent, never asks), this question's socket, the address's length, the address, then the record.
+ON, LOCK, ASKED, PASSED, MESSAGE_AT, HRESULT_AT, VERDICT, PID, FD, ADDR_LEN = (8 * i for i in range(10))
+ADDR, RECORD = 0x80, 0x100
 ADDR_SIZE = 110  # sockaddr_un: the family, 108 bytes of path (a leading NUL: Linux's abstract names)
 # The record: thread id, object, MethodTable, HResult (i32), message length (i32; -1: no message), text
 R_TID, R_OBJECT, R_MT, R_HRESULT, R_LENGTH, R_CHARS = 0, 8, 16, 24, 28, 32
 CHARS = (PAGE - RECORD - R_CHARS) // 2  # UTF-16 units of the message sent; the length says if there were more
 REQUEST_SIZE = R_CHARS + 2 * CHARS
-SYS_CLOSE, SYS_FSTAT, SYS_SCHED_YIELD, SYS_GETPID, SYS_SOCKET, SYS_CONNECT = 3, 5, 24, 39, 41, 42
+SYS_CLOSE, SYS_SCHED_YIELD, SYS_GETPID, SYS_SOCKET, SYS_CONNECT = 3, 24, 39, 41, 42
 SYS_SENDTO, SYS_RECVFROM, SYS_GETTID = 44, 45, 186
 AF_UNIX, SOCK_SEQPACKET, SOCK_CLOEXEC, MSG_NOSIGNAL = 1, 5, 0x80000, 0x4000
 EINTR = 4
@@ -66,30 +61,21 @@ class Request:
         return cls(tid, obj, mt, hresult, message, length > CHARS)
 
 
-def page(
-    message_at: int,
-    hresult_at: int,
-    pid: int,
-    *,
-    path: Optional[str] = None,
-    fd: int = FD_OFF,
-    inode: int = 0,
-    dev: int = 0,
-) -> bytes:
-    """The page's first RECORD bytes as the agent writes them: with ``path`` the first asker connects to
-    it (a leading NUL: an abstract name, which no file permission keeps a target of another user from);
-    else ``fd`` (with its ``inode`` and ``dev``) is the socket, or FD_OFF."""
+def page(message_at: int, hresult_at: int, pid: int, name: Optional[str] = None) -> bytes:
+    """The page's first RECORD bytes as the agent writes them: with ``name`` (the listening socket's; a
+    leading NUL: an abstract name, which no file permission keeps a target of another user from) the
+    question is on; without, off."""
     head = bytearray(RECORD)
     length = 0
-    if path is not None:
-        raw = path.encode()
+    if name is not None:
+        raw = name.encode()
         if len(raw) >= ADDR_SIZE - 2:
-            raise ValueError(f"socket path too long for sockaddr_un: {path!r}")
-        fd = FD_CONNECT
+            raise ValueError(f"socket name too long for sockaddr_un: {name!r}")
         struct.pack_into("<H", head, ADDR, AF_UNIX)
         head[ADDR + 2 : ADDR + 2 + len(raw)] = raw
         length = 2 + len(raw) + (0 if raw.startswith(b"\0") else 1)  # an abstract name counts every byte
-    struct.pack_into("<qQQQQQQQQQQ", head, 0, fd, 0, 0, 0, message_at, hresult_at, 0, pid, inode, dev, length)
+    on = 1 if name is not None else 0
+    struct.pack_into("<QQQQQQQQqQ", head, 0, on, 0, 0, 0, message_at, hresult_at, 0, pid, -1, length)
     return bytes(head)
 
 
@@ -108,7 +94,7 @@ def emit(
     base = b"\x49\xba" + struct.pack("<Q", page_at)  # mov r10, page
     a.label("ask")
     a += base
-    a += at(b"\x49\x83\xba", FD) + bytes([FD_OFF & 0xFF])  # cmp qword [r10+FD], FD_OFF
+    a += at(b"\x49\x83\xba", ON) + b"\x00"  # cmp qword [r10+ON], 0
     a.jump("trap", JE)  # off, or the one who answers is gone
     save(a)
     a.label("ask_saved")
@@ -124,41 +110,25 @@ def emit(
     a.jump("lock")
     a.label("locked")
     a += at(b"\x49\xff\x82", ASKED)  # inc qword [r10+ASKED]
-    a += at(b"\x49\x83\xba", FD) + bytes([FD_CONNECT & 0xFF])  # cmp qword [r10+FD], FD_CONNECT
-    a.jump("check", JNE)
+    # A socket of its own for each question, closed before the thread goes on: no fd of ours stays in the
+    # program between questions (one it closed and reused could not be written to by mistake).
     a += b"\xbf" + struct.pack("<I", AF_UNIX)  # mov edi, AF_UNIX
     a += b"\xbe" + struct.pack("<I", SOCK_SEQPACKET | SOCK_CLOEXEC)  # mov esi, ..
     a += b"\x31\xd2"  # xor edx, edx
     a += b"\xb8" + struct.pack("<I", SYS_SOCKET) + b"\x0f\x05"  # socket
     a += b"\x48\x85\xc0"  # test rax, rax
-    a.jump("gone", JS)
+    a.jump("ask_yes", JS)  # no socket now (the fd limit): this throw stops, the question stays on
     a += at(b"\x49\x89\x82", FD)  # mov [r10+FD], rax
     a += b"\x48\x89\xc7"  # mov rdi, rax
     a += at(b"\x49\x8d\xb2", ADDR)  # lea rsi, [r10+ADDR]
     a += at(b"\x49\x8b\x92", ADDR_LEN)  # mov rdx, [r10+ADDR_LEN]
     a += b"\xb8" + struct.pack("<I", SYS_CONNECT) + b"\x0f\x05"  # connect
     a += b"\x48\x85\xc0"  # test rax, rax
-    a.jump("close", JNE)
-    _fstat(a, at)
-    a.jump("close", JNE)
-    a += at(b"\x49\x8b\x82", STAT + 8)  # mov rax, [r10+STAT+8]: st_ino
-    a += at(b"\x49\x89\x82", INODE)  # mov [r10+INODE], rax
-    a += at(b"\x49\x8b\x82", STAT)  # mov rax, [r10+STAT]: st_dev
-    a += at(b"\x49\x89\x82", DEV)  # mov [r10+DEV], rax
-    a.jump("record")
-    a.label("check")  # the socket is still the one connected (else the fd is not ours to write to)
-    _fstat(a, at)
-    a.jump("gone", JNE)
-    a += at(b"\x49\x8b\x82", STAT + 8)  # mov rax, [r10+STAT+8]
-    a += at(b"\x49\x3b\x82", INODE)  # cmp rax, [r10+INODE]
-    a.jump("gone", JNE)
-    a += at(b"\x49\x8b\x82", STAT)  # mov rax, [r10+STAT]
-    a += at(b"\x49\x3b\x82", DEV)  # cmp rax, [r10+DEV]
-    a.jump("gone", JNE)
+    a.jump("close_off", JNE)  # no one listens
     a.label("record")
     a += b"\xb8" + struct.pack("<I", SYS_GETTID) + b"\x0f\x05"  # gettid
     a += at(b"\x49\x89\x82", RECORD + R_TID)  # mov [r10+..], rax
-    a += b"\x48\x8b\x7c\x24\xe0"  # mov rdi, [rsp-32]: the function's own, from its slot (fstat took it)
+    a += b"\x48\x8b\x7c\x24\xe0"  # mov rdi, [rsp-32]: the function's own, from its slot
     a += load_object  # rax = the exception object
     a += at(b"\x49\x89\x82", RECORD + R_OBJECT)  # mov [r10+..], rax
     a += b"\x48\x8b\x10"  # mov rdx, [rax]: the MethodTable
@@ -195,7 +165,7 @@ def emit(
     a += b"\x48\x83\xf8" + bytes([(-EINTR) & 0xFF])  # cmp rax, -EINTR
     a.jump("send", JE)
     a += b"\x48\x3d" + struct.pack("<I", REQUEST_SIZE)  # cmp rax, REQUEST_SIZE
-    a.jump("close", JNE)
+    a.jump("close_off", JNE)
     a.label("receive")
     a += at(b"\x49\x8b\xba", FD)  # mov rdi, [r10+FD]
     a += at(b"\x49\x8d\xb2", VERDICT)  # lea rsi, [r10+VERDICT]
@@ -206,19 +176,17 @@ def emit(
     a += b"\x48\x83\xf8" + bytes([(-EINTR) & 0xFF])  # cmp rax, -EINTR
     a.jump("receive", JE)
     a += b"\x48\x83\xf8\x01"  # cmp rax, 1
-    a.jump("close", JNE)  # end of file (0) or an error: no one answers
+    a.jump("close_off", JNE)  # end of file (0) or an error: no one answers
+    _close(a, at, base)
     a += at(b"\x41\x80\xba", VERDICT) + b"n"  # cmp byte [r10+VERDICT], 'n'
     a.jump("ask_yes", JNE)
     a += at(b"\x49\xff\x82", PASSED)  # inc qword [r10+PASSED]
     _unlock(a, at)
     restore(a)
     a.jump("go_on")
-    a.label("close")  # our socket (not connected, or no one answers on it): closed
-    a += at(b"\x49\x8b\xba", FD)  # mov rdi, [r10+FD]
-    a += b"\xb8" + struct.pack("<I", SYS_CLOSE) + b"\x0f\x05"  # close
-    a += base
-    a.label("gone")
-    a += at(b"\x49\xc7\x82", FD) + b"\xff\xff\xff\xff"  # mov qword [r10+FD], FD_OFF: ask no more
+    a.label("close_off")
+    _close(a, at, base)
+    a += at(b"\x49\xc7\x82", ON) + b"\x00\x00\x00\x00"  # mov qword [r10+ON], 0: ask no more
     a.label("ask_yes")
     _unlock(a, at)
     a.label("not_ours")
@@ -226,12 +194,10 @@ def emit(
     a.label("ask_end")  # then the trap, right behind
 
 
-def _fstat(a: Any, at: Callable[[bytes, int], bytes]) -> None:
-    """fstat(page's fd, page's STAT) and ``test rax, rax``; r10 (the page) survives the call."""
+def _close(a: Any, at: Callable[[bytes, int], bytes], base: bytes) -> None:
     a += at(b"\x49\x8b\xba", FD)  # mov rdi, [r10+FD]
-    a += at(b"\x49\x8d\xb2", STAT)  # lea rsi, [r10+STAT]
-    a += b"\xb8" + struct.pack("<I", SYS_FSTAT) + b"\x0f\x05"  # fstat
-    a += b"\x48\x85\xc0"  # test rax, rax
+    a += b"\xb8" + struct.pack("<I", SYS_CLOSE) + b"\x0f\x05"  # close
+    a += base
 
 
 def _unlock(a: Any, at: Callable[[bytes, int], bytes]) -> None:

@@ -2,9 +2,10 @@
 request while the agent's main thread waits in ``Continue`` (lldb lets go of the GIL there: proved in
 docs/linux-fast-filter.md, "A verdict without a stop").
 
-The socket has an abstract name (no file, so a target run by another user can connect) and takes one
-connection, from the target's pid only (``SO_PEERCRED``): no other process can read the records (exception
-messages may hold secrets) or answer for the agent. ``decide(request)`` says True to let the throw go on
+The socket has an abstract name (no file, so a target run by another user can connect); each question is
+a connection of its own, served only when it comes from the target's pid (``SO_PEERCRED``): no other
+process can hand the agent records or get answers (an exception message may hold secrets, and the agent
+tells nothing back but one byte). ``decide(request)`` says True to let the throw go on
 (answer ``n``); anything else, an error in it included, answers ``y``: the thread takes the trap, and the
 agent decides at the stop as without the question. What was let go is kept for the decision log
 (``take_passed``).
@@ -53,7 +54,8 @@ class VerdictServer:
         return bool(self._passed)
 
     def close(self) -> None:
-        """No more answers: an asking thread sees end of file (and the stub turns the question off)."""
+        """No more answers: an asking thread then finds no listener (and the stub turns the question off);
+        one waiting for its verdict sees end of file."""
         self._closed.set()
         for s in (self._conn, self._listener):
             if s is not None:
@@ -62,44 +64,38 @@ class VerdictServer:
                 except OSError:
                     pass
         self._thread.join(2.0)
-        for s in (self._conn, self._listener):
-            if s is not None:
-                s.close()
+        self._listener.close()
 
     def _serve(self) -> None:
         try:
-            conn = self._accept()
-            if conn is None:
-                return
-            self._conn = conn
             while not self._closed.is_set():
-                record = conn.recv(REQUEST_SIZE + 64)
-                if not record:
-                    return
-                request = Request.parse(record) if len(record) == REQUEST_SIZE else None
-                go_on = False
-                if request is not None:
-                    try:
-                        go_on = self.decide(request) is True
-                    except Exception:  # noqa: BLE001 - a stop decides it instead
-                        go_on = False
-                if go_on:
-                    self._passed.append((request, time.time()))  # type: ignore[arg-type]
-                    self.answered += 1
-                else:
-                    self.stopped += 1
-                conn.send(b"n" if go_on else b"y")
+                conn, _ = self._listener.accept()
+                with conn:
+                    self._conn = conn
+                    self._answer(conn)
+                    self._conn = None
         except OSError as e:
             if not self._closed.is_set():
                 self.error = str(e)
 
-    def _accept(self) -> Optional[socket.socket]:
-        while not self._closed.is_set():
-            conn, _ = self._listener.accept()
-            creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-            peer_pid = struct.unpack("3i", creds)[0]
-            if peer_pid == self.pid:
-                return conn
+    def _answer(self, conn: socket.socket) -> None:
+        creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        if struct.unpack("3i", creds)[0] != self.pid:
             self.refused += 1
-            conn.close()
-        return None
+            return
+        record = conn.recv(REQUEST_SIZE + 64)
+        if not record:
+            return
+        request = Request.parse(record) if len(record) == REQUEST_SIZE else None
+        go_on = False
+        if request is not None:
+            try:
+                go_on = self.decide(request) is True
+            except Exception:  # noqa: BLE001 - a stop decides it instead
+                go_on = False
+        if go_on:
+            self._passed.append((request, time.time()))  # type: ignore[arg-type]
+            self.answered += 1
+        else:
+            self.stopped += 1
+        conn.send(b"n" if go_on else b"y")

@@ -1,8 +1,8 @@
 """The stub's question (verdict_ask.py) run for real in this process: the fake funnel of
-test_filter_stub_runs.py behind a stub that asks over a real unix SOCK_SEQPACKET socket pair, answered by a
-thread here as the agent's answering thread would. What the record holds, what each verdict does, that a
-closed peer turns the question off, that the lock keeps concurrent askers' records whole, and that every
-register reaches the function as given."""
+test_filter_stub_runs.py behind a stub that asks over real unix SOCK_SEQPACKET connections to a listening
+socket here, answered by a thread as the agent's answering thread would. What the record holds, what each
+verdict does, that no listener turns the question off, that no socket of the question stays open, that the
+lock keeps concurrent askers' records whole, and that every register reaches the function as given."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import signal
 import socket
 import struct
 import threading
+import time
 from typing import Any, Callable, Iterator, List, Optional
 
 import pytest
@@ -32,10 +33,11 @@ __all__ = ["pytestmark"]
 
 
 class Answerer:
-    """The agent's side: answers each request with ``verdict(request)``, keeping what it was asked."""
+    """The agent's side: answers each question (a connection of its own) with ``verdict(request)``,
+    keeping what it was asked."""
 
-    def __init__(self, sock: socket.socket, verdict: Callable[[va.Request], bytes]) -> None:
-        self.sock, self.verdict = sock, verdict
+    def __init__(self, listener: socket.socket, verdict: Callable[[va.Request], bytes]) -> None:
+        self.listener, self.verdict = listener, verdict
         self.requests: List[va.Request] = []
         self.sizes: List[int] = []
         self.thread = threading.Thread(target=self._serve, daemon=True)
@@ -43,43 +45,66 @@ class Answerer:
 
     def _serve(self) -> None:
         while True:
-            record = self.sock.recv(8192)
-            if not record:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
                 return
-            self.sizes.append(len(record))
-            request = va.Request.parse(record)
-            self.requests.append(request)
-            self.sock.send(self.verdict(request))
+            with conn:
+                record = conn.recv(8192)
+                if not record:
+                    continue
+                self.sizes.append(len(record))
+                request = va.Request.parse(record)
+                self.requests.append(request)
+                conn.send(self.verdict(request))
 
 
 class Asking(Stubbed):
     def __init__(self, object_in_handle: bool = False) -> None:
         self.ask_page = ctypes.create_string_buffer(va.PAGE)
         super().__init__(object_in_handle, ctypes.addressof(self.ask_page))
-        self.ours, self.theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.name = f"\0pydbgauto-test-{os.getpid()}-{os.urandom(4).hex()}"
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.listener.bind(self.name)
+        self.listener.listen(4)
         self.answerer: Optional[Answerer] = None
+        self.closed = False
 
     def answer(self, verdict: Callable[[va.Request], bytes]) -> Answerer:
-        self.answerer = Answerer(self.theirs, verdict)
-        fd = os.dup(self.ours.fileno())  # the stub's own: it closes it when no one answers
-        st = os.fstat(fd)
-        self.set_page(fd=fd, inode=st.st_ino, dev=st.st_dev)
+        self.answerer = Answerer(self.listener, verdict)
+        self.set_page(name=self.name)
         return self.answerer
 
-    def set_page(self, pid: Optional[int] = None, **how: Any) -> None:
-        self.ask_page[: va.RECORD] = va.page(MESSAGE_AT, HRESULT_AT, pid or os.getpid(), **how)
+    def set_page(self, pid: Optional[int] = None, name: Optional[str] = None) -> None:
+        self.ask_page[: va.RECORD] = va.page(MESSAGE_AT, HRESULT_AT, pid or os.getpid(), name)
 
     def field(self, offset: int) -> int:
         return int(struct.unpack_from("<q", self.ask_page, offset)[0])
 
     def close(self) -> None:
-        fd = self.field(va.FD)
-        if fd >= 0 and fd != self.ours.fileno():
-            os.close(fd)  # the stub's socket it did not close itself
-        self.ours.close()  # the answerer sees end of file and ends
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)  # the answerer's accept ends
+        except OSError:
+            pass
         if self.answerer is not None:
             self.answerer.thread.join(5)
-        self.theirs.close()
+        self.listener.close()
+
+
+def sockets() -> set:
+    """This process's open sockets (the listing's own directory fd is no socket)."""
+    found = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            link = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:"):
+            found.add(link)
+    return found
 
 
 @pytest.fixture
@@ -111,6 +136,7 @@ def test_any_other_answer_takes_the_trap(asking):
     asking.answer(lambda r: b"y")
     assert asking.stops(asking.exception("a message"))
     assert asking.field(va.ASKED) == 1 and asking.field(va.PASSED) == 0 and asking.field(va.LOCK) == 0
+    assert asking.field(va.ON) == 1
 
 
 @pytest.mark.parametrize(
@@ -130,80 +156,47 @@ def test_the_message_as_sent(asking, message, expected, truncated):
     assert request.message == expected and request.truncated is truncated
 
 
-def test_when_no_one_answers_the_question_is_turned_off_and_the_trap_taken(asking):
+def test_when_no_one_listens_the_question_is_turned_off_and_the_trap_taken(asking):
     asking.answer(lambda r: b"n")
-    asking.theirs.shutdown(socket.SHUT_RDWR)  # the debugger is gone
+    asking.close()  # the debugger is gone
+    before = sockets()
     assert asking.stops(asking.exception("m"))
-    assert asking.field(va.FD) == -1 and asking.field(va.LOCK) == 0
+    assert asking.field(va.ON) == 0 and asking.field(va.LOCK) == 0
+    assert sockets() == before  # the socket that did not connect was closed
     assert asking.stops(asking.exception("m"))  # no more asking: straight to the trap
     assert asking.field(va.ASKED) == 1
 
 
 def test_a_question_turned_off_goes_straight_to_the_trap(asking):
-    asking.set_page(fd=va.FD_OFF)
+    asking.set_page()
     assert asking.stops(asking.exception("m"))
     assert asking.field(va.ASKED) == 0
 
 
-def test_the_first_asker_connects(asking, tmp_path):
-    """Nothing runs in the target to set the question up: the first throw asked about connects."""
-    path = str(tmp_path / "verdicts")
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    listener.bind(path)
-    listener.listen(1)
-    asking.set_page(path=path)
-    accepted: List[Answerer] = []
-    accepting = threading.Thread(
-        target=lambda: accepted.append(Answerer(listener.accept()[0], lambda r: b"n"))
-    )
-    accepting.start()
-    try:
-        assert not asking.stops(asking.exception("first"))
-        assert not asking.stops(asking.exception("second"))
-        accepting.join(5)
-        assert [r.message for r in accepted[0].requests] == ["first", "second"]
-        fd = asking.field(va.FD)
-        assert fd >= 0 and os.get_inheritable(fd) is False  # SOCK_CLOEXEC: no child inherits it
-        assert asking.field(va.INODE) == os.fstat(fd).st_ino
-        accepted[0].sock.shutdown(socket.SHUT_RDWR)  # the agent goes: the stub closes its socket
-        assert asking.stops(asking.exception("third"))
-        assert asking.field(va.FD) == va.FD_OFF
-    finally:
-        accepted and accepted[0].sock.close()
-        listener.close()
+def test_no_socket_of_the_question_stays_open(asking):
+    """Each question has a socket of its own, closed before the thread goes on: no fd of ours stays in
+    the program, so one it closed and reused is never written to."""
+    asking.answer(lambda r: b"n")
+    before = sockets()
+    for _ in range(5):
+        assert not asking.stops(asking.exception("m"))
+    for _ in range(100):  # the answerer closes its end of the last one just after it answered
+        if sockets() == before:
+            break
+        time.sleep(0.01)
+    assert sockets() == before
 
 
-def test_no_one_listening_turns_the_question_off(asking, tmp_path):
-    asking.set_page(path=str(tmp_path / "nobody"))
-    before = set(os.listdir("/proc/self/fd"))
+def test_a_connection_closed_without_a_verdict_takes_the_trap(asking):
+    asking.answer(lambda r: b"")  # sends nothing: the connection is closed with no byte
     assert asking.stops(asking.exception("m"))
-    assert asking.field(va.FD) == va.FD_OFF
-    assert set(os.listdir("/proc/self/fd")) <= before  # the socket that did not connect was closed
-
-
-def test_an_fd_the_program_reused_is_never_written_to(asking):
-    """The program closed the socket's fd and the number now names a connection of its own: fstat tells,
-    the question is off, and the impostor got nothing."""
-    answerer = asking.answer(lambda r: b"n")
-    mine, other_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    try:
-        reused = asking.field(va.FD)
-        os.dup2(mine.fileno(), reused)  # the same number, another socket
-        assert asking.stops(asking.exception("m"))
-        assert asking.field(va.FD) == va.FD_OFF and answerer.requests == []
-        other_end.setblocking(False)
-        with pytest.raises(BlockingIOError):
-            other_end.recv(8192)
-        os.close(reused)  # the program's, left alone by the stub
-    finally:
-        mine.close()
-        other_end.close()
+    assert asking.field(va.ON) == 0
 
 
 def test_a_forked_child_does_not_ask(asking):
     """A page whose pid is not this process's (a child that inherited it): the trap, no lock taken."""
     answerer = asking.answer(lambda r: b"n")
-    asking.set_page(pid=1, fd=asking.field(va.FD))
+    asking.set_page(pid=1, name=asking.name)
     struct.pack_into("<q", asking.ask_page, va.LOCK, 1)  # held by a thread the fork did not copy
     assert asking.stops(asking.exception("m"))
     assert answerer.requests == [] and asking.field(va.ASKED) == 0
