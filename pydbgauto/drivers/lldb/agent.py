@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 import types
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple
 
 import lldb  # type: ignore[import-not-found]
 
@@ -46,7 +46,7 @@ for _name in ("pydbgauto", "pydbgauto.drivers"):
         sys.modules[_name] = _package
 
 from pydbgauto import processes  # noqa: E402
-from pydbgauto.drivers.lldb import guardian, protocol, qcalls, server_link  # noqa: E402
+from pydbgauto.drivers.lldb import asking, guardian, protocol, qcalls, server_link  # noqa: E402
 from pydbgauto.drivers.lldb.continue_watch import ContinueWatch  # noqa: E402
 from pydbgauto.drivers.lldb.rehits import Rehits  # noqa: E402
 from pydbgauto.drivers.lldb.dispatch import AgentError, dispatch  # noqa: E402
@@ -57,6 +57,7 @@ from pydbgauto.drivers.lldb.lldb_settings import START_UP_SETTINGS  # noqa: E402
 from pydbgauto.drivers.lldb.filter_stub import SIGURG, type_verdict  # noqa: E402
 from pydbgauto.drivers.lldb.inline_filter import FilterUnavailable, InlineFilter  # noqa: E402
 from pydbgauto.drivers.lldb.message_prefilter import Condition, condition  # noqa: E402
+from pydbgauto.drivers.lldb.verdict_server import VerdictServer  # noqa: E402
 
 if TYPE_CHECKING:
     from pydbgauto import coredump, predicates
@@ -133,6 +134,8 @@ class Agent:
         self.faults: Optional[LegacyFaults] = None
         # The in-target type filter on the throw funnel (inline_filter.py, docs/linux-fast-filter.md).
         self.inline: Optional[InlineFilter] = None
+        self.verdicts: Optional[VerdictServer] = None  # the stub's question's answering thread (asking.py)
+        self.kept_pages: Set[int] = set()  # stub pages left mapped for a thread in a question (remove)
         self.inline_note: Optional[str] = None  # why there is none
         self.urg_suppressed = False  # the trap's SIGURG dropped at the resume (_pass_urg)
         self.funnel: Optional["lldb.SBAddress"] = None  # .NET 8: RaiseTheExceptionInternalOnly
@@ -179,6 +182,7 @@ class Agent:
             "passed_sigurg": 0,  # SIGURGs of the target's own (not the stub's trap): passed on
             "interrupts": 0,  # runs the agent interrupted (a time limit, a cancel byte): the target stopped
             "flushes": 0,  # runs ended at a resumable stop to send the filtered ones (flush_after)
+            "asked_passed": 0,  # throws the stub asked about and the answering thread let go (no stop)
             "run_seconds": 0.0,
             "sos_seconds": 0.0,
             "sos_commands": 0,  # every command the agent ran (lldb's and SOS's)
@@ -440,7 +444,11 @@ class Agent:
 
     def _remove_inline(self) -> None:
         if self.inline is not None:
-            self.inline_note = f"removed: {self.inline.remove(self)}"
+            asking.stop(self)
+            removed = self.inline.remove(self)
+            if removed.get("kept_for"):  # a thread runs out through them: never to be freed as lldb's
+                self.kept_pages.update((self.inline.code_page, self.inline.data_page, self.inline.ask_page))
+            self.inline_note = f"removed: {removed}"
             self.inline = None
             self.journal.patches([])
             if self.target is not None:  # the stub's trap is no site any more (its page is freed)
@@ -451,6 +459,7 @@ class Agent:
         if self.inline is None:
             return {"off": self.inline_note, "prefilter": self.prefilter_note}
         state = self.inline.stats(self)
+        state["question"].update(answers=asking.stats(self))
         if self.prefilter_note:
             state["prefilter"]["note"] = self.prefilter_note
         try:  # per type: the throws ruled out in the target, never stopped for (none are logged)
@@ -489,8 +498,10 @@ class Agent:
         lldb-server rebuilds its region list from /proc/PID/smaps after every resume), a stop at
         __cxa_rethrow ~0.8 ms (docs/linux-fast-filter.md)."""
         assert self.target is not None
-        wanted = self._type_rules_out() or (
-            self.prefilter is not None and self.fields.off is None and self.prefilter_note is None
+        wanted = (
+            self._type_rules_out()
+            or (self.prefilter is not None and self.fields.off is None and self.prefilter_note is None)
+            or (asking.wanted(self) and self.fields.trusted)  # the stub asks instead of stopping
         )
         if wanted and self.inline is None and self.funnel is not None:
             self._install_inline(self.funnel, False, False)
@@ -525,6 +536,8 @@ class Agent:
         costs a trap and a __cxa_rethrow stop instead of one stop): checked every 64 traps."""
         traps = self.stats["prefilter_traps"]
         if self.inline is None or not self.inline.clauses or self._type_rules_out() or traps % 64:
+            return True
+        if self.verdicts is not None:  # the throws that hold a clause are asked about, not stopped for
             return True
         passed = self.inline.stats(self)["prefilter"].get("passed", 0)
         if passed >= traps:
@@ -649,7 +662,20 @@ class Agent:
         if self.mechanism == "cxa-rethrow":
             self._legacy_inline()
             self._arm_prefilter()
+        self._update_question()
         return dict(result, inline_filter=self._inline_state(), reading_fields=self.report_fields)
+
+    def _update_question(self) -> None:
+        """The stub asks instead of stopping when the predicate allows (asking.py); .NET 8 installs the
+        stub for it."""
+        if (
+            self.mechanism == "cxa-rethrow"
+            and self.inline is None
+            and asking.wanted(self)
+            and self.fields.trusted
+        ):
+            self._legacy_inline()
+        asking.update(self)
 
     def _learn_named_types(self, spec: Dict[str, Any], budget: float = 0.5) -> int:
         """The MethodTables of the types the predicate names that are loaded already, with their chains:
@@ -817,6 +843,7 @@ class Agent:
             except Exception as e:  # noqa: BLE001
                 self.fields.inner_off = f"could not read _innerException: {e}"
         self._arm_prefilter()
+        self._update_question()
 
     def _note_filtered(self, thread_id: int, address: int, chain: Tuple[str, ...]) -> None:
         self.filtered.append(
@@ -840,7 +867,8 @@ class Agent:
         flush_at = None if flush_after is None else started + flush_after
         while True:
             run_until = deadline
-            if flush_at is not None and self.filtered:  # the log waits for these: until flush_at at most
+            # the log waits for these (or for what the question lets go meanwhile): until flush_at at most
+            if flush_at is not None and (self.filtered or asking.live(self)):
                 run_until = flush_at if deadline is None else min(deadline, flush_at)
             interrupted = self._continue_until_stop(process, run_until)
             state = process.GetState()
@@ -865,6 +893,13 @@ class Agent:
             if events:
                 self.pending.extend(events[1:])
                 return self._report(events[0])
+            if interrupted == protocol.EVENT_TIMEOUT and flush_at is not None and asking.live(self):
+                if deadline is None or time.monotonic() < deadline:  # the flush's, not the caller's limit
+                    asking.drain(self)
+                    if not self.filtered:  # nothing to send yet: look again a flush_after later
+                        flush_at = time.monotonic() + float(flush_after or 0.0)
+                        continue
+                    self.stats["flushes"] += 1
             if interrupted:
                 return {"kind": interrupted, protocol.FILTERED: self._take_filtered()}
             if flush_at is not None and self.filtered and time.monotonic() >= flush_at:
@@ -979,6 +1014,7 @@ class Agent:
             self.urg_suppressed = not foreign
 
     def _take_filtered(self) -> List[Dict[str, Any]]:
+        asking.drain(self)
         filtered, self.filtered = self.filtered, []
         return filtered
 
@@ -1325,6 +1361,8 @@ class Agent:
         Only lldb-server's own allocations can be freed this way: it refuses any other region."""
         freed = []
         for start, end in sorted(_anonymous_code(process.GetProcessID()) - self.maps_at_start):
+            if start in self.kept_pages:
+                continue  # the stub's code page, kept for a thread that is still in it
             # lldb's memory cache keeps the page after DeallocateMemory; lldb-server's own `_m` packet
             # unmaps what it allocated with `_M` (it refuses any other address).
             reply = self.target_syscall(f"_m{start:x}")
@@ -1335,6 +1373,9 @@ class Agent:
 
     def op_kill(self) -> Dict[str, Any]:
         process = self._require_process()
+        if self.verdicts is not None:  # no one asks a killed target's questions
+            self.verdicts.close()
+            self.verdicts = None
         process.Kill()
         return {"exit_status": process.GetExitStatus()}
 

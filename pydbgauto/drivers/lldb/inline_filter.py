@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import lldb  # type: ignore[import-not-found]
 
-from pydbgauto.drivers.lldb import filter_stub, message_prefilter
+from pydbgauto.drivers.lldb import filter_stub, message_prefilter, verdict_ask
 from pydbgauto.drivers.lldb.filter_stub import (
     CAPACITY,
     DATA_CAPACITY,
@@ -44,11 +44,13 @@ class InlineFilter:
         data_page: int,
         original: bytes,
         object_in_handle: bool,
+        ask_page: int,
     ) -> None:
         self.entry = entry
         self.stub = stub
         self.code_page = code_page
         self.data_page = data_page
+        self.ask_page = ask_page  # the question's (verdict_ask.py): off until ask_on
         self.original = original
         self.patched = filter_stub.entry_patch(code_page, stub.length)
         self.trap_pc = code_page + stub.stop  # where a thread that took the trap stops
@@ -78,18 +80,22 @@ class InlineFilter:
             pc = thread.GetFrameAtIndex(0).GetPC()
             if entry < pc < entry + length:
                 raise FilterUnavailable(f"thread {thread.GetThreadID()} is inside the bytes to patch")
-        code_page = cls._allocate("rx", agent)
-        data_page = cls._allocate("rw", agent)
+        pages: List[int] = []
         try:
+            for permissions in ("rx", "rw", "rw"):
+                pages.append(cls._allocate(permissions, agent))
+            code_page, data_page, ask_page = pages
+            pid = process.GetProcessID()
             stub = filter_stub.build(
-                entry, displaced, data_page, object_in_handle, first_frame_test, process.GetProcessID()
+                entry, displaced, data_page, object_in_handle, first_frame_test, pid, ask_page
             )
             cls._write(agent, data_page, struct.pack("<QQQ", 0, CAPACITY, 0))
+            cls._write(agent, ask_page, verdict_ask.page(0, 0, pid))
             cls._write(agent, code_page, stub.code)
-            made = cls(entry, stub, code_page, data_page, b"".join(displaced), object_in_handle)
+            made = cls(entry, stub, code_page, data_page, b"".join(displaced), object_in_handle, ask_page)
             cls._write(agent, entry, made.patched)
         except BaseException:
-            for page in (code_page, data_page):
+            for page in pages:
                 agent.target_syscall(f"_m{page:x}")
             raise
         return made
@@ -118,15 +124,20 @@ class InlineFilter:
 
     def remove(self, agent: Any) -> Dict[str, Any]:
         """Unpatch (the target is stopped): the original bytes back, every thread in the stub moved to the
-        same point of the original code (one stopped at the trap starts the function again), both pages
-        freed."""
+        same point of the original code (one stopped at the trap starts the function again), the pages
+        freed. A thread in the middle of a question (it may be inside a system call, which the kernel
+        restarts at the pc it had: docs/linux-fast-filter.md) is left where it is, and then the pages stay
+        mapped: it finds no one to answer, takes the trap (ignored with no tracer) and runs out through
+        the stub's copy of the displaced instructions."""
         process = agent._require_process()
         self._write(agent, self.entry, self.original)
-        moved = {}
+        moved, asking = {}, []
         for thread in process:
             frame = thread.GetFrameAtIndex(0)
             pc = frame.GetPC()
-            if self.code_page <= pc < self.code_page + len(self.stub.code):
+            if self.stub.holds_lock(pc - self.code_page):
+                asking.append(str(thread.GetThreadID()))
+            elif self.code_page <= pc < self.code_page + len(self.stub.code):
                 names = ("rip", "rsp") + tuple(register for register, _ in SAVED)
                 now = {name: frame.FindRegister(name).GetValueAsUnsigned() for name in names}
                 unpatched = self.as_unpatched(agent, now)
@@ -135,9 +146,41 @@ class InlineFilter:
                         self._set_register(frame, register, unpatched[register])
                 frame.SetPC(unpatched["rip"])
                 moved[str(thread.GetThreadID())] = f"{pc:#x}->{unpatched['rip']:#x}"
-        replies = [agent.target_syscall(f"_m{page:x}") for page in (self.code_page, self.data_page)]
-        mapped = _mapped(process.GetProcessID(), (self.code_page, self.data_page))
-        return {"moved": moved, "freed": replies == ["OK", "OK"] and not mapped, "still_mapped": mapped}
+        pages = (self.code_page, self.data_page, self.ask_page)
+        if asking:
+            self._write(agent, self.ask_page, struct.pack("<Q", 0))  # off: the question is not asked again
+            return {
+                "moved": moved,
+                "freed": False,
+                "kept_for": asking,
+                "still_mapped": [f"{p:#x}" for p in pages],
+            }
+        replies = [agent.target_syscall(f"_m{page:x}") for page in pages]
+        mapped = _mapped(process.GetProcessID(), pages)
+        return {"moved": moved, "freed": replies == ["OK"] * 3 and not mapped, "still_mapped": mapped}
+
+    # ----- the question (verdict_ask.py) ---------------------------------------------------------------
+
+    def ask_on(self, agent: Any, name: str, message_at: int, hresult_at: int) -> None:
+        """Ask ``name`` from now on: the fields, the pid and the address, then ON. The lock, this
+        question's socket and the counters are left alone (a thread stopped in the middle of a question
+        holds the lock and its socket)."""
+        pid = agent._require_process().GetProcessID()
+        page = verdict_ask.page(message_at, hresult_at, pid, name)
+        for start, end in (
+            (verdict_ask.MESSAGE_AT, verdict_ask.VERDICT),
+            (verdict_ask.PID, verdict_ask.FD),
+            (verdict_ask.ADDR_LEN, verdict_ask.RECORD),
+        ):
+            self._write(agent, self.ask_page + start, page[start:end])
+        self._write(agent, self.ask_page + verdict_ask.ON, page[verdict_ask.ON : verdict_ask.ON + 8])
+
+    def ask_off(self, agent: Any) -> None:
+        self._write(agent, self.ask_page + verdict_ask.ON, struct.pack("<Q", 0))
+
+    def ask_stats(self, agent: Any) -> Dict[str, int]:
+        on, _, asked, passed = struct.unpack("<4Q", agent._read(self.ask_page, 32))
+        return {"on": on, "asked": asked, "passed": passed}
 
     def as_unpatched(self, agent: Any, registers: Dict[str, int]) -> Dict[str, int]:
         """A thread's registers (by name; at least rip and rsp) as they would be in the unpatched
@@ -238,7 +281,14 @@ class InlineFilter:
             "capacity": capacity,
             "seen": seen,  # every throw that reached the stub, stopped or not
             "prefilter": self._prefilter_stats(agent),
+            "question": self._ask_stats(agent),
         }
+
+    def _ask_stats(self, agent: Any) -> Dict[str, int]:
+        try:
+            return self.ask_stats(agent)
+        except Exception:
+            return {}
 
     def _prefilter_stats(self, agent: Any) -> Dict[str, Any]:
         if not self.clauses:

@@ -47,17 +47,18 @@ class Request:
     thread_id: int
     object: int
     method_table: int
-    hresult: int
-    message: Optional[str]  # None: the exception has no message
+    hresult: int  # unsigned
+    message: Optional[str]  # None: the exception has no message (as exception_fields.py decodes it)
     truncated: bool  # the message has more than CHARS units: only its start was sent
 
     @classmethod
     def parse(cls, record: bytes) -> "Request":
-        tid, obj, mt, hresult, length = struct.unpack_from("<QQQii", record, 0)
+        # the HResult unsigned, as pe shows it and hresult() predicates hold it (exception_fields.py too)
+        tid, obj, mt, hresult, length = struct.unpack_from("<QQQIi", record, 0)
         message = None
         if length >= 0:
             sent = min(length, CHARS)
-            message = record[R_CHARS : R_CHARS + 2 * sent].decode("utf-16-le", "surrogatepass")
+            message = record[R_CHARS : R_CHARS + 2 * sent].decode("utf-16-le", errors="replace")
         return cls(tid, obj, mt, hresult, message, length > CHARS)
 
 

@@ -127,7 +127,7 @@ def test_a_no_lets_the_throw_go_on_and_the_record_holds_what_a_predicate_reads(a
     address = asking.exception("a message", hresult=-2146233079, mt=0x7777)
     assert not asking.stops(address)
     (request,) = answerer.requests
-    assert request == va.Request(threading.get_native_id(), address, 0x7777, -2146233079, "a message", False)
+    assert request == va.Request(threading.get_native_id(), address, 0x7777, 0x80131509, "a message", False)
     assert answerer.sizes == [va.REQUEST_SIZE]
     assert asking.field(va.ASKED) == 1 and asking.field(va.PASSED) == 1 and asking.field(va.LOCK) == 0
 

@@ -1,0 +1,114 @@
+"""The stub's question in the agent: when it is on, what the answering thread decides, and how what it let
+go reaches the decision log (verdict_ask.py is the stub's side, verdict_server.py the thread).
+
+On .NET 8, when the in-target filter is installed and the predicate is one the agent decides from the type, the
+message and the HResult (filter_ops.FIELD_READ_OPS) once its field reader agrees with ``pe``: then a throw
+the type cache and the prefilter cannot rule out is asked about instead of stopping the target, and only
+an answer "may match" (or one the thread cannot give: an unknown type, a message longer than the record)
+stops it, where the agent decides as before. ``PYDBGAUTO_NO_QUESTION`` turns it off (every such throw
+stops, as before it existed).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, List
+
+from pydbgauto.drivers.lldb import protocol
+from pydbgauto.drivers.lldb.verdict_ask import Request
+from pydbgauto.drivers.lldb.verdict_server import VerdictServer
+
+
+def wanted(agent: Any) -> bool:
+    """The predicate can be decided from what the stub sends (the filter's being installed aside)."""
+    return (
+        agent.mechanism
+        == "cxa-rethrow"  # .NET 8: its funnel runs in cooperative mode (no GC moves the object
+        # while the stub copies it); .NET 9+'s AppendExceptionStackFrame runs in preemptive mode
+        and agent.filter is not None
+        and agent.filter_field_read
+        and not agent.filter_type_only
+        and "stack" not in agent.filter.needs
+        and agent.fields.off is None
+        and not os.environ.get("PYDBGAUTO_NO_QUESTION")
+    )
+
+
+def update(agent: Any) -> None:
+    """Turn the question on when it can be (the stub is there, the field reader trusted), else off."""
+    if agent.inline is None or not (wanted(agent) and agent.fields.trusted):
+        stop(agent)
+        return
+    if agent.verdicts is None:
+        pid = agent._require_process().GetProcessID()
+        agent.verdicts = VerdictServer(pid, lambda request: decide(agent, request))
+    agent.inline.ask_on(agent, agent.verdicts.name, agent.fields.message_at, agent.fields.hresult_at)
+
+
+def stop(agent: Any) -> None:
+    """Off (the target is stopped): no thread asks again; what was let go is kept for the log."""
+    if agent.inline is not None:
+        agent.inline.ask_off(agent)
+    if agent.verdicts is not None:
+        drain(agent)
+        agent.verdicts.close()
+        agent.verdicts = None
+
+
+def decide(agent: Any, request: Request) -> bool:
+    """True when the throw cannot match (the answering thread's verdict "n"); it reads only what the main
+    thread does not change while the target runs (the filter, the known types)."""
+    from pydbgauto import predicates
+    from pydbgauto.models import ManagedException, StopEvent
+
+    predicate = agent.filter
+    chain = agent.type_chains.get(request.method_table)
+    if predicate is None or chain is None or request.truncated:
+        return False  # the stop tells: an unknown type is learnt there
+    exception = ManagedException(
+        address=request.object, type=chain[0], message=request.message, hresult=request.hresult
+    )
+    event = StopEvent(
+        kind=protocol.EVENT_FIRST_CHANCE,
+        thread_id=request.thread_id,
+        exception_address=request.object,
+        exception=exception,
+        type_chain=chain,
+    )
+    verdict = predicates.evaluate(predicate, predicates.Facts(event=event))
+    return not verdict.matched and not verdict.error
+
+
+def drain(agent: Any) -> None:
+    """What the answering thread let go, into the agent's list for the decision log (in time order)."""
+    if agent.verdicts is None or not agent.verdicts.has_passed():
+        return
+    items: List[Dict[str, Any]] = [
+        {
+            "thread_id": request.thread_id,
+            "exception_address": request.object,
+            "type": (agent.type_chains.get(request.method_table) or ("?",))[0],
+            "time": at,
+        }
+        for request, at in agent.verdicts.take_passed()
+    ]
+    agent.stats["asked_passed"] += len(items)
+    agent.filtered.extend(items)
+    agent.filtered.sort(key=lambda item: item["time"])
+
+
+def live(agent: Any) -> bool:
+    return agent.verdicts is not None
+
+
+def stats(agent: Any) -> Dict[str, Any]:
+    server = agent.verdicts
+    if server is None:
+        return {"on": False}
+    return {
+        "on": True,
+        "answered_no": server.answered,
+        "answered_stop": server.stopped,
+        "refused": server.refused,
+        "error": server.error,
+    }

@@ -1,0 +1,106 @@
+"""The stub's question on the real lldb + SOS and the sample app (.NET 8; drivers/lldb/asking.py,
+verdict_ask.py, verdict_server.py; docs/linux-fast-filter.md): a storm of throws the prefilter cannot rule
+out is asked about, not stopped for; the target survives the debugger's death in the middle of it and a
+watch that ends in the middle of it, and the decision log lists every throw. Counted, not timed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from typing import Any, Dict
+
+import pytest
+
+import pydbgauto as pda
+from pydbgauto import Session
+from pydbgauto.watching import watch
+
+from .conftest import tracer_of
+from .test_debugger_death import assert_target_healthy, int3_sites, read_reports
+from .test_debugger_death import guardian_report, nothing_left  # noqa: F401 - fixtures
+
+pytestmark = pytest.mark.lldb
+
+# Every "repeat" throw says "The order queue timeout expired": the literal "The order" is in each (the
+# prefilter lets every one reach the question) and the regex matches none.
+NEVER = pda.message_matches("^The order(?! queue)")
+
+
+def _net8_only(runtime: str) -> None:
+    if runtime != "net8":
+        pytest.skip(".NET 8's question (.NET 9+'s funnel runs in preemptive mode: asking.py)")
+
+
+@pytest.mark.parametrize("victim", ["lldb", "lldb-server"])
+def test_the_target_survives_the_debuggers_death_while_its_threads_ask(
+    waiting_app, runtime, victim, guardian_report, nothing_left  # noqa: F811
+):
+    _net8_only(runtime)
+    s = Session.attach(pid=waiting_app.pid)
+    outcome: Dict[str, Any] = {"events": 0}
+
+    def loop() -> None:
+        try:
+            while True:
+                event = s.wait_for_event(30, parse=False)
+                outcome["events"] += event.kind == "first-chance"
+        except Exception as e:  # noqa: BLE001 - the session ends with the debugger
+            outcome["error"] = e
+
+    try:
+        s.break_on_clr_exceptions()
+        s.set_filter(NEVER)
+        sites = int3_sites(s)
+        lldb_pid = s.driver._proc.pid  # type: ignore[attr-defined]
+        waiter = threading.Thread(target=loop)
+        waiter.start()
+        waiting_app.send("repeat 200000")
+        time.sleep(2.0)  # the field reader's checks, then thousands of questions
+        os.kill(lldb_pid if victim == "lldb" else tracer_of(waiting_app.pid), signal.SIGKILL)
+        reports = read_reports(guardian_report)
+        waiter.join(60)
+    finally:
+        s.close()
+    assert reports and reports[0]["action"] == "restored", reports
+    assert outcome["events"] == 0  # nothing matched
+    assert waiting_app.wait_for_line("OK repeat 200000", 180), (
+        waiting_app.proc.poll(),
+        waiting_app.lines[-2:],
+    )
+    assert_target_healthy(waiting_app, sites)
+
+
+def test_a_watch_that_ends_while_threads_ask_leaves_the_target_well_and_logs_every_throw(
+    waiting_app, runtime, tmp_path, nothing_left  # noqa: F811
+):
+    _net8_only(runtime)
+    waiting_app.send("repeat 3")  # warm: the type and its fields are known before the storm
+    assert waiting_app.wait_for_line("OK repeat 3", 60)
+    started: Dict[str, float] = {}
+
+    def on_event(kind: str, data: Any) -> None:
+        if kind == "armed" and not started:
+            started["at"] = time.monotonic()
+            waiting_app.send("repeat 100000")
+
+    result = watch(
+        pid=waiting_app.pid,
+        when=NEVER,
+        dump_dir=str(tmp_path),
+        timeout=4.0,
+        verify=False,
+        on_event=on_event,
+        handle_signals=False,
+    )
+    thrown = len([line for line in waiting_app.lines if line.startswith("THROW ")])
+    assert result.captures == () and result.ended == "timeout"
+    assert 1000 <= result.events_seen <= thrown, (result.events_seen, thrown)
+    assert waiting_app.wait_for_line("OK repeat 100000", 180), (
+        waiting_app.proc.poll(),
+        waiting_app.lines[-2:],
+    )
+    assert tracer_of(waiting_app.pid) == 0
+    assert_target_healthy(waiting_app, [])
+    print(f"{result.events_seen} logged in 4 s; {thrown} thrown by then")
