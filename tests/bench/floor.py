@@ -53,15 +53,16 @@ def bench_storm(rt: str, folder: str, seconds: float) -> None:
     )
     # The storm throws KeyNotFoundException("storm"). A type that never matches is ruled out in the target
     # (after the first throw); so is, on .NET 8, a message without the regex's literal (the prefilter, after
-    # the field reader's checks); a regex whose literal every message has is decided by the agent at every
-    # stop; a Python callable at every stop in Python.
+    # the field reader's checks); a regex whose literal every message has is decided by the agent: on .NET 8
+    # the stub asks it over a socket with no stop (asking.py), on .NET 10 at every stop; a Python callable
+    # at every stop in Python.
     never_type = pda.exception_type("System.DivideByZeroException")
     never_message = pda.message_matches("no storm message says this")
     every_stop_message = pda.message_matches("^storm(?!$)")
     for label, when in (
         ("type predicate (in-target filter)", never_type),
         ("message predicate, literal in no message (in-target prefilter on .NET 8)", never_message),
-        ("message predicate, literal in every message (in-agent filter)", every_stop_message),
+        ("message predicate, literal in every message (decided by the agent)", every_stop_message),
         (
             "stack predicate, thrown_in (in-agent filter, through the stop cache)",
             pda.thrown_in("NoSuchMethod"),

@@ -1,11 +1,11 @@
 """The stub's question in the agent: when it is on, what the answering thread decides, and how what it let
 go reaches the decision log (verdict_ask.py is the stub's side, verdict_server.py the thread).
 
-On .NET 8, when the in-target filter is installed and the predicate is one the agent decides from the type, the
-message and the HResult (filter_ops.FIELD_READ_OPS) once its field reader agrees with ``pe``: then a throw
-the type cache and the prefilter cannot rule out is asked about instead of stopping the target, and only
-an answer "may match" (or one the thread cannot give: an unknown type, a message longer than the record)
-stops it, where the agent decides as before. ``PYDBGAUTO_NO_QUESTION`` turns it off (every such throw
+On .NET 8, when the in-target filter is installed and the predicate is one the agent decides from the
+type, the message and the HResult (filter_ops.FIELD_READ_OPS) once its field reader agrees with ``pe``: a
+throw the type cache and the prefilter cannot rule out is asked about instead of stopping the target, and
+only an answer "may match" (or one the thread cannot give: an unknown type, a message longer than the
+record) stops it, where the agent decides as before. ``PYDBGAUTO_NO_QUESTION`` turns it off (every such throw
 stops, as before it existed).
 """
 
@@ -21,10 +21,10 @@ from pydbgauto.drivers.lldb.verdict_server import VerdictServer
 
 def wanted(agent: Any) -> bool:
     """The predicate can be decided from what the stub sends (the filter's being installed aside)."""
+    # .NET 8 only: its funnel runs in cooperative mode, so no GC moves the object while the stub copies
+    # it; .NET 9+'s AppendExceptionStackFrame runs in preemptive mode
     return (
-        agent.mechanism
-        == "cxa-rethrow"  # .NET 8: its funnel runs in cooperative mode (no GC moves the object
-        # while the stub copies it); .NET 9+'s AppendExceptionStackFrame runs in preemptive mode
+        agent.mechanism == "cxa-rethrow"
         and agent.filter is not None
         and agent.filter_field_read
         and not agent.filter_type_only
@@ -110,5 +110,6 @@ def stats(agent: Any) -> Dict[str, Any]:
         "answered_no": server.answered,
         "answered_stop": server.stopped,
         "refused": server.refused,
+        "unlogged": server.unlogged,  # let go while MAX_KEPT waited to be taken: not in the decision log
         "error": server.error,
     }

@@ -25,6 +25,9 @@ from pydbgauto.drivers.lldb.verdict_ask import REQUEST_SIZE, Request
 
 # (request, time) of each throw let go without a stop
 Passed = Tuple[Request, float]
+# At most this many wait to be taken (a caller that never asks for the log while the target throws on
+# would otherwise grow lldb without bound); the rest are counted (``unlogged``), not kept.
+MAX_KEPT = 200_000
 
 
 class VerdictServer:
@@ -38,7 +41,7 @@ class VerdictServer:
         self._passed: Deque[Passed] = deque()
         self._conn: Optional[socket.socket] = None
         self._closed = threading.Event()
-        self.answered = self.stopped = self.refused = 0
+        self.answered = self.stopped = self.refused = self.unlogged = 0
         self.error: Optional[str] = None
         self._thread = threading.Thread(target=self._serve, name="pydbgauto-verdicts", daemon=True)
         self._thread.start()
@@ -94,7 +97,10 @@ class VerdictServer:
             except Exception:  # noqa: BLE001 - a stop decides it instead
                 go_on = False
         if go_on:
-            self._passed.append((request, time.time()))  # type: ignore[arg-type]
+            if len(self._passed) < MAX_KEPT:
+                self._passed.append((request, time.time()))  # type: ignore[arg-type]
+            else:
+                self.unlogged += 1
             self.answered += 1
         else:
             self.stopped += 1

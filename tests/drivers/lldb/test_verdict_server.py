@@ -85,3 +85,16 @@ def test_only_the_target_may_connect(asking):
         assert server.refused == 1 and server.answered == 1
     finally:
         server.close()
+
+
+def test_what_waits_for_the_log_is_bounded(asking, monkeypatch):
+    from pydbgauto.drivers.lldb import verdict_server
+
+    monkeypatch.setattr(verdict_server, "MAX_KEPT", 2)
+    server = served(asking, lambda r: True)
+    try:
+        for _ in range(3):
+            assert not asking.stops(asking.exception("m"))
+        assert len(server.take_passed()) == 2 and server.unlogged == 1 and server.answered == 3
+    finally:
+        server.close()
