@@ -82,13 +82,18 @@ def test_exactly_one_event_per_matching_throw(filterapp, runtime, predicate, no_
         assert counts["filter_traps"] <= 3 + 6 and prefilter["passed"] >= 24 - 3 - 6, counts
 
 
-def test_with_the_question_off_a_prefilter_most_throws_hold_is_given_up_deciding_each_throw_once(
-    waiting_app, runtime, no_lldb_left, monkeypatch
+@pytest.mark.parametrize("question", ["off", "on"])
+def test_throws_the_prefilter_lets_by_are_each_decided_once(
+    waiting_app, runtime, question, no_lldb_left, monkeypatch
 ):
+    """.NET 8: the storm's throws all hold the prefilter's literal "sto" (the regex never matches them).
+    With the question off each would stop twice (the trap, then __cxa_rethrow): the prefilter is given up
+    and each stops once. With it on (asking.py) the stub asks the agent's answering thread, which rules
+    each out with no stop. Either way the decision log lists every throw and the match is one event."""
     if runtime != "net8":
-        pytest.skip(".NET 8's prefilter")
-    monkeypatch.setenv("PYDBGAUTO_NO_QUESTION", "1")  # every throw that holds a clause stops (asking.py)
-    # "sto" is in every storm message, the regex never matches it: the stub would stop every throw twice
+        pytest.skip(".NET 8's prefilter and question")
+    if question == "off":
+        monkeypatch.setenv("PYDBGAUTO_NO_QUESTION", "1")
     predicate = pda.message_matches("^sto(?!rm)") | pda.message_matches("^match$")
     with Session.attach(pid=waiting_app.pid) as s:
         s.break_on_clr_exceptions()
@@ -98,45 +103,25 @@ def test_with_the_question_off_a_prefilter_most_throws_hold_is_given_up_deciding
         event = s.wait_for_event(120)
         assert event.exception is not None and event.exception.message == "match"
         counts = stats(s)
-        assert "given up" in counts["inline_filter"]["prefilter"], counts["inline_filter"]
-        assert "off" in counts["inline_filter"]
+        inline = counts["inline_filter"]
+        checks = 0
+        if question == "off":
+            assert "given up" in inline["prefilter"], inline
+            assert "off" in inline
+        else:
+            asked = inline["question"]
+            checks = 300 - asked["answers"]["answered_no"]  # the stops until the field reader is trusted
+            assert checks <= 4 and asked["asked"] == 300 - checks + 1, inline
+            assert counts["filter_traps"] == checks + 1 and counts["asked_passed"] == 300 - checks, counts
         filtered = s.take_filtered()
         assert len(filtered) == 300 and len({f.exception_address for f in filtered}) == 300
         waiting_app.send("storm 50")
         waiting_app.send("match")
         assert s.wait_for_event(120).exception.message == "match"  # type: ignore[union-attr]
         assert len(s.take_filtered()) == 50
+        if question == "on":
+            assert stats(s)["filter_traps"] == checks + 2
     assert tracer_of(waiting_app.pid) == 0
-
-
-def test_throws_the_prefilter_lets_by_are_asked_about_not_stopped_for(waiting_app, runtime, no_lldb_left):
-    """.NET 8, the question on (asking.py, verdict_ask.py): the storm's throws hold the literal "sto", so the
-    stub asks the agent's answering thread, which rules each out with no stop; the decision log still
-    lists every one of them, and the match is one event."""
-    if runtime != "net8":
-        pytest.skip(".NET 8's question")
-    predicate = pda.message_matches("^sto(?!rm)") | pda.message_matches("^match$")
-    with Session.attach(pid=waiting_app.pid) as s:
-        s.break_on_clr_exceptions()
-        s.set_filter(predicate)
-        waiting_app.send("storm 300")
-        waiting_app.send("match")
-        event = s.wait_for_event(120)
-        assert event.exception is not None and event.exception.message == "match"
-        counts = stats(s)
-        question = counts["inline_filter"]["question"]
-        checks = 300 - question["answers"]["answered_no"]  # the stops until the field reader is trusted
-        assert checks <= 4 and question["asked"] == 300 - checks + 1, counts["inline_filter"]
-        assert counts["filter_traps"] == checks + 1 and counts["asked_passed"] == 300 - checks, counts
-        filtered = s.take_filtered()
-        assert len(filtered) == 300 and len({f.exception_address for f in filtered}) == 300
-        waiting_app.send("storm 50")
-        waiting_app.send("match")
-        assert s.wait_for_event(120).exception.message == "match"  # type: ignore[union-attr]
-        assert len(s.take_filtered()) == 50
-        assert stats(s)["filter_traps"] == checks + 2
-    assert tracer_of(waiting_app.pid) == 0
-    assert waiting_app.wait_for_line("OK match", 60)
 
 
 def in_lldb(s: Session, code: str, **values: Any) -> Any:

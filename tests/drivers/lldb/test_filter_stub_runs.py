@@ -7,6 +7,7 @@ computes, and that it gives every register back."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import mmap
 import os
@@ -103,9 +104,9 @@ class Stubbed:
         return self.traps > before
 
 
-@pytest.fixture
-def stubbed() -> Iterator[Stubbed]:
-    made = Stubbed(object_in_handle=False)
+@contextlib.contextmanager
+def counting_traps(made: Stubbed) -> Iterator[Stubbed]:
+    """SIGURG (the trap) counted in ``made.traps`` while the block runs."""
 
     def count(*_: Any) -> None:
         made.traps += 1
@@ -115,6 +116,12 @@ def stubbed() -> Iterator[Stubbed]:
         yield made
     finally:
         signal.signal(signal.SIGURG, previous)
+
+
+@pytest.fixture
+def stubbed() -> Iterator[Stubbed]:
+    with counting_traps(Stubbed(object_in_handle=False)) as made:
+        yield made
 
 
 def test_with_no_one_to_catch_the_trap_the_function_runs_as_called():

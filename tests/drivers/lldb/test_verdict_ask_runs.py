@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import ctypes
 import os
-import signal
 import socket
 import struct
 import threading
 import time
-from typing import Any, Callable, Iterator, List, Optional
+from typing import Callable, List, Optional
 
 import pytest
 
@@ -105,21 +104,6 @@ def sockets() -> set:
         if link.startswith("socket:"):
             found.add(link)
     return found
-
-
-@pytest.fixture
-def asking() -> Iterator[Asking]:
-    made = Asking()
-
-    def count(*_: Any) -> None:
-        made.traps += 1
-
-    previous = signal.signal(signal.SIGURG, count)
-    try:
-        yield made
-    finally:
-        signal.signal(signal.SIGURG, previous)
-        made.close()
 
 
 def test_a_no_lets_the_throw_go_on_and_the_record_holds_what_a_predicate_reads(asking):

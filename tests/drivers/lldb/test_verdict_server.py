@@ -4,13 +4,10 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
-from typing import Any, Iterator
-
-import pytest
+from typing import Any
 
 from pydbgauto.drivers.lldb import verdict_ask as va
 from pydbgauto.drivers.lldb.verdict_server import VerdictServer
@@ -19,20 +16,9 @@ from tests.drivers.lldb.test_verdict_ask_runs import Asking, pytestmark
 __all__ = ["pytestmark"]
 
 
-@pytest.fixture
-def asking() -> Iterator[Asking]:
-    made = Asking()
-    previous = signal.signal(signal.SIGURG, lambda *_: setattr(made, "traps", made.traps + 1))
-    try:
-        yield made
-    finally:
-        signal.signal(signal.SIGURG, previous)
-        made.close()
-
-
-def served(asking: Asking, decide: Any) -> VerdictServer:
+def served(made: Asking, decide: Any) -> VerdictServer:
     server = VerdictServer(os.getpid(), decide)
-    asking.set_page(name=server.name)
+    made.set_page(name=server.name)
     return server
 
 
