@@ -897,7 +897,7 @@ class Agent:
                 if deadline is None or time.monotonic() < deadline:  # the flush's, not the caller's limit
                     asking.drain(self)
                     if not self.filtered:  # nothing to send yet: look again a flush_after later
-                        flush_at = time.monotonic() + float(flush_after or 0.0)
+                        flush_at = time.monotonic() + max(float(flush_after or 0.0), 0.05)
                         continue
                     self.stats["flushes"] += 1
             if interrupted:
