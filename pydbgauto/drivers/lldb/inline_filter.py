@@ -2,8 +2,9 @@
 
 The stub's code and the decisions are in ``filter_stub.py``; why and what was measured:
 docs/linux-fast-filter.md. The agent owns the policy (which stops become events); this module owns the
-target's memory: two pages it allocates (code ``r-x``, data ``rw-``; never writable and executable at
-once), the funnel's displaced bytes, and the stub's trap (a tgkill of SIGURG: a signal stop at ``trap_pc``).
+target's memory: three pages it allocates (code ``r-x``; data and the question's page, verdict_ask.py,
+``rw-``; never writable and executable at once), the funnel's displaced bytes, and the stub's trap (a
+tgkill of SIGURG: a signal stop at ``trap_pc``).
 """
 
 from __future__ import annotations
