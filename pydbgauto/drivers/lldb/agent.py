@@ -183,6 +183,7 @@ class Agent:
             "interrupts": 0,  # runs the agent interrupted (a time limit, a cancel byte): the target stopped
             "flushes": 0,  # runs ended at a resumable stop to send the filtered ones (flush_after)
             "asked_passed": 0,  # throws the stub asked about and the answering thread let go (no stop)
+            "question_run_outs": 0,  # short runs before removing the stub, for threads in a question
             "run_seconds": 0.0,
             "sos_seconds": 0.0,
             "sos_commands": 0,  # every command the agent ran (lldb's and SOS's)
@@ -445,6 +446,7 @@ class Agent:
     def _remove_inline(self) -> None:
         if self.inline is not None:
             asking.stop(self)
+            self._run_out_of_questions()
             removed = self.inline.remove(self)
             if removed.get("kept_for"):  # a thread runs out through them: never to be freed as lldb's
                 self.kept_pages.update((self.inline.code_page, self.inline.data_page, self.inline.ask_page))
@@ -454,6 +456,27 @@ class Agent:
             if self.target is not None:  # the stub's trap is no site any more (its page is freed)
                 self.journal.sites(self._breakpoint_bytes())
         self.funnel_pending.clear()
+
+    def _run_out_of_questions(self, runs: int = 20, each: float = 0.02) -> None:
+        """Before the stub is removed: a thread stopped in the middle of a question may be inside a system
+        call, which the kernel restarts at the pc it had (docs/linux-fast-filter.md), so it cannot be
+        moved; with no one answering any more (asking.stop) it leaves for the trap within microseconds of
+        a resume. So the target runs ``each`` seconds at a time until no thread is in a question; a thread
+        stopped at the trap meanwhile is moved back to the funnel's entry by ``remove`` and throws again
+        there, unpatched: nothing is lost. Past ``runs`` the rest keep the stub's pages (remove)."""
+        inline, process = self.inline, self.process
+        if inline is None or process is None or not inline.stub.asking[1]:
+            return
+        for _ in range(runs):
+            if process.GetState() != lldb.eStateStopped:
+                return
+            if not any(
+                inline.stub.holds_lock(t.GetFrameAtIndex(0).GetPC() - inline.code_page) for t in process
+            ):
+                return
+            self.stats["question_run_outs"] += 1
+            self._pass_urg(False)  # a trap's SIGURG is dropped, as at any resume from it
+            self._continue_until_stop(process, time.monotonic() + each)
 
     def _inline_state(self) -> Dict[str, Any]:
         if self.inline is None:
