@@ -271,7 +271,7 @@ class Session:
                     thread_id=item.thread_id,
                     exception_address=item.exception_address,
                     exception=ManagedException(address=item.exception_address, type=item.type, message=None),
-                    description="resumed by the debugger-side filter",
+                    description=item.description,
                     time=item.time,
                     filtered=True,
                 )

@@ -9,7 +9,7 @@ never interprets SOS output: the Session hands the text to ``pydbgauto.sos``.
 from __future__ import annotations
 
 import abc
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import attr
 
@@ -83,6 +83,27 @@ class FilteredStop:
     thread_id: Optional[int] = None
     type: Optional[str] = None
     time: float = 0.0
+    description: str = "resumed by the debugger-side filter"  # or ASKED_AND_LET_GO (ask_about_throws)
+
+
+ASKED_AND_LET_GO = "let go by the predicate without a stop (the target asked)"
+
+
+@attr.frozen
+class AskedThrow:
+    """A throw the target asks Python about without stopping (``Driver.ask_about_throws``): what the
+    debugger's in-target code read of the exception object."""
+
+    thread_id: int
+    exception_address: int
+    type_chain: Tuple[str, ...]  # the type and its bases
+    message: Optional[str]
+    hresult: int
+
+
+# What the caller's decision says of an asked throw: True, it cannot match (the target goes on); False,
+# stop it (it may match, or the decision needs the stop); None, stop it and ask no more.
+AskedVerdict = Optional[bool]
 
 
 class Driver(abc.ABC):
@@ -185,6 +206,12 @@ class Driver(abc.ABC):
     def take_filtered(self) -> List[FilteredStop]:
         """The stops the debugger-side filter resumed since the last call, oldest first."""
         return []
+
+    def ask_about_throws(self, decide: Callable[[AskedThrow], AskedVerdict]) -> bool:
+        """With ``read_fields_at_stops``: let the target ask ``decide`` (on a thread of this process) about
+        a throw instead of stopping, where it can; the throws it let go are listed by ``take_filtered``.
+        True when the debugger may ask (False, the default: every throw stops)."""
+        return False
 
     def stop_stack(
         self,

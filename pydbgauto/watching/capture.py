@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 import os
-from typing import Any, Deque, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Deque, List, Mapping, Optional, Tuple
 
 import attr
 
@@ -37,6 +37,7 @@ from pydbgauto.watching.checks import free_disk
 from pydbgauto.watching.predicate_workers import evaluate_within
 from pydbgauto.watching.decision_log import decision_line, write_line
 from pydbgauto.watching import thin
+from pydbgauto.watching.asked import AskedThrows
 from pydbgauto.watching.records import write_new_json
 from pydbgauto.watching.result import EventCallback
 
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 MAX_INNER = 8
 # A watch keeps the last this many (event, decision) pairs; the decision log has them all.
 KEEP_DECISIONS = 1000
+Evaluate = Callable[[preds.Predicate, preds.Facts], preds.Verdict]
 
 
 class StopHandler:
@@ -79,6 +81,9 @@ class StopHandler:
         self.log_fd = -1
         self.dump_size = 0  # bytes a dump of the target may take (its readable mappings)
         self.pending: Optional[Pending[Tuple[Optional[DumpRecord], float]]] = None  # the last dump's check
+        # a callable decided while the target runs (asked.py): one evaluation at a time
+        self.asked: Optional[AskedThrows] = None
+        self.predicate_lock = threading.Lock()
 
     def handle(self, event: StopEvent, parsed: bool = True) -> bool:
         """Decide one stop (and dump it); False when the predicate overran the watch's time limit.
@@ -88,11 +93,16 @@ class StopHandler:
             if event.matched_in_debugger and self.state.can_decide_without_stack():
                 return self._decided_before_reading(event)
             if thin.applies(event):  # the type, message and HResult may be all the predicate needs
-                facts, touches = thin.facts_of(event)
-                verdict = evaluate_within(self.predicate, facts, self.deadline, thin.evaluate)
-                if verdict is None:
-                    return self._overran(event)
-                if not thin.needed_more(verdict, touches) and not verdict.error:
+                verdict = self.asked.verdict_for(event) if self.asked is not None else None
+                if verdict is None:  # not given while the target asked (watching/asked.py)
+                    facts, touches = thin.facts_of(event)
+                    evaluate = self._locked(thin.evaluate)
+                    verdict = evaluate_within(self.predicate, facts, self.deadline, evaluate)
+                    if verdict is None:
+                        return self._overran(event)
+                    if thin.needed_more(verdict, touches):
+                        verdict = thin.NEEDS_MORE
+                if verdict is not thin.NEEDS_MORE and not verdict.error:
                     if not verdict.matched:
                         self.decide(event, False)
                         return True
@@ -114,7 +124,7 @@ class StopHandler:
         if "inner" in self.needs and "type_chain" in self.needs:
             chains = tuple(self._chain(e.address) for e in inner)
         facts = preds.Facts(event=event, inner_exceptions=inner, inner_type_chains=chains)
-        verdict = evaluate_within(self.predicate, facts, self.deadline)
+        verdict = evaluate_within(self.predicate, facts, self.deadline, self._locked(preds.evaluate))
         if verdict is None:
             return self._overran(event)
         if verdict.error:
@@ -123,6 +133,15 @@ class StopHandler:
         if decision.action == "dump":
             self._capture(event, decision, inner)
         return True
+
+    def _locked(self, evaluate: Evaluate) -> Evaluate:
+        """``evaluate`` under predicate_lock: the predicate may be asked about a throw meanwhile."""
+
+        def run(predicate: preds.Predicate, facts: preds.Facts) -> preds.Verdict:
+            with self.predicate_lock:
+                return evaluate(predicate, facts)
+
+        return run
 
     def _decided_before_reading(self, event: StopEvent) -> bool:
         """A match decided from what the debugger read: decision, dump, then SOS reads it for the record."""

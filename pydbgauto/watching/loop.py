@@ -16,6 +16,7 @@ from pydbgauto import processes
 from pydbgauto.errors import DebuggerNotAnsweringError, DebuggerTimeoutError, PydbgautoError
 from pydbgauto.policy import DumpPolicy, PolicyState
 from pydbgauto.session import Session
+from pydbgauto.watching.asked import AskedThrows
 from pydbgauto.watching.capture import StopHandler
 from pydbgauto.watching.checks import check_disk_for
 from pydbgauto.watching.decision_log import open_private_log
@@ -111,6 +112,9 @@ class WatchLoop:
             filtered = session.set_filter(handler.predicate)
             # else Python decides every stop, from what the debugger read of the object where it can
             self.thin = not filtered and session.driver.read_fields_at_stops()
+            if self.thin:  # and where the target can ask instead of stopping, decided as it asks
+                asked = AskedThrows(handler.predicate, handler.predicate_lock, session.pid)
+                handler.asked = asked if session.driver.ask_about_throws(asked.decide) else None
         if session.pid and os.name == "posix":
             check_disk_for(session.pid, handler.policy.dump_dir, handler.policy.min_free_disk)
             handler.dump_size = processes.memory_size(session.pid)
@@ -120,6 +124,7 @@ class WatchLoop:
                 "pid": session.pid,
                 "versions": dict(session.versions),
                 "filtered_in_debugger": filtered,
+                "asked_without_stop": handler.asked is not None,
                 "predicate": handler.predicate.describe(),
             },
         )
@@ -145,8 +150,9 @@ class WatchLoop:
             step, flush = remaining, None
             if sliced:  # a driver that cannot break in: slices, each broken into, to see ``stop``
                 step = self.poll_interval if remaining is None else min(self.poll_interval, remaining)
-            elif filtered:
-                # The stops the debugger's filter resumed are logged as they come, and neither lldb nor
+            elif filtered or handler.asked is not None:
+                # The stops the debugger's filter resumed (or the throws the predicate let go as the
+                # target asked) are logged as they come, and neither lldb nor
                 # Python holds a long watch's worth of them (memory stays flat): the wait ends at the first
                 # such stop past poll_interval; the target is never stopped for that.
                 flush = self.poll_interval

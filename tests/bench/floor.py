@@ -54,8 +54,8 @@ def bench_storm(rt: str, folder: str, seconds: float) -> None:
     # The storm throws KeyNotFoundException("storm"). A type that never matches is ruled out in the target
     # (after the first throw); so is, on .NET 8, a message without the regex's literal (the prefilter, after
     # the field reader's checks); a regex whose literal every message has is decided by the agent: on .NET 8
-    # the stub asks it over a socket with no stop (asking.py), on .NET 10 at every stop; a Python callable
-    # at every stop in Python.
+    # the stub asks it over a socket with no stop (asking.py), on .NET 10 at every stop; a Python callable:
+    # on .NET 8 the stub asks pydbgauto's Python (python_question.py), on .NET 10 at every stop in Python.
     never_type = pda.exception_type("System.DivideByZeroException")
     never_message = pda.message_matches("no storm message says this")
     every_stop_message = pda.message_matches("^storm(?!$)")
@@ -67,7 +67,7 @@ def bench_storm(rt: str, folder: str, seconds: float) -> None:
             "stack predicate, thrown_in (in-agent filter, through the stop cache)",
             pda.thrown_in("NoSuchMethod"),
         ),
-        ("round trip to Python", lambda exc: False),
+        ("Python callable (asked, no stop, on .NET 8; a round trip per stop on .NET 10)", lambda exc: False),
     ):
         out_dir = tempfile.mkdtemp(dir=folder)
         result = watch(

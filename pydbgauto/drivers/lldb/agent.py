@@ -135,6 +135,10 @@ class Agent:
         # The in-target type filter on the throw funnel (inline_filter.py, docs/linux-fast-filter.md).
         self.inline: Optional[InlineFilter] = None
         self.verdicts: Optional[VerdictServer] = None  # the stub's question's answering thread (asking.py)
+        # pydbgauto's Python answers instead (a callable predicate): its socket's name, and whether the
+        # stub asks it now (asking.py)
+        self.ask_python: Optional[str] = None
+        self.asking_python = False
         self.kept_pages: Set[int] = set()  # stub pages left mapped for a thread in a question (remove)
         self.inline_note: Optional[str] = None  # why there is none
         self.urg_suppressed = False  # the trap's SIGURG dropped at the resume (_pass_urg)
@@ -700,6 +704,17 @@ class Agent:
             self._legacy_inline()
         asking.update(self)
 
+    def op_ask(self, name: Optional[str]) -> Dict[str, Any]:
+        """Python answers the stub's question at the socket ``name`` (None: no more): with no filter here
+        (a callable predicate), .NET 8 asks it about each throw instead of stopping once the field reader
+        is trusted (asking.py). Returns the types known so far (MethodTable -> chain)."""
+        self.ask_python = name
+        self._update_question()
+        return {
+            "asking": self.asking_python,
+            "type_chains": [[mt, list(chain)] for mt, chain in self.type_chains.items()],
+        }
+
     def _learn_named_types(self, spec: Dict[str, Any], budget: float = 0.5) -> int:
         """The MethodTables of the types the predicate names that are loaded already, with their chains:
         a first throw of one then needs no SOS command at its stop (the stop's first SOS command costs
@@ -730,11 +745,14 @@ class Agent:
 
     def _type_chain(self, address: int) -> Optional[Tuple[str, ...]]:
         """The object's type and base types from its MethodTable pointer; dumpmt once per type."""
+        mt = self._method_table(address)
+        return self._chain_of(mt) if mt is not None else None
+
+    def _method_table(self, address: int) -> Optional[int]:
         try:
-            mt = self._u64(address)
+            return self._u64(address)
         except AgentError:
             return None
-        return self._chain_of(mt)
 
     def _chain_of(self, mt: int) -> Optional[Tuple[str, ...]]:
         """A MethodTable's type and base types (None: not an exception's); dumpmt once per type."""
@@ -919,7 +937,9 @@ class Agent:
             if interrupted == protocol.EVENT_TIMEOUT and flush_at is not None and asking.live(self):
                 if deadline is None or time.monotonic() < deadline:  # the flush's, not the caller's limit
                     asking.drain(self)
-                    if not self.filtered:  # nothing to send yet: look again a flush_after later
+                    # nothing to send yet: look again a flush_after later (Python's answering thread
+                    # keeps what it let go: its caller logs them at each return)
+                    if not self.filtered and not self.asking_python:
                         flush_at = time.monotonic() + max(float(flush_after or 0.0), 0.05)
                         continue
                     self.stats["flushes"] += 1
@@ -1047,9 +1067,11 @@ class Agent:
         address = event.get("exception_address")
         if address and not event.get("type_chain") and event["kind"] == protocol.EVENT_FIRST_CHANCE:
             # The MethodTable's chain (dumpmt once per type): Python need not ask SOS for it at this stop
-            chain = self._type_chain(address)
+            mt = self._method_table(address)
+            chain = self._chain_of(mt) if mt is not None else None
             if chain is not None:
                 event["type_chain"] = list(chain)
+                event["method_table"] = mt  # Python's answering thread knows the type by it (asking.py)
                 if self.report_fields:
                     self._add_fields(event, address, chain)
         self.last_event = event
@@ -1399,6 +1421,7 @@ class Agent:
         if self.verdicts is not None:  # no one asks a killed target's questions
             self.verdicts.close()
             self.verdicts = None
+        self.asking_python = False
         process.Kill()
         return {"exit_status": process.GetExitStatus()}
 

@@ -7,6 +7,10 @@ throw the type cache and the prefilter cannot rule out is asked about instead of
 only an answer "may match" (or one the thread cannot give: an unknown type, a message longer than the
 record) stops it, where the agent decides as before. ``PYDBGAUTO_NO_QUESTION`` turns it off (every such throw
 stops, as before it existed).
+
+With no predicate here (a Python callable, sent every stop with its fields: watching/thin.py), the stub
+asks pydbgauto's Python instead, at the socket it names (Agent.op_ask; drivers/lldb/python_question.py
+answers there, watching/asked.py decides): the agent only turns the question on and off.
 """
 
 from __future__ import annotations
@@ -20,18 +24,30 @@ from pydbgauto.drivers.lldb.verdict_server import VerdictServer
 
 
 def wanted(agent: Any) -> bool:
-    """The predicate can be decided from what the stub sends (the filter's being installed aside)."""
+    """The predicate can be decided from what the stub sends (the filter's being installed aside): here,
+    or in pydbgauto's Python (a callable)."""
     # .NET 8 only: its funnel runs in cooperative mode, so no GC moves the object while the stub copies
     # it; .NET 9+'s AppendExceptionStackFrame runs in preemptive mode
     return (
         agent.mechanism == "cxa-rethrow"
-        and agent.filter is not None
+        and agent.fields.off is None
+        and not os.environ.get("PYDBGAUTO_NO_QUESTION")
+        and (_decided_here(agent) or _for_python(agent))
+    )
+
+
+def _decided_here(agent: Any) -> bool:
+    return (
+        agent.filter is not None
         and agent.filter_field_read
         and not agent.filter_type_only
         and "stack" not in agent.filter.needs
-        and agent.fields.off is None
-        and not os.environ.get("PYDBGAUTO_NO_QUESTION")
     )
+
+
+def _for_python(agent: Any) -> bool:
+    """No filter here, every stop sent with its fields, and Python listening (Agent.op_ask)."""
+    return agent.filter is None and agent.report_fields and agent.ask_python is not None
 
 
 def update(agent: Any) -> None:
@@ -39,16 +55,27 @@ def update(agent: Any) -> None:
     if agent.inline is None or not (wanted(agent) and agent.fields.trusted):
         stop(agent)
         return
-    if agent.verdicts is None:
-        pid = agent._require_process().GetProcessID()
-        agent.verdicts = VerdictServer(pid, lambda request: decide(agent, request))
-    agent.inline.ask_on(agent, agent.verdicts.name, agent.fields.message_at, agent.fields.hresult_at)
+    if _for_python(agent):
+        if agent.verdicts is not None:  # the last predicate was decided here
+            drain(agent)
+            agent.verdicts.close()
+            agent.verdicts = None
+        name, agent.asking_python = agent.ask_python, True
+    else:
+        agent.asking_python = False
+        if agent.verdicts is None:
+            pid = agent._require_process().GetProcessID()
+            agent.verdicts = VerdictServer(pid, lambda request: decide(agent, request))
+        name = agent.verdicts.name
+    agent.inline.ask_on(agent, name, agent.fields.message_at, agent.fields.hresult_at)
 
 
 def stop(agent: Any) -> None:
-    """Off (the target is stopped): no thread asks again; what was let go is kept for the log."""
+    """Off (the target is stopped): no thread asks again; what was let go is kept for the log. A thread
+    in the middle of a question to Python is still answered there (Agent._run_out_of_questions)."""
     if agent.inline is not None:
         agent.inline.ask_off(agent)
+    agent.asking_python = False
     if agent.verdicts is not None:
         drain(agent)
         agent.verdicts.close()
@@ -98,11 +125,13 @@ def drain(agent: Any) -> None:
 
 
 def live(agent: Any) -> bool:
-    return agent.verdicts is not None
+    return agent.verdicts is not None or agent.asking_python
 
 
 def stats(agent: Any) -> Dict[str, Any]:
     server = agent.verdicts
+    if agent.asking_python:
+        return {"on": True, "answered_by": "python"}  # its counts: the driver's stats()["python_question"]
     if server is None:
         return {"on": False}
     return {

@@ -13,17 +13,20 @@ wire: agent.py, protocol.py.
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import os
 import signal
 import subprocess
 import threading
 import time
-from typing import Any, Deque, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, List, Mapping, Optional, Tuple
 
 from pydbgauto import locate
 from pydbgauto.drivers.base import (
     DEFAULT,
+    AskedThrow,
+    AskedVerdict,
     Driver,
     FilteredStop,
     RawStop,
@@ -37,6 +40,7 @@ from pydbgauto.drivers.lldb import protocol
 from pydbgauto.drivers.lldb.channel import INTERRUPT_GRACE, _filtered_stops
 from pydbgauto.drivers.lldb.embedded_python import find_lldb_python
 from pydbgauto.drivers.lldb.process import LldbProcess, _debugger_tree
+from pydbgauto.drivers.lldb.python_question import PythonQuestion
 from pydbgauto.errors import DebuggerDiedError, DebuggerError, DebuggerTimeoutError, DumpError, TargetError
 
 log = logging.getLogger(__name__)
@@ -75,9 +79,7 @@ class LldbDriver(LldbProcess, Driver):
         self.startup_timeout = startup_timeout
         self._output_dir = output_dir
         self._proc: Optional[subprocess.Popen[bytes]] = None
-        self._guardian: Optional[
-            subprocess.Popen[bytes]
-        ] = None  # outlives lldb: pydbgauto/drivers/lldb/guardian.py
+        self._guardian: Optional[subprocess.Popen[bytes]] = None  # outlives lldb: drivers/lldb/guardian.py
         self._reply_r: Optional[int] = None
         self._cancel_w: Optional[int] = None
         self._buffer = ReplyBuffer()
@@ -93,6 +95,8 @@ class LldbDriver(LldbProcess, Driver):
         self.info: Dict[str, Any] = {}
         self.target_stdout: Optional[str] = None
         self._filtered: List[FilteredStop] = []  # first-chance stops the agent's filter let pass
+        self._question: Optional[PythonQuestion] = None  # the stub asks this process (ask_about_throws)
+        self._ask = functools.partial(self._request, protocol.OP_ASK, command_timeout)  # its op_ask(name=)
         self._load_failure: Optional[List[str]] = None  # lldb's words when the agent did not load
         # break_in from another thread while resume runs (see break_in)
         self._break_cond = threading.Condition()
@@ -145,6 +149,8 @@ class LldbDriver(LldbProcess, Driver):
         self._request(protocol.OP_DISARM, self.command_timeout)
 
     def resume(self, timeout: Optional[float], flush_after: Optional[float] = None) -> RawStop:
+        if self._question is not None and self._question.given_up:  # the predicate keeps needing stops
+            self._end_question()
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             with self._break_cond:
@@ -255,6 +261,8 @@ class LldbDriver(LldbProcess, Driver):
         """The RawStop of a reply to ``resume``, or the error to raise for it."""
         kind = event["kind"]
         self._filtered.extend(_filtered_stops(event.get(protocol.FILTERED)))
+        if self._question is not None:
+            self._question.learn(event.get("method_table"), event.get("type_chain"))
         if self._break_requested and kind in (protocol.EVENT_CANCELLED, protocol.EVENT_TIMEOUT):
             return RawStop(
                 StopKind.BREAK, thread_id=self._selected_thread(), description="broken into (break_in)"
@@ -297,6 +305,19 @@ class LldbDriver(LldbProcess, Driver):
         self.info["filter_type_only"] = False
         return bool(reply.get("reading_fields"))
 
+    def ask_about_throws(self, decide: Callable[[AskedThrow], AskedVerdict]) -> bool:
+        """.NET 8, after read_fields_at_stops: the stub asks ``decide`` here (python_question.py)."""
+        if self.info.get("mechanism") != "cxa-rethrow" or self._pid is None or self._question is not None:
+            return False
+        self._question = PythonQuestion.start(self._pid, decide, self._ask)
+        return True
+
+    def _end_question(self) -> None:
+        question, self._question = self._question, None
+        if question is not None:  # the agent turns it off (the target is stopped), then no one answers
+            self._filtered.extend(question.end(self._ask if self._attached and self._alive() else None))
+            self.info["python_question"] = question.stats()
+
     def stop_stack(
         self,
         thread_id: Optional[int],
@@ -320,7 +341,7 @@ class LldbDriver(LldbProcess, Driver):
     def take_filtered(self) -> List[FilteredStop]:
         """The first-chance stops the agent's filter resumed since the last call."""
         filtered, self._filtered = self._filtered, []
-        return filtered
+        return self._question.with_passed(filtered) if self._question is not None else filtered
 
     def write_dump(self, path: str, timeout: Optional[float]) -> None:
         try:
@@ -341,17 +362,21 @@ class LldbDriver(LldbProcess, Driver):
         }
 
     def stats(self) -> Dict[str, Any]:
-        return self._request(protocol.OP_STATS, self.command_timeout)
+        stats = self._request(protocol.OP_STATS, self.command_timeout)
+        question = self._question.stats() if self._question is not None else self.info.get("python_question")
+        return dict(stats, python_question=question) if question else stats
 
     def threads(self) -> List[int]:
         return list(self._request(protocol.OP_THREADS, self.command_timeout)["threads"])
 
     def detach(self) -> None:
+        self._end_question()
         if self._attached and self._alive():
             self._request(protocol.OP_DETACH, _shorter(self.command_timeout, DETACH_TIMEOUT))
         self._attached = False
 
     def kill_target(self) -> bool:
+        self._end_question()  # no one asks a killed target's questions
         if self._attached and self._alive():
             self._request(protocol.OP_KILL, self.command_timeout)
         self._attached = False
@@ -368,6 +393,7 @@ class LldbDriver(LldbProcess, Driver):
                 except Exception as e:  # the target may be gone; lldb must still go
                     log.warning("detach at close failed: %s", e)
         finally:
+            self._end_question()  # when the detach did not run: no answers from here on
             self._stop_lldb()
             self._unpoke_target()
             self._remove_output_dir()

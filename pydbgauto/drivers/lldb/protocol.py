@@ -34,6 +34,7 @@ OP_DUMP = "dump"
 OP_STATS = "stats"
 OP_DETACH = "detach"
 OP_KILL = "kill"
+OP_ASK = "ask"  # the stub asks pydbgauto's Python (a callable predicate), at this socket name
 OPS = frozenset(
     {
         OP_INIT,
@@ -50,6 +51,7 @@ OPS = frozenset(
         OP_STATS,
         OP_DETACH,
         OP_KILL,
+        OP_ASK,
     }
 )
 
