@@ -126,6 +126,15 @@ def wait_gone(pids: List[int], timeout: float) -> List[int]:
     return [p for p in pids if process_state(p) not in ("gone", "Z")]
 
 
+def end_child(child: "subprocess.Popen[str]", helpers: List[int]) -> None:
+    """After a test that kills a pydbgauto child: it and its debugger processes are gone."""
+    if child.poll() is None:
+        child.kill()
+        child.wait(10)
+    for pid in wait_gone(helpers, 5):
+        os.kill(pid, signal.SIGKILL)
+
+
 def read_reports(path: str, count: int = 1, timeout: float = 20.0) -> List[Dict[str, Any]]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -338,11 +347,7 @@ def test_python_killed_lldb_detaches_and_guardian_does_not_restore_again(
         report = reports[0]
         assert wait_gone(helpers, 15) == []
     finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait(10)
-        for pid in wait_gone(helpers, 5):
-            os.kill(pid, signal.SIGKILL)
+        end_child(child, helpers)
     # lldb's detach had put every breakpoint byte of its own back (the stub has none: its trap is a SIGURG)
     assert report["restored"] == [], report
     assert report["unexpected"] == []

@@ -24,7 +24,7 @@ from pydbgauto.policy import DumpPolicy
 from pydbgauto.watching.loop import WatchLoop
 
 from .conftest import WaitingApp, tracer_of
-from .test_debugger_death import code_differences, owned_processes, wait_gone
+from .test_debugger_death import code_differences, end_child, owned_processes, wait_gone
 from .test_debugger_death import guardian_report, nothing_left  # noqa: F401 - fixtures
 from .test_fast_filter import app, filterapp, filterapp_builds  # noqa: F401 - fixtures
 from .test_fast_filter import command
@@ -190,11 +190,7 @@ def test_the_target_outlives_pythons_death_while_its_threads_ask(
         child.wait(10)
         assert wait_gone(helpers, 30) == []
     finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait(10)
-        for pid in wait_gone(helpers, 5):
-            os.kill(pid, signal.SIGKILL)
+        end_child(child, helpers)
     assert waiting_app.wait_for_line("OK timed 6", 60), (waiting_app.proc.poll(), waiting_app.lines[-2:])
     timed = [line for line in waiting_app.lines if line.startswith("TIMED ")]
     assert timed and int(timed[-1].split()[1].split("=")[1]) > 1000, timed
