@@ -178,6 +178,20 @@ def test_thrown_in_uses_throw_site_past_runtime_dispatch() -> None:
     assert not thrown_in(r"Submit").matches(ev)  # only the throw site, not the whole stack
 
 
+def test_thrown_in_looks_past_the_runtimes_managed_throw_helpers() -> None:
+    """.NET 9+: a bounds check's exception is raised by a managed helper; its caller is the throw site, as
+    on .NET 8 (where the helper is native and clrstack does not show it)."""
+    ev = event(
+        stack_=stack(
+            "System.Runtime.EH.DispatchEx(System.Runtime.StackFrameIterator ByRef, ExInfo ByRef)",
+            "Internal.Runtime.CompilerHelpers.ThrowHelpers.ThrowIndexOutOfRangeException()",
+            "FilterApp.Program.IndexOut(Int32[], Int32)",
+        )
+    )
+    assert thrown_in(r"Program\.IndexOut").matches(ev)
+    assert ev.throw_site is not None and ev.throw_site.method == "FilterApp.Program.IndexOut(Int32[], Int32)"
+
+
 def test_thrown_in_falls_back_to_exception_frames() -> None:
     assert thrown_in(r"Orders\.Submit").matches(event())  # no stack: the first frame of pe
     assert not thrown_in(r"Program\.Main").matches(event())

@@ -33,7 +33,14 @@ class StopKind(str, enum.Enum):
 
 
 # Frames of the runtime's own dispatch code, above the thrower at a first-chance stop.
-_DISPATCH_PREFIXES = ("System.Runtime.EH.", "System.Runtime.ExceptionServices.InternalCalls.")
+# .NET 9+'s managed exception dispatch, and its managed helpers that raise the runtime's own exceptions
+# (a bounds check's IndexOutOfRangeException, a cast's InvalidCastException): the throw site is their
+# caller, as on .NET 8, where those helpers are native code
+_DISPATCH_PREFIXES = (
+    "System.Runtime.EH.",
+    "System.Runtime.ExceptionServices.InternalCalls.",
+    "Internal.Runtime.CompilerHelpers.ThrowHelpers.",
+)
 
 
 @attr.frozen

@@ -51,13 +51,14 @@ from pydbgauto.drivers.lldb.continue_watch import ContinueWatch  # noqa: E402
 from pydbgauto.drivers.lldb.rehits import Rehits  # noqa: E402
 from pydbgauto.drivers.lldb.dispatch import AgentError, dispatch  # noqa: E402
 from pydbgauto.drivers.lldb.exception_fields import ExceptionFields  # noqa: E402
-from pydbgauto.drivers.lldb.filter_ops import AGENT_CAN_FETCH, FIELD_READ_OPS  # noqa: E402
+from pydbgauto.drivers.lldb.filter_ops import AGENT_CAN_FETCH, SITE_READ_OPS  # noqa: E402
 from pydbgauto.drivers.lldb.filter_ops import TYPE_ONLY_OPS, named_types, spec_ops  # noqa: E402
 from pydbgauto.drivers.lldb.lldb_settings import START_UP_SETTINGS  # noqa: E402
 from pydbgauto.drivers.lldb.filter_stub import SIGURG, type_verdict  # noqa: E402
 from pydbgauto.drivers.lldb.inline_filter import FilterUnavailable, InlineFilter  # noqa: E402
 from pydbgauto.drivers.lldb.message_prefilter import Condition, condition  # noqa: E402
 from pydbgauto.drivers.lldb.verdict_server import VerdictServer  # noqa: E402
+from pydbgauto.drivers.lldb import throw_sites  # noqa: E402
 
 if TYPE_CHECKING:
     from pydbgauto import coredump, predicates
@@ -166,6 +167,11 @@ class Agent:
         self.filter_type_only = False
         # message/HResult predicates: read from the object (exception_fields.py)
         self.filter_field_read = False
+        # .NET 8: a predicate that reads the throw site and the fields only: asked with the chain of
+        # return addresses the stub sends, known from earlier stops (throw_sites.py)
+        self.filter_site_read = False
+        self.throw_sites = throw_sites.ThrowSites()
+        self.runtime_code: Optional[Tuple[int, int]] = None  # libcoreclr's mapped range (runtime_range)
         self.fields = ExceptionFields()
         # no filter here (a Python callable): send each first-chance event with its type, message and
         # HResult read from the object, so Python may decide it without SOS (watching/thin.py)
@@ -591,7 +597,7 @@ class Agent:
             "thread_id": thread.GetThreadID(),
             "exception_address": address,
         }
-        if address and not self._passes_filter(seen, thread):
+        if address and not self._passes_filter(seen, thread, at_funnel=True):
             return  # ruled out (and listed for the decision log)
         self.funnel_pending[thread.GetThreadID()] = seen
         self.target.FindBreakpointByID(self.rethrow_bp).SetEnabled(True)
@@ -669,7 +675,7 @@ class Agent:
         """
         self.report_fields = bool(read_fields) and spec is None
         self.filter, self.filter_type_only, self.filter_spec = None, False, None
-        self.filter_field_read = False
+        self.filter_field_read = self.filter_site_read = False
         self.prefilter, self.prefilter_note = None, None
         if self.inline is not None:
             self.inline.forget(self)  # types ruled out by the last predicate may match this one
@@ -682,7 +688,8 @@ class Agent:
         if spec is not None and predicate is not None and predicate.needs <= AGENT_CAN_FETCH:
             self.filter, self.filter_spec = predicate, spec
             self.filter_type_only = spec_ops(spec) <= TYPE_ONLY_OPS
-            self.filter_field_read = spec_ops(spec) <= FIELD_READ_OPS
+            self.filter_field_read = spec_ops(spec) <= SITE_READ_OPS
+            self.filter_site_read = "thrown_in" in spec_ops(spec) and self.filter_field_read
             result = {"filtering": True, "type_only": self.filter_type_only}
             result["types_learnt"] = self._learn_named_types(spec)
             self.prefilter = condition(spec)
@@ -780,8 +787,9 @@ class Agent:
         self.type_chains[mt] = chain
         return chain
 
-    def _passes_filter(self, event: Dict[str, Any], thread: "lldb.SBThread") -> bool:
-        """True when the event must be reported (no filter, or the filter matched or could not tell)."""
+    def _passes_filter(self, event: Dict[str, Any], thread: "lldb.SBThread", at_funnel: bool = False) -> bool:
+        """True when the event must be reported (no filter, or the filter matched or could not tell).
+        ``at_funnel``: the thread is at the .NET 8 stub's trap (rsp and rbp as at the funnel's entry)."""
         if (
             self.filter is None
             or event["kind"] != protocol.EVENT_FIRST_CHANCE
@@ -809,6 +817,8 @@ class Agent:
                         stack, pe_text = self._stack_and_pe(thread, address)
                         if stack is None:
                             return True  # a deep stack: Python reads it in bounds
+                        if at_funnel and self.filter_site_read:
+                            self.throw_sites.learn(self._chain_at_entry(thread), stack)
                         exception = exception or parse_pe(pe_text)
                     else:
                         exception = parse_pe(self.hc(f"pe {address:x}"))
@@ -834,6 +844,34 @@ class Agent:
         self._rule_out(address, chain)
         self._note_filtered(event["thread_id"], address, chain)
         return False
+
+    def runtime_range(self) -> Tuple[int, int]:
+        """libcoreclr's mapped range, from its sections' load addresses ((0, 0): not loaded)."""
+        if self.runtime_code is None:
+            module = self._find_module("libcoreclr.so")
+            spans = []
+            for i in range(module.GetNumSections() if module is not None else 0):
+                section = module.GetSectionAtIndex(i)  # type: ignore[union-attr]
+                start = section.GetLoadAddress(self.target)
+                if start != lldb.LLDB_INVALID_ADDRESS and section.GetByteSize():
+                    spans.append((int(start), int(start) + section.GetByteSize()))
+            if not spans:
+                return (0, 0)
+            self.runtime_code = (min(s for s, _ in spans), max(e for _, e in spans))
+        return self.runtime_code
+
+    def _chain_at_entry(self, thread: "lldb.SBThread") -> Optional[throw_sites.Key]:
+        """The stub's chain of return addresses for a thread at its trap, read here (throw_sites.walk)."""
+        frame = thread.GetFrameAtIndex(0)
+        rbp = frame.FindRegister("rbp")
+        if not frame.IsValid() or not rbp.IsValid():
+            return None
+        runtime = self.runtime_range()
+        try:
+            chain = throw_sites.walk(self._u64, frame.GetSP(), rbp.GetValueAsUnsigned(), runtime)
+        except (AgentError, struct.error):
+            return None
+        return throw_sites.key(chain, runtime)
 
     def _stack_and_pe(self, thread: "lldb.SBThread", address: int) -> Tuple[Any, str]:
         """(parsed clrstack or None for a stack too deep to read here, pe text) of a stop, both through

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, List
 
-from pydbgauto.drivers.lldb import protocol
+from pydbgauto.drivers.lldb import protocol, throw_sites
 from pydbgauto.drivers.lldb.verdict_ask import Request
 from pydbgauto.drivers.lldb.verdict_server import VerdictServer
 
@@ -41,7 +41,7 @@ def _decided_here(agent: Any) -> bool:
         agent.filter is not None
         and agent.filter_field_read
         and not agent.filter_type_only
-        and "stack" not in agent.filter.needs
+        and ("stack" not in agent.filter.needs or agent.filter_site_read)
     )
 
 
@@ -67,7 +67,8 @@ def update(agent: Any) -> None:
             pid = agent._require_process().GetProcessID()
             agent.verdicts = VerdictServer(pid, lambda request: decide(agent, request))
         name = agent.verdicts.name
-    agent.inline.ask_on(agent, name, agent.fields.message_at, agent.fields.hresult_at)
+    runtime = agent.runtime_range()
+    agent.inline.ask_on(agent, name, agent.fields.message_at, agent.fields.hresult_at, runtime)
 
 
 def stop(agent: Any) -> None:
@@ -92,6 +93,12 @@ def decide(agent: Any, request: Request) -> bool:
     chain = agent.type_chains.get(request.method_table)
     if predicate is None or chain is None or request.truncated:
         return False  # the stop tells: an unknown type is learnt there
+    stack = None
+    if agent.filter_site_read:  # thrown_in: the throw site, when a stop showed it for this chain
+        site = throw_sites.key(request.return_addresses, agent.runtime_range())
+        stack = agent.throw_sites.stack(site, request.thread_id)
+        if stack is None:
+            return False  # the stop tells (and teaches the chain)
     exception = ManagedException(
         address=request.object, type=chain[0], message=request.message, hresult=request.hresult
     )
@@ -100,6 +107,7 @@ def decide(agent: Any, request: Request) -> bool:
         thread_id=request.thread_id,
         exception_address=request.object,
         exception=exception,
+        stack=stack,
         type_chain=chain,
     )
     verdict = predicates.evaluate(predicate, predicates.Facts(event=event))
@@ -141,4 +149,6 @@ def stats(agent: Any) -> Dict[str, Any]:
         "refused": server.refused,
         "unlogged": server.unlogged,  # let go while MAX_KEPT waited to be taken: not in the decision log
         "error": server.error,
+        "throw_sites": len(agent.throw_sites.frames),  # chains learnt (thrown_in)
+        "throw_sites_refused": agent.throw_sites.refused,
     }

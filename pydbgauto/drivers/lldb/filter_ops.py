@@ -13,6 +13,9 @@ TYPE_ONLY_OPS = frozenset({"exception_type", "first_chance", "second_chance", "n
 # Nodes the agent can decide from the type, the message and the HResult read from the object itself
 # (exception_fields.py: no SOS command per throw once its reads agree with pe).
 FIELD_READ_OPS = TYPE_ONLY_OPS | {"message_matches", "hresult"}
+# Nodes the agent can decide from those and the throw site, which the stub's question names by its chain
+# of return addresses once a stop has shown it (.NET 8: throw_sites.py).
+SITE_READ_OPS = FIELD_READ_OPS | {"thrown_in"}
 # What the agent can gather for a predicate at a stop (the inner-exception chain it cannot).
 AGENT_CAN_FETCH = frozenset({"stack", "type_chain"})
 

@@ -162,12 +162,14 @@ class InlineFilter:
 
     # ----- the question (verdict_ask.py) ---------------------------------------------------------------
 
-    def ask_on(self, agent: Any, name: str, message_at: int, hresult_at: int) -> None:
-        """Ask ``name`` from now on: the fields, the pid and the address, then ON. The lock, this
-        question's socket and the counters are left alone (a thread stopped in the middle of a question
-        holds the lock and its socket)."""
+    def ask_on(
+        self, agent: Any, name: str, message_at: int, hresult_at: int, runtime: Tuple[int, int] = (0, 0)
+    ) -> None:
+        """Ask ``name`` from now on: the fields, the pid, the runtime's code range and the address, then
+        ON. The lock, this question's socket and the counters are left alone (a thread stopped in the
+        middle of a question holds the lock and its socket)."""
         pid = agent._require_process().GetProcessID()
-        page = verdict_ask.page(message_at, hresult_at, pid, name)
+        page = verdict_ask.page(message_at, hresult_at, pid, name, runtime)
         for start, end in (
             (verdict_ask.MESSAGE_AT, verdict_ask.VERDICT),
             (verdict_ask.PID, verdict_ask.FD),

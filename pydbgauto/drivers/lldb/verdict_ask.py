@@ -20,24 +20,31 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Tuple
 
 PAGE = 4096
 # The page: ON (1: ask; 0: off, or the one who answers is gone), the lock, counters, the exception's field
 # offsets, the verdict byte, the target's pid (a forked child, which shares the page's copy but not the
-# agent, never asks), this question's socket, the address's length, the address, then the record.
-ON, LOCK, ASKED, PASSED, MESSAGE_AT, HRESULT_AT, VERDICT, PID, FD, ADDR_LEN = (8 * i for i in range(10))
+# agent, never asks), this question's socket, the address's length, the runtime's code range [LO, HI)
+# (libcoreclr's: the return addresses are followed while they are in it), the address, then the record.
+ON, LOCK, ASKED, PASSED, MESSAGE_AT, HRESULT_AT, VERDICT, PID, FD, ADDR_LEN, RUNTIME_LO, RUNTIME_HI = (
+    8 * i for i in range(12)
+)
 ADDR, RECORD = 0x80, 0x100
 ADDR_SIZE = 110  # sockaddr_un: the family, 108 bytes of path (a leading NUL: Linux's abstract names)
-# The record: thread id, object, MethodTable, HResult (i32), message length (i32; -1: no message), text
-R_TID, R_OBJECT, R_MT, R_HRESULT, R_LENGTH, R_CHARS = 0, 8, 16, 24, 28, 32
+# The record: thread id, object, MethodTable, HResult (i32), message length (i32; -1: no message), how
+# many return addresses follow (the frame-pointer chain from the funnel's entry: throw_sites.py), text
+R_TID, R_OBJECT, R_MT, R_HRESULT, R_LENGTH, R_SITE_COUNT, R_SITES = 0, 8, 16, 24, 28, 32, 40
+SITES = 8  # return addresses at most: the runtime's frames and the first one out of it (the thrower's)
+FRAME_REACH = 64 << 10  # a frame pointer is followed only this far above rsp (and only upwards)
+R_CHARS = R_SITES + 8 * SITES
 CHARS = (PAGE - RECORD - R_CHARS) // 2  # UTF-16 units of the message sent; the length says if there were more
 REQUEST_SIZE = R_CHARS + 2 * CHARS
 SYS_CLOSE, SYS_SCHED_YIELD, SYS_GETPID, SYS_SOCKET, SYS_CONNECT = 3, 24, 39, 41, 42
 SYS_SENDTO, SYS_RECVFROM, SYS_GETTID = 44, 45, 186
 AF_UNIX, SOCK_SEQPACKET, SOCK_CLOEXEC, MSG_NOSIGNAL = 1, 5, 0x80000, 0x4000
 EINTR = 4
-JE, JNE, JLE, JBE, JS = 0x84, 0x85, 0x8E, 0x86, 0x88
+JB, JAE, JE, JNE, JLE, JBE, JS = 0x82, 0x83, 0x84, 0x85, 0x8E, 0x86, 0x88
 
 
 @dataclass(frozen=True)
@@ -50,22 +57,31 @@ class Request:
     hresult: int  # unsigned
     message: Optional[str]  # None: the exception has no message (as exception_fields.py decodes it)
     truncated: bool  # the message has more than CHARS units: only its start was sent
+    # [rsp], then [rbp+8] up the frame-pointer chain while the last was in the runtime (throw_sites.py)
+    return_addresses: Tuple[int, ...] = ()
 
     @classmethod
     def parse(cls, record: bytes) -> "Request":
         # the HResult unsigned, as pe shows it and hresult() predicates hold it (exception_fields.py too)
-        tid, obj, mt, hresult, length = struct.unpack_from("<QQQIi", record, 0)
+        tid, obj, mt, hresult, length, count = struct.unpack_from("<QQQIiI", record, 0)
         message = None
         if length >= 0:
             sent = min(length, CHARS)
             message = record[R_CHARS : R_CHARS + 2 * sent].decode("utf-16-le", errors="replace")
-        return cls(tid, obj, mt, hresult, message, length > CHARS)
+        sites = struct.unpack_from(f"<{min(count, SITES)}Q", record, R_SITES)
+        return cls(tid, obj, mt, hresult, message, length > CHARS, sites)
 
 
-def page(message_at: int, hresult_at: int, pid: int, name: Optional[str] = None) -> bytes:
+def page(
+    message_at: int,
+    hresult_at: int,
+    pid: int,
+    name: Optional[str] = None,
+    runtime: Tuple[int, int] = (0, 0),
+) -> bytes:
     """The page's first RECORD bytes as the agent writes them: with ``name`` (the listening socket's; a
     leading NUL: an abstract name, which no file permission keeps a target of another user from) the
-    question is on; without, off."""
+    question is on; without, off. ``runtime``: libcoreclr's code range (none: only ``[rsp]`` is sent)."""
     head = bytearray(RECORD)
     length = 0
     if name is not None:
@@ -76,7 +92,9 @@ def page(message_at: int, hresult_at: int, pid: int, name: Optional[str] = None)
         head[ADDR + 2 : ADDR + 2 + len(raw)] = raw
         length = 2 + len(raw) + (0 if raw.startswith(b"\0") else 1)  # an abstract name counts every byte
     on = 1 if name is not None else 0
-    struct.pack_into("<QQQQQQQQqQ", head, 0, on, 0, 0, 0, message_at, hresult_at, 0, pid, -1, length)
+    struct.pack_into(
+        "<QQQQQQQQqQQQ", head, 0, on, 0, 0, 0, message_at, hresult_at, 0, pid, -1, length, *runtime
+    )
     return bytes(head)
 
 
@@ -155,6 +173,7 @@ def emit(
     a += at(b"\x49\x8d\xba", RECORD + R_CHARS)  # lea rdi, [r10+..]
     a += b"\xf3\x66\xa5"  # rep movsw (the direction flag is clear at a call)
     a.label("copied")
+    _return_addresses(a, at)
     a.label("send")
     a += at(b"\x49\x8b\xba", FD)  # mov rdi, [r10+FD]
     a += at(b"\x49\x8d\xb2", RECORD)  # lea rsi, [r10+RECORD]
@@ -193,6 +212,44 @@ def emit(
     a.label("not_ours")
     restore(a)
     a.label("ask_end")  # then the trap, right behind
+
+
+def _return_addresses(a: Any, at: Callable[[bytes, int], bytes]) -> None:
+    """Into the record: ``[rsp]`` (the funnel's return address: rsp never moved), then, while the last one
+    is in the runtime's code and the chain holds, ``[rbp+8]`` of each frame up. The runtime's frames keep
+    rbp (throw_sites.py), so the first address out of it is the managed thrower's; a frame pointer is
+    followed only upwards and within FRAME_REACH of rsp, aligned (what it points to is then this thread's
+    stack). throw_sites.walk is the same walk in Python."""
+    a += at(b"\x4d\x8b\x82", RUNTIME_LO)  # mov r8, [r10+..]
+    a += at(b"\x4d\x8b\x8a", RUNTIME_HI)  # mov r9, [r10+..]
+    a += at(b"\x49\x8d\xba", RECORD + R_SITES)  # lea rdi, [r10+..]
+    a += b"\x31\xc9"  # xor ecx, ecx: how many
+    a += b"\x48\x8b\x04\x24"  # mov rax, [rsp]
+    a += b"\x48\x89\xee"  # mov rsi, rbp: the caller's frame
+    a += b"\x49\x89\xe3"  # mov r11, rsp: a frame is above the last one
+    a.label("site")
+    a += b"\x48\x89\x04\xcf"  # mov [rdi+rcx*8], rax
+    a += b"\xff\xc1"  # inc ecx
+    a += b"\x4c\x39\xc0"  # cmp rax, r8
+    a.jump("sites_done", JB)  # out of the runtime: the thrower's
+    a += b"\x4c\x39\xc8"  # cmp rax, r9
+    a.jump("sites_done", JAE)
+    a += b"\x83\xf9" + bytes([SITES])  # cmp ecx, SITES
+    a.jump("sites_done", JAE)
+    a += b"\x4c\x39\xde"  # cmp rsi, r11
+    a.jump("sites_done", JBE)  # not above the last frame
+    a += b"\x48\x89\xf2"  # mov rdx, rsi
+    a += b"\x48\x29\xe2"  # sub rdx, rsp
+    a += b"\x48\x81\xfa" + struct.pack("<I", FRAME_REACH)  # cmp rdx, FRAME_REACH
+    a.jump("sites_done", JAE)
+    a += b"\xf7\xc6\x07\x00\x00\x00"  # test esi, 7
+    a.jump("sites_done", JNE)
+    a += b"\x49\x89\xf3"  # mov r11, rsi
+    a += b"\x48\x8b\x46\x08"  # mov rax, [rsi+8]: this frame's return address
+    a += b"\x48\x8b\x36"  # mov rsi, [rsi]: its caller's rbp
+    a.jump("site")
+    a.label("sites_done")
+    a += at(b"\x41\x89\x8a", RECORD + R_SITE_COUNT)  # mov [r10+..], ecx
 
 
 def _close(a: Any, at: Callable[[bytes, int], bytes], base: bytes) -> None:

@@ -7,12 +7,13 @@ lock keeps concurrent askers' records whole, and that every register reaches the
 from __future__ import annotations
 
 import ctypes
+import mmap
 import os
 import socket
 import struct
 import threading
 import time
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Tuple
 
 import pytest
 
@@ -74,8 +75,10 @@ class Asking(Stubbed):
         self.set_page(name=self.name)
         return self.answerer
 
-    def set_page(self, pid: Optional[int] = None, name: Optional[str] = None) -> None:
-        self.ask_page[: va.RECORD] = va.page(MESSAGE_AT, HRESULT_AT, pid or os.getpid(), name)
+    def set_page(
+        self, pid: Optional[int] = None, name: Optional[str] = None, runtime: Tuple[int, int] = (0, 0)
+    ) -> None:
+        self.ask_page[: va.RECORD] = va.page(MESSAGE_AT, HRESULT_AT, pid or os.getpid(), name, runtime)
 
     def field(self, offset: int) -> int:
         return int(struct.unpack_from("<q", self.ask_page, offset)[0])
@@ -111,7 +114,10 @@ def test_a_no_lets_the_throw_go_on_and_the_record_holds_what_a_predicate_reads(a
     address = asking.exception("a message", hresult=-2146233079, mt=0x7777)
     assert not asking.stops(address)
     (request,) = answerer.requests
-    assert request == va.Request(threading.get_native_id(), address, 0x7777, 0x80131509, "a message", False)
+    assert request == va.Request(
+        threading.get_native_id(), address, 0x7777, 0x80131509, "a message", False, request.return_addresses
+    )
+    assert len(request.return_addresses) == 1  # no runtime range given: [rsp] alone
     assert answerer.sizes == [va.REQUEST_SIZE]
     assert asking.field(va.ASKED) == 1 and asking.field(va.PASSED) == 1 and asking.field(va.LOCK) == 0
 
@@ -251,3 +257,58 @@ def test_the_agent_knows_where_a_thread_may_hold_the_lock():
     assert all(stub.restores(offset) for offset in range(start, end))  # the registers are in their slots
     plain = fs.build(0x1000, [b"\x90"] * 16, 0x2000, False, False, os.getpid())
     assert plain.asking == (0, 0) and not any(plain.holds_lock(o) for o in range(len(plain.code)))
+
+
+class Caller:
+    """A frame of known shape in front of the stub (``push rbp; mov rbp, rsp; call stub``), standing in
+    for the runtime's frame that calls the funnel: the stub's ``[rsp]`` is ``returns`` and its rbp this
+    frame's, whose ``[rbp+8]`` returns into ctypes' libffi."""
+
+    def __init__(self, asking: Asking) -> None:
+        self.code = mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+        self.at = ctypes.addressof(ctypes.c_char.from_buffer(self.code))
+        body = b"\x55\x48\x89\xe5" + b"\x48\xb8" + struct.pack("<Q", asking.code_at) + b"\xff\xd0"
+        self.returns = self.at + len(body)
+        body += b"\x5d\xc3"  # pop rbp; ret
+        self.code[: len(body)] = body
+        self.function = ctypes.CFUNCTYPE(ctypes.c_long, *[ctypes.c_uint64] * 6)(self.at)
+
+
+def mapping_of(address: int) -> str:
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            span, rest = line.split(" ", 1)
+            lo, hi = (int(x, 16) for x in span.split("-"))
+            if lo <= address < hi:
+                return rest.split()[-1] if len(rest.split()) >= 5 else ""
+    return "(unmapped)"
+
+
+def asked_through(asking: Asking, runtime: Callable[[Caller], Tuple[int, int]]) -> Tuple[Caller, va.Request]:
+    caller = Caller(asking)
+    answerer = asking.answer(lambda r: b"n")
+    asking.set_page(name=asking.name, runtime=runtime(caller))
+    assert caller.function(asking.exception("m"), *ARGS[1:]) == 0x1234
+    (request,) = answerer.requests
+    return caller, request
+
+
+def test_without_a_runtime_range_only_rsp_is_sent(asking):
+    caller, request = asked_through(asking, lambda c: (0, 0))
+    assert request.return_addresses == (caller.returns,)
+
+
+def test_the_return_addresses_are_followed_while_in_the_runtime(asking):
+    """With the caller's code as "the runtime": [rsp] is in it, so its frame's [rbp+8] follows, which is
+    out of it (into libffi): the chain ends there, at what stands for the thrower."""
+    caller, request = asked_through(asking, lambda c: (c.at, c.at + 4096))
+    first, second = request.return_addresses
+    assert first == caller.returns
+    assert "ffi" in mapping_of(second)
+
+
+def test_a_chain_through_frames_without_frame_pointers_stays_bounded(asking):
+    """Everything counted as the runtime: the stub follows rbp up through ctypes' and Python's frames,
+    some of which keep no frame pointer, and stops within SITES addresses, upwards and near rsp only."""
+    _, request = asked_through(asking, lambda c: (0, 1 << 63))
+    assert 2 <= len(request.return_addresses) <= va.SITES

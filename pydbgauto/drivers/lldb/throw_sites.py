@@ -1,0 +1,83 @@
+"""Where a throw was thrown, without the stack: the return addresses at the funnel's entry, as a key to
+the throw site ``clrstack`` showed at an earlier stop (pure: runs inside lldb's Python and in tests).
+
+Why: a ``thrown_in`` predicate reads only the throw site (``StopEvent.throw_site``), yet it stopped the
+target at every throw for ``clrstack``. The stub's question (verdict_ask.py) now also sends the
+frame-pointer chain from the .NET 8 funnel's entry: ``[rsp]`` (into its caller in libcoreclr), then
+``[rbp+8]`` of each frame up while the last address was in libcoreclr. libcoreclr and JIT-ed code keep
+rbp frames on x64 Linux (frame_chain.py), so the first address out of libcoreclr is where the managed
+thrower called into the runtime.
+
+The key is the whole chain up to and including that first address: the same runtime path entered from
+the same call site in the same code. It is learnt only at a stop where ``clrstack``'s throw site has
+exactly that address as its IP (the return address SOS shows for the frame), so a chain that skipped a
+frame (a runtime frame without rbp) never becomes a key, and such throws stop as before. Code at an
+address is not replaced while the runtime runs, except collectible code (a collectible assembly's or a
+DynamicMethod's, freed and its memory reused): a key then names the method that was there first.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable, Dict, Optional, Tuple
+
+from pydbgauto.drivers.lldb.verdict_ask import FRAME_REACH, SITES
+
+if TYPE_CHECKING:  # the models (attrs) are imported when first used: not at the agent's start-up
+    from pydbgauto.models import ManagedStack, StackFrame
+
+Key = Tuple[int, ...]
+Range = Tuple[int, int]  # [lo, hi): libcoreclr's mapped range
+MAX_KEYS = 4096  # distinct throw paths remembered; a service has far fewer (warm: one per site and tier)
+
+
+def walk(word: Callable[[int], int], sp: int, rbp: int, runtime: Range) -> Tuple[int, ...]:
+    """The stub's walk (verdict_ask._return_addresses) from a thread at the funnel's entry or in the stub
+    (rsp and rbp as at the entry): ``word`` reads 8 bytes of the target."""
+    lo, hi = runtime
+    found = [word(sp)]
+    frame, last = rbp, sp
+    while lo <= found[-1] < hi and len(found) < SITES:
+        if not (last < frame and frame - sp < FRAME_REACH and frame % 8 == 0):
+            break
+        last = frame
+        found.append(word(frame + 8))
+        frame = word(frame)
+    return tuple(found)
+
+
+def key(addresses: Tuple[int, ...], runtime: Range) -> Optional[Key]:
+    """The chain as a key, when it reached an address out of the runtime (else None: no key)."""
+    lo, hi = runtime
+    if not addresses or lo <= addresses[-1] < hi:
+        return None
+    return addresses
+
+
+class ThrowSites:
+    """Keys learnt at stops, each to the throw site's frame ``clrstack`` printed there."""
+
+    def __init__(self) -> None:
+        self.frames: Dict[Key, "StackFrame"] = {}
+        self.refused = 0  # stops whose throw site was not the chain's last address
+
+    def learn(self, chain: Optional[Key], stack: Optional["ManagedStack"]) -> bool:
+        """Remember ``chain`` for the throw site of ``stack`` (both of the same stop) when they agree."""
+        from pydbgauto.models import StopEvent
+
+        if chain is None or stack is None or chain in self.frames or len(self.frames) >= MAX_KEYS:
+            return False
+        site = StopEvent(kind="first-chance", stack=stack).throw_site
+        if site is None or site.ip != chain[-1]:
+            self.refused += 1
+            return False
+        self.frames[chain] = site
+        return True
+
+    def stack(self, chain: Optional[Key], thread_id: Optional[int]) -> Optional["ManagedStack"]:
+        """A stack of the one frame ``thrown_in`` reads, for a known chain; None: not known."""
+        from pydbgauto.models import ManagedStack
+
+        frame = self.frames.get(chain) if chain is not None else None
+        if frame is None:
+            return None
+        return ManagedStack(os_thread_id=thread_id, frames=(frame,))
