@@ -58,7 +58,7 @@ from pydbgauto.drivers.lldb.filter_stub import SIGURG, type_verdict  # noqa: E40
 from pydbgauto.drivers.lldb.inline_filter import FilterUnavailable, InlineFilter  # noqa: E402
 from pydbgauto.drivers.lldb.message_prefilter import Condition, condition  # noqa: E402
 from pydbgauto.drivers.lldb.verdict_server import VerdictServer  # noqa: E402
-from pydbgauto.drivers.lldb import throw_sites  # noqa: E402
+from pydbgauto.drivers.lldb import stop_question, throw_sites  # noqa: E402
 
 if TYPE_CHECKING:
     from pydbgauto import coredump, predicates
@@ -187,6 +187,9 @@ class Agent:
             "frame_stops": 0,  # AppendExceptionStackFrame for a later frame of a throw already reported
             "filter_traps": 0,  # stops at the in-target filter's trap (a type not known not to match)
             "field_reads": 0,  # message/HResult read from the object for the filter (no SOS pe)
+            "asked_at_stops": 0,  # a callable's stops asked to pydbgauto's Python (stop_question.py)
+            "let_go_at_stops": 0,
+            "throw_site_known": 0,  # thrown_in decided at a stop from its chain, no clrstack
             "other_thread_stops": 0,  # .NET 8: __cxa_rethrow of a thread with no matching throw pending
             "prefilter_traps": 0,  # .NET 8: trap stops while the message/HResult prefilter was on
             "passed_sigurg": 0,  # SIGURGs of the target's own (not the stub's trap): passed on
@@ -718,7 +721,8 @@ class Agent:
         self.ask_python = name
         self._update_question()
         return {
-            "asking": self.asking_python,
+            "asking": self.asking_python or stop_question.wanted(self),
+            "pid": os.getpid(),  # lldb's: it asks at .NET 9+'s stops (stop_question.py)
             "type_chains": [[mt, list(chain)] for mt, chain in self.type_chains.items()],
         }
 
@@ -790,6 +794,8 @@ class Agent:
     def _passes_filter(self, event: Dict[str, Any], thread: "lldb.SBThread", at_funnel: bool = False) -> bool:
         """True when the event must be reported (no filter, or the filter matched or could not tell).
         ``at_funnel``: the thread is at the .NET 8 stub's trap (rsp and rbp as at the funnel's entry)."""
+        if self.filter is None and stop_question.wanted(self):
+            return not stop_question.let_go(self, event)  # a callable: pydbgauto's Python is asked
         if (
             self.filter is None
             or event["kind"] != protocol.EVENT_FIRST_CHANCE
@@ -813,14 +819,19 @@ class Agent:
             if exception is None or "stack" in self.filter.needs:
                 self._require_process().SetSelectedThread(thread)
                 try:
-                    if "stack" in self.filter.needs:
+                    walked = self._stop_chain(thread) if self.filter_site_read else None
+                    if walked is not None and exception is not None:
+                        # thrown_in reads only the throw site: known from an earlier stop, no clrstack
+                        stack = self.throw_sites.stack_at_stop(*walked, event["thread_id"])
+                        self.stats["throw_site_known"] += stack is not None
+                    if stack is None and "stack" in self.filter.needs:
                         stack, pe_text = self._stack_and_pe(thread, address)
                         if stack is None:
                             return True  # a deep stack: Python reads it in bounds
-                        if at_funnel and self.filter_site_read:
-                            self.throw_sites.learn(self._chain_at_entry(thread), stack)
+                        if walked is not None:
+                            self._learn_site(walked, stack, at_funnel)
                         exception = exception or parse_pe(pe_text)
-                    else:
+                    elif exception is None:
                         exception = parse_pe(self.hc(f"pe {address:x}"))
                 except Exception:
                     return True  # let Python look at what the agent could not read
@@ -860,18 +871,24 @@ class Agent:
             self.runtime_code = (min(s for s, _ in spans), max(e for _, e in spans))
         return self.runtime_code
 
-    def _chain_at_entry(self, thread: "lldb.SBThread") -> Optional[throw_sites.Key]:
-        """The stub's chain of return addresses for a thread at its trap, read here (throw_sites.walk)."""
+    def _stop_chain(self, thread: "lldb.SBThread") -> Optional[Tuple[int, Tuple[int, ...]]]:
+        """(pc, the return addresses up the frame-pointer chain) of a stopped thread (throw_sites.walk):
+        at the .NET 8 stub's trap, rsp and rbp are the funnel's entry's, so it starts as the question's."""
         frame = thread.GetFrameAtIndex(0)
         rbp = frame.FindRegister("rbp")
         if not frame.IsValid() or not rbp.IsValid():
             return None
-        runtime = self.runtime_range()
         try:
-            chain = throw_sites.walk(self._u64, frame.GetSP(), rbp.GetValueAsUnsigned(), runtime)
+            sp, fp = frame.GetSP(), rbp.GetValueAsUnsigned()
+            return frame.GetPC(), throw_sites.walk(self._u64, sp, fp, None, throw_sites.STOP_FRAMES)
         except (AgentError, struct.error):
             return None
-        return throw_sites.key(chain, runtime)
+
+    def _learn_site(self, walked: Tuple[int, Tuple[int, ...]], stack: Any, at_funnel: bool) -> None:
+        pc, chain = walked
+        self.throw_sites.learn_at_stop(pc, chain, stack)
+        if at_funnel:  # the question's key: the chain as the stub sends it
+            self.throw_sites.learn(throw_sites.key(chain, self.runtime_range()), stack)
 
     def _stack_and_pe(self, thread: "lldb.SBThread", address: int) -> Tuple[Any, str]:
         """(parsed clrstack or None for a stack too deep to read here, pe text) of a stop, both through
@@ -944,10 +961,15 @@ class Agent:
         started = time.monotonic()
         deadline = None if timeout is None else started + timeout
         flush_at = None if flush_after is None else started + flush_after
+        let_go = self.stats["let_go_at_stops"]  # Python logs those (stop_question.py): flushed the same
+
+        def to_log() -> bool:
+            return bool(self.filtered) or self.stats["let_go_at_stops"] != let_go
+
         while True:
             run_until = deadline
             # the log waits for these (or for what the question lets go meanwhile): until flush_at at most
-            if flush_at is not None and (self.filtered or asking.live(self)):
+            if flush_at is not None and (to_log() or asking.live(self)):
                 run_until = flush_at if deadline is None else min(deadline, flush_at)
             interrupted = self._continue_until_stop(process, run_until)
             state = process.GetState()
@@ -983,7 +1005,7 @@ class Agent:
                     self.stats["flushes"] += 1
             if interrupted:
                 return {"kind": interrupted, protocol.FILTERED: self._take_filtered()}
-            if flush_at is not None and self.filtered and time.monotonic() >= flush_at:
+            if flush_at is not None and to_log() and time.monotonic() >= flush_at:
                 self.stats["flushes"] += 1
                 return {"kind": protocol.EVENT_TIMEOUT, protocol.FILTERED: self._take_filtered()}
             # Only later frames of a reported throw, filtered throws or a stray stop: go on.

@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 DETACH_TIMEOUT = 15.0
 # A hung lldb gets this long (after SIGCONT, in case it was only stopped) to detach before it is killed.
 HUNG_DETACH_TIMEOUT = 3.0
+_ASKING = ("cxa-rethrow", "append-frame")  # asked: by .NET 8's stub, by the agent at .NET 9+'s stops
 
 
 class LldbDriver(LldbProcess, Driver):
@@ -306,11 +307,10 @@ class LldbDriver(LldbProcess, Driver):
         return bool(reply.get("reading_fields"))
 
     def ask_about_throws(self, decide: Callable[[AskedThrow], AskedVerdict]) -> bool:
-        """.NET 8, after read_fields_at_stops: the stub asks ``decide`` here (python_question.py)."""
-        if self.info.get("mechanism") != "cxa-rethrow" or self._pid is None or self._question is not None:
-            return False
-        self._question = PythonQuestion.start(self._pid, decide, self._ask)
-        return True
+        """After read_fields_at_stops: .NET 8's stub or the agent at .NET 9+'s stops asks ``decide`` here."""
+        if self.info.get("mechanism") in _ASKING and self._pid is not None and self._question is None:
+            self._question = PythonQuestion.start(self._pid, decide, self._ask)
+        return self._question is not None
 
     def _end_question(self) -> None:
         question, self._question = self._question, None

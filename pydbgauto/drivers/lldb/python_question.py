@@ -48,6 +48,8 @@ class PythonQuestion:
         except BaseException:
             question.close()
             raise
+        if isinstance(reply.get("pid"), int):  # lldb asks too, at .NET 9+'s stops (stop_question.py)
+            question.server.pids.add(reply["pid"])
         for method_table, chain in reply.get("type_chains") or ():
             question.learn(method_table, chain)
         return question

@@ -14,11 +14,15 @@ exactly that address as its IP (the return address SOS shows for the frame), so 
 frame (a runtime frame without rbp) never becomes a key, and such throws stop as before. Code at an
 address is not replaced while the runtime runs, except collectible code (a collectible assembly's or a
 DynamicMethod's, freed and its memory reused): a key then names the method that was there first.
+
+At a stop (either runtime, wherever it stops) the same walk, read by lldb, keys the throw site too: the
+stop's pc and the chain up to the throw site's IP, learnt where a ``clrstack`` showed that IP in the
+chain. A ``thrown_in`` stop whose chain starts with a learnt key is decided without ``clrstack``.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, Optional, Set, Tuple
 
 from pydbgauto.drivers.lldb.verdict_ask import FRAME_REACH, SITES
 
@@ -28,15 +32,19 @@ if TYPE_CHECKING:  # the models (attrs) are imported when first used: not at the
 Key = Tuple[int, ...]
 Range = Tuple[int, int]  # [lo, hi): libcoreclr's mapped range
 MAX_KEYS = 4096  # distinct throw paths remembered; a service has far fewer (warm: one per site and tier)
+STOP_FRAMES = 24  # return addresses read at a stop: .NET 10's thrower is ~6 frames above its funnel
 
 
-def walk(word: Callable[[int], int], sp: int, rbp: int, runtime: Range) -> Tuple[int, ...]:
+def walk(
+    word: Callable[[int], int], sp: int, rbp: int, runtime: Optional[Range], limit: int = SITES
+) -> Tuple[int, ...]:
     """The stub's walk (verdict_ask._return_addresses) from a thread at the funnel's entry or in the stub
-    (rsp and rbp as at the entry): ``word`` reads 8 bytes of the target."""
-    lo, hi = runtime
+    (rsp and rbp as at the entry): ``word`` reads 8 bytes of the target. ``runtime`` None: on through
+    every frame, up to ``limit`` (a stop's walk, whose start is the stub's while in the runtime)."""
+    lo, hi = runtime or (0, 1 << 64)
     found = [word(sp)]
     frame, last = rbp, sp
-    while lo <= found[-1] < hi and len(found) < SITES:
+    while lo <= found[-1] < hi and len(found) < limit:
         if not (last < frame and frame - sp < FRAME_REACH and frame % 8 == 0):
             break
         last = frame
@@ -46,11 +54,13 @@ def walk(word: Callable[[int], int], sp: int, rbp: int, runtime: Range) -> Tuple
 
 
 def key(addresses: Tuple[int, ...], runtime: Range) -> Optional[Key]:
-    """The chain as a key, when it reached an address out of the runtime (else None: no key)."""
+    """The question's chain as a key, up to the first address out of the runtime within SITES (the
+    stub's own; a stop's longer walk starts the same): None when there is none."""
     lo, hi = runtime
-    if not addresses or lo <= addresses[-1] < hi:
-        return None
-    return addresses
+    for i, address in enumerate(addresses[:SITES]):
+        if not lo <= address < hi:
+            return addresses[: i + 1]
+    return None
 
 
 class ThrowSites:
@@ -59,6 +69,8 @@ class ThrowSites:
     def __init__(self) -> None:
         self.frames: Dict[Key, "StackFrame"] = {}
         self.refused = 0  # stops whose throw site was not the chain's last address
+        self.at_stops: Dict[Key, "StackFrame"] = {}  # (pc, return addresses to the site's) -> the site
+        self.lengths: Set[int] = set()  # of those keys
 
     def learn(self, chain: Optional[Key], stack: Optional["ManagedStack"]) -> bool:
         """Remember ``chain`` for the throw site of ``stack`` (both of the same stop) when they agree."""
@@ -81,3 +93,27 @@ class ThrowSites:
         if frame is None:
             return None
         return ManagedStack(os_thread_id=thread_id, frames=(frame,))
+
+    def learn_at_stop(self, pc: int, chain: Tuple[int, ...], stack: Optional["ManagedStack"]) -> bool:
+        """Remember (pc, the chain up to the throw site's IP) when the site's IP is in the chain."""
+        from pydbgauto.models import StopEvent
+
+        site = StopEvent(kind="first-chance", stack=stack).throw_site if stack is not None else None
+        if site is None or site.ip not in chain or len(self.at_stops) >= MAX_KEYS:
+            return False
+        at = (pc,) + chain[: chain.index(site.ip) + 1]
+        self.at_stops.setdefault(at, site)
+        self.lengths.add(len(at))
+        return True
+
+    def stack_at_stop(
+        self, pc: int, chain: Tuple[int, ...], thread_id: Optional[int]
+    ) -> Optional["ManagedStack"]:
+        """The throw site of a stop whose chain starts with a learnt key (the shortest); None: not known."""
+        from pydbgauto.models import ManagedStack
+
+        for length in sorted(self.lengths):
+            frame = self.at_stops.get((pc,) + chain[: length - 1]) if length - 1 <= len(chain) else None
+            if frame is not None:
+                return ManagedStack(os_thread_id=thread_id, frames=(frame,))
+        return None

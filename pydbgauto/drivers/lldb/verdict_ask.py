@@ -72,6 +72,30 @@ class Request:
         return cls(tid, obj, mt, hresult, message, length > CHARS, sites)
 
 
+def encode(request: Request) -> bytes:
+    """The record as the stub writes it (for a question asked from lldb at a stop: stop_question.py);
+    a message longer than CHARS is sent cut, its length whole (``truncated`` when parsed)."""
+    record = bytearray(REQUEST_SIZE)
+    text = (request.message or "").encode("utf-16-le")
+    length = -1 if request.message is None else len(text) // 2
+    sites = request.return_addresses[:SITES]
+    struct.pack_into(
+        "<QQQIiI",
+        record,
+        0,
+        request.thread_id,
+        request.object,
+        request.method_table,
+        request.hresult,
+        length,
+        len(sites),
+    )
+    struct.pack_into(f"<{len(sites)}Q", record, R_SITES, *sites)
+    cut = text[: 2 * CHARS]
+    record[R_CHARS : R_CHARS + len(cut)] = cut
+    return bytes(record)
+
+
 def page(
     message_at: int,
     hresult_at: int,

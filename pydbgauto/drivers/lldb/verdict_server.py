@@ -33,6 +33,7 @@ MAX_KEPT = 200_000
 class VerdictServer:
     def __init__(self, pid: int, decide: Callable[[Request], bool]) -> None:
         self.pid = pid
+        self.pids = {pid}  # whose connections are served: the target's, and lldb's where it asks (allow)
         self.decide = decide
         self.name = f"\0pydbgauto-verdicts-{os.getpid()}-{pid}-{os.urandom(6).hex()}"
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
@@ -83,7 +84,7 @@ class VerdictServer:
 
     def _answer(self, conn: socket.socket) -> None:
         creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-        if struct.unpack("3i", creds)[0] != self.pid:
+        if struct.unpack("3i", creds)[0] not in self.pids:
             self.refused += 1
             return
         record = conn.recv(REQUEST_SIZE + 64)
