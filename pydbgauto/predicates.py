@@ -723,9 +723,9 @@ def as_predicate(obj: Any, takes: Optional[str] = None) -> Predicate:
     other": a predicate is called with one kind of argument, chosen before the watch; once per stop,
     but for one thing: a watch on lldb first calls it on what the debugger read of the object (type,
     message, HResult), and calls it again on the full stop only if it touched anything else (the stack,
-    the frames, fields, inner exceptions: pydbgauto.watching.thin); on .NET 8 that first call may come
-    while the target runs, on a thread that answers the throwing thread's question
-    (pydbgauto.watching.asked); calls never overlap.
+    the frames, fields, inner exceptions: pydbgauto.watching.thin); that first call may come on a thread
+    that answers a question (pydbgauto.watching.asked): the throwing thread's while the target runs
+    (.NET 8), or the debugger's at the stop (.NET 9+); calls never overlap.
     """
     if isinstance(obj, Predicate):
         if takes is not None:

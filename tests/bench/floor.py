@@ -54,8 +54,10 @@ def bench_storm(rt: str, folder: str, seconds: float) -> None:
     # The storm throws KeyNotFoundException("storm"). A type that never matches is ruled out in the target
     # (after the first throw); so is, on .NET 8, a message without the regex's literal (the prefilter, after
     # the field reader's checks); a regex whose literal every message has is decided by the agent: on .NET 8
-    # the stub asks it over a socket with no stop (asking.py), on .NET 10 at every stop; a Python callable:
-    # on .NET 8 the stub asks pydbgauto's Python (python_question.py), on .NET 10 at every stop in Python.
+    # the stub asks it over a socket with no stop (asking.py), on .NET 10 at every stop; so is thrown_in, its
+    # throw site named by the chain of return addresses a stop once showed it with (throw_sites.py); a Python
+    # callable: on .NET 8 the stub asks pydbgauto's Python (python_question.py), on .NET 10 the agent asks it
+    # at every stop (stop_question.py).
     never_type = pda.exception_type("System.DivideByZeroException")
     never_message = pda.message_matches("no storm message says this")
     every_stop_message = pda.message_matches("^storm(?!$)")
@@ -64,10 +66,14 @@ def bench_storm(rt: str, folder: str, seconds: float) -> None:
         ("message predicate, literal in no message (in-target prefilter on .NET 8)", never_message),
         ("message predicate, literal in every message (decided by the agent)", every_stop_message),
         (
-            "stack predicate, thrown_in (in-agent filter, through the stop cache)",
+            "throw-site predicate, thrown_in (asked with no stop on .NET 8; decided by the agent at the stop"
+            " on .NET 10)",
             pda.thrown_in("NoSuchMethod"),
         ),
-        ("Python callable (asked, no stop, on .NET 8; a round trip per stop on .NET 10)", lambda exc: False),
+        (
+            "Python callable (asked: by the stub, no stop, on .NET 8; by the agent at each stop on .NET 10)",
+            lambda exc: False,
+        ),
     ):
         out_dir = tempfile.mkdtemp(dir=folder)
         result = watch(

@@ -379,10 +379,12 @@ def test_a_message_predicate_is_decided_from_the_object_without_sos(waiting_app,
     assert tracer_of(waiting_app.pid) == 0
 
 
-def test_a_stack_predicate_is_decided_through_the_stop_cache(waiting_app, runtime, no_lldb_left):
-    """thrown_in needs the stack at every throw: the agent reads it through the stop cache, so throws at a
+def test_a_stack_predicate_is_decided_through_the_stop_cache(waiting_app, runtime, no_lldb_left, monkeypatch):
+    """thrown_in with the throw-site keys off (throw_sites.py; tests/integration/test_throw_sites.py has
+    them on) needs the stack at every throw: the agent reads it through the stop cache, so throws at a
     place it has seen cost no clrstack (stop_cache.py proves the place is the same); the match is still
     decided on its own stack."""
+    monkeypatch.setenv("PYDBGAUTO_NO_THROW_SITES", "1")
     with first_event(waiting_app, pda.thrown_in("Twice"), "storm 40", "twice") as (s, event):
         assert event.exception is not None and event.exception.type == IOE
         assert event.throw_site is not None and "Twice" in (event.throw_site.method or ""), event.throw_site

@@ -692,7 +692,11 @@ class Agent:
             self.filter, self.filter_spec = predicate, spec
             self.filter_type_only = spec_ops(spec) <= TYPE_ONLY_OPS
             self.filter_field_read = spec_ops(spec) <= SITE_READ_OPS
-            self.filter_site_read = "thrown_in" in spec_ops(spec) and self.filter_field_read
+            self.filter_site_read = (
+                "thrown_in" in spec_ops(spec)
+                and self.filter_field_read
+                and not os.environ.get("PYDBGAUTO_NO_THROW_SITES")  # every thrown_in throw reads clrstack
+            )
             result = {"filtering": True, "type_only": self.filter_type_only}
             result["types_learnt"] = self._learn_named_types(spec)
             self.prefilter = condition(spec)
