@@ -58,7 +58,7 @@ from pydbgauto.drivers.lldb.filter_stub import SIGURG, type_verdict  # noqa: E40
 from pydbgauto.drivers.lldb.inline_filter import FilterUnavailable, InlineFilter  # noqa: E402
 from pydbgauto.drivers.lldb.message_prefilter import Condition, condition  # noqa: E402
 from pydbgauto.drivers.lldb.verdict_server import VerdictServer  # noqa: E402
-from pydbgauto.drivers.lldb import stop_question, throw_sites  # noqa: E402
+from pydbgauto.drivers.lldb import scan_cache, stop_question, throw_sites  # noqa: E402
 
 if TYPE_CHECKING:
     from pydbgauto import coredump, predicates
@@ -512,7 +512,12 @@ class Agent:
         its stress-log line (qcalls.find_throw_funnel_reference), by lldb's unwind-table symbols."""
         module = self._find_module("libcoreclr.so")
         try:
-            reference = qcalls.find_throw_funnel_reference(module.GetFileSpec().fullpath) if module else None
+            path = module.GetFileSpec().fullpath if module else None
+            reference = (
+                scan_cache.remembered(path, "funnel", lambda: qcalls.find_throw_funnel_reference(path))
+                if path
+                else None
+            )
         except (OSError, qcalls.ElfError):
             reference = None
         if reference is None or module is None:
@@ -636,8 +641,11 @@ class Agent:
         module = self._find_module("libcoreclr.so")
         if module is None:
             return None
+        path = module.GetFileSpec().fullpath
         try:
-            file_address = qcalls.find_qcall(module.GetFileSpec().fullpath, APPEND_FRAME_QCALL)
+            file_address = scan_cache.remembered(
+                path, f"qcall {APPEND_FRAME_QCALL}", lambda: qcalls.find_qcall(path, APPEND_FRAME_QCALL)
+            )
         except (OSError, qcalls.ElfError):
             return None
         if file_address is None:
