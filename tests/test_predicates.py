@@ -165,31 +165,37 @@ def test_hresult_refuses(bad: Any) -> None:
         hresult(bad)
 
 
-def test_thrown_in_uses_throw_site_past_runtime_dispatch() -> None:
-    ev = event(
-        stack_=stack(
-            "System.Runtime.EH.DispatchEx(System.Runtime.StackFrameIterator ByRef)",
-            "App.Orders.Validate(App.Order)",
-            "App.Orders.Submit(Int32)",
-        )
-    )
-    assert thrown_in(r"^App\.Orders\.Validate\(").matches(ev)
-    assert not thrown_in("DispatchEx").matches(ev)
+@pytest.mark.parametrize(
+    "frames, site, elsewhere",
+    [
+        (  # .NET 9+'s managed dispatch
+            (
+                "System.Runtime.EH.DispatchEx(System.Runtime.StackFrameIterator ByRef)",
+                "App.Orders.Validate(App.Order)",
+            ),
+            r"^App\.Orders\.Validate\(",
+            "DispatchEx",
+        ),
+        (  # .NET 9+: a bounds check's exception raised by a managed helper (native on .NET 8, never shown)
+            (
+                "System.Runtime.EH.DispatchEx(System.Runtime.StackFrameIterator ByRef, ExInfo ByRef)",
+                "Internal.Runtime.CompilerHelpers.ThrowHelpers.ThrowIndexOutOfRangeException()",
+                "FilterApp.Program.IndexOut(Int32[], Int32)",
+            ),
+            r"Program\.IndexOut",
+            "ThrowHelpers",
+        ),
+    ],
+    ids=["dispatch", "throw-helper"],
+)
+def test_thrown_in_uses_the_throw_site_past_the_runtimes_frames(
+    frames: Any, site: str, elsewhere: str
+) -> None:
+    ev = event(stack_=stack(*frames, "App.Orders.Submit(Int32)"))
+    assert thrown_in(site).matches(ev)
+    assert not thrown_in(elsewhere).matches(ev)
     assert not thrown_in(r"Submit").matches(ev)  # only the throw site, not the whole stack
-
-
-def test_thrown_in_looks_past_the_runtimes_managed_throw_helpers() -> None:
-    """.NET 9+: a bounds check's exception is raised by a managed helper; its caller is the throw site, as
-    on .NET 8 (where the helper is native and clrstack does not show it)."""
-    ev = event(
-        stack_=stack(
-            "System.Runtime.EH.DispatchEx(System.Runtime.StackFrameIterator ByRef, ExInfo ByRef)",
-            "Internal.Runtime.CompilerHelpers.ThrowHelpers.ThrowIndexOutOfRangeException()",
-            "FilterApp.Program.IndexOut(Int32[], Int32)",
-        )
-    )
-    assert thrown_in(r"Program\.IndexOut").matches(ev)
-    assert ev.throw_site is not None and ev.throw_site.method == "FilterApp.Program.IndexOut(Int32[], Int32)"
+    assert ev.throw_site is not None and ev.throw_site.method == frames[-1]
 
 
 def test_thrown_in_falls_back_to_exception_frames() -> None:

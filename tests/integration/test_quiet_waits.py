@@ -28,6 +28,13 @@ IOE = "System.InvalidOperationException"
 NOWHERE = pda.thrown_in("NoSuchMethodAnywhere")  # decided by the agent at every stop: all filtered
 
 
+@pytest.fixture(autouse=True)
+def every_throw_stops(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These waits are about stops the agent resumes: the throw-site keys (throw_sites.py), which let
+    NOWHERE's throws go without a stop (or without clrstack), are off."""
+    monkeypatch.setenv("PYDBGAUTO_NO_THROW_SITES", "1")
+
+
 def test_an_idle_target_is_not_broken_into_while_waiting(waiting_app, no_lldb_left):
     with Session.attach(pid=waiting_app.pid) as s:
         s.break_on_clr_exceptions()

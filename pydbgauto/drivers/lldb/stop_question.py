@@ -13,6 +13,7 @@ watch decides it with the verdict already given (watching/asked.py: the callable
 from __future__ import annotations
 
 import socket
+import struct
 from typing import Any, Dict
 
 from pydbgauto.drivers.lldb import protocol
@@ -46,12 +47,16 @@ def let_go(agent: Any, event: Dict[str, Any]) -> bool:
     request = Request(
         event["thread_id"], address, mt, exception.hresult & 0xFFFFFFFF, exception.message, False
     )
+    try:
+        record = encode(request)
+    except (UnicodeError, struct.error):  # a message Python could not be sent whole: it reads the stop
+        return False
     agent.stats["asked_at_stops"] += 1
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC) as conn:
             conn.settimeout(ANSWER_WAIT)
             conn.connect(agent.ask_python)
-            conn.send(encode(request))
+            conn.send(record)
             verdict = conn.recv(1)
     except OSError:
         return False
