@@ -167,8 +167,8 @@ class Agent:
         self.filter_type_only = False
         # message/HResult predicates: read from the object (exception_fields.py)
         self.filter_field_read = False
-        # .NET 8: a predicate that reads the throw site and the fields only: asked with the chain of
-        # return addresses the stub sends, known from earlier stops (throw_sites.py)
+        # thrown_in with field predicates only: its throw site named by the chain of return addresses an
+        # earlier stop showed it with, at a stop (both runtimes) and in .NET 8's question (throw_sites.py)
         self.filter_site_read = False
         self.throw_sites = throw_sites.ThrowSites()
         self.runtime_code: Optional[Tuple[int, int]] = None  # libcoreclr's mapped range (runtime_range)
