@@ -26,6 +26,7 @@ pytestmark = pytest.mark.lldb
 # Every "repeat" throw says "The order queue timeout expired": the literal "The order" is in each (the
 # prefilter lets every one reach the question) and the regex matches none.
 NEVER = pda.message_matches("^The order(?! queue)")
+NOWHERE = pda.thrown_in("NoSuchMethodAnywhere")  # asked with the throw site's chain (throw_sites.py)
 
 
 def _net8_only(runtime: str) -> None:
@@ -33,9 +34,13 @@ def _net8_only(runtime: str) -> None:
         pytest.skip(".NET 8's question (.NET 9+'s funnel runs in preemptive mode: asking.py)")
 
 
-@pytest.mark.parametrize("victim", ["lldb", "lldb-server"])
+@pytest.mark.parametrize(
+    "victim, predicate",
+    [("lldb", NEVER), ("lldb-server", NEVER), ("lldb", NOWHERE)],
+    ids=["lldb", "lldb-server", "lldb-thrown_in"],
+)
 def test_the_target_survives_the_debuggers_death_while_its_threads_ask(
-    waiting_app, runtime, victim, guardian_report, nothing_left  # noqa: F811
+    waiting_app, runtime, victim, predicate, guardian_report, nothing_left  # noqa: F811
 ):
     _net8_only(runtime)
     s = Session.attach(pid=waiting_app.pid)
@@ -51,7 +56,7 @@ def test_the_target_survives_the_debuggers_death_while_its_threads_ask(
 
     try:
         s.break_on_clr_exceptions()
-        s.set_filter(NEVER)
+        s.set_filter(predicate)
         sites = int3_sites(s)
         lldb_pid = s.driver._proc.pid  # type: ignore[attr-defined]
         waiter = threading.Thread(target=loop)
@@ -111,7 +116,7 @@ def _anonymous_code(pid: int) -> List[str]:
         return sorted(line.split()[0] for line in f if len(line.split()) == 5 and "x" in line.split()[1])
 
 
-@pytest.mark.parametrize("answered_by", ["agent", "python"])
+@pytest.mark.parametrize("answered_by", ["agent", "python", "agent-throw-site"])
 def test_a_warm_loaded_service_keeps_its_memory_map_after_a_watch_of_questions(
     runtime, start_service, service_load, tmp_path, answered_by, nothing_left  # noqa: F811
 ):
@@ -119,7 +124,8 @@ def test_a_warm_loaded_service_keeps_its_memory_map_after_a_watch_of_questions(
     thread is nearly always in the middle of a question when the watch ends: the agent lets such threads
     run out before it removes the stub (a thread in a system call cannot be moved), and the service is
     left with no page of ours (before, the stub's pages stayed mapped for it). The same with a Python
-    callable, whose questions pydbgauto's own Python answers (python_question.py)."""
+    callable, whose questions pydbgauto's own Python answers (python_question.py), and with thrown_in, whose
+    questions carry the thread's return addresses (throw_sites.py)."""
     _net8_only(runtime)
     svc = start_service(runtime)
     svc.warm_up(requests=150)
@@ -132,11 +138,11 @@ def test_a_warm_loaded_service_keeps_its_memory_map_after_a_watch_of_questions(
     result = watch(
         pid=svc.pid,
         # every message holds "handled"; none matches
-        when=(
-            pda.message_matches("^handled(?! )")
-            if answered_by == "agent"
-            else (lambda exc: exc.message is None or not exc.message.startswith("handled "))
-        ),
+        when={
+            "agent": pda.message_matches("^handled(?! )"),
+            "python": lambda exc: exc.message is None or not exc.message.startswith("handled "),
+            "agent-throw-site": NOWHERE,  # the stub also walks the frame-pointer chain of each thread
+        }[answered_by],
         dump_dir=str(tmp_path),
         timeout=5.0,
         verify=False,

@@ -68,38 +68,29 @@ class ThrowSites:
 
     def __init__(self) -> None:
         self.frames: Dict[Key, "StackFrame"] = {}
-        self.refused = 0  # stops whose throw site was not the chain's last address
+        self.refused = 0  # stops whose throw site was not in the chain where it must be
         self.at_stops: Dict[Key, "StackFrame"] = {}  # (pc, return addresses to the site's) -> the site
         self.lengths: Set[int] = set()  # of those keys
 
     def learn(self, chain: Optional[Key], stack: Optional["ManagedStack"]) -> bool:
         """Remember ``chain`` for the throw site of ``stack`` (both of the same stop) when they agree."""
-        from pydbgauto.models import StopEvent
-
-        if chain is None or stack is None or chain in self.frames or len(self.frames) >= MAX_KEYS:
+        if chain is None or chain in self.frames or len(self.frames) >= MAX_KEYS:
             return False
-        site = StopEvent(kind="first-chance", stack=stack).throw_site
-        if site is None or site.ip != chain[-1]:
-            self.refused += 1
-            return False
-        self.frames[chain] = site
-        return True
+        site = self._site(stack, chain[-1:])
+        if site is not None:
+            self.frames[chain] = site
+        return site is not None
 
     def stack(self, chain: Optional[Key], thread_id: Optional[int]) -> Optional["ManagedStack"]:
         """A stack of the one frame ``thrown_in`` reads, for a known chain; None: not known."""
-        from pydbgauto.models import ManagedStack
-
-        frame = self.frames.get(chain) if chain is not None else None
-        if frame is None:
-            return None
-        return ManagedStack(os_thread_id=thread_id, frames=(frame,))
+        return _alone(self.frames.get(chain) if chain is not None else None, thread_id)
 
     def learn_at_stop(self, pc: int, chain: Tuple[int, ...], stack: Optional["ManagedStack"]) -> bool:
         """Remember (pc, the chain up to the throw site's IP) when the site's IP is in the chain."""
-        from pydbgauto.models import StopEvent
-
-        site = StopEvent(kind="first-chance", stack=stack).throw_site if stack is not None else None
-        if site is None or site.ip not in chain or len(self.at_stops) >= MAX_KEYS:
+        if len(self.at_stops) >= MAX_KEYS:
+            return False
+        site = self._site(stack, chain)
+        if site is None:
             return False
         at = (pc,) + chain[: chain.index(site.ip) + 1]
         self.at_stops.setdefault(at, site)
@@ -110,10 +101,24 @@ class ThrowSites:
         self, pc: int, chain: Tuple[int, ...], thread_id: Optional[int]
     ) -> Optional["ManagedStack"]:
         """The throw site of a stop whose chain starts with a learnt key (the shortest); None: not known."""
-        from pydbgauto.models import ManagedStack
-
         for length in sorted(self.lengths):
-            frame = self.at_stops.get((pc,) + chain[: length - 1]) if length - 1 <= len(chain) else None
+            frame = self.at_stops.get((pc,) + chain[: length - 1])
             if frame is not None:
-                return ManagedStack(os_thread_id=thread_id, frames=(frame,))
+                return _alone(frame, thread_id)
         return None
+
+    def _site(self, stack: Optional["ManagedStack"], among: Tuple[int, ...]) -> Optional["StackFrame"]:
+        """The throw site of ``stack`` when its IP is one of ``among`` (else counted as refused)."""
+        from pydbgauto.models import StopEvent
+
+        site = StopEvent(kind="first-chance", stack=stack).throw_site if stack is not None else None
+        if site is None or site.ip not in among:
+            self.refused += 1
+            return None
+        return site
+
+
+def _alone(frame: Optional["StackFrame"], thread_id: Optional[int]) -> Optional["ManagedStack"]:
+    from pydbgauto.models import ManagedStack
+
+    return None if frame is None else ManagedStack(os_thread_id=thread_id, frames=(frame,))

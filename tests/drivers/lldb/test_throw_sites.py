@@ -70,3 +70,17 @@ def test_what_is_remembered_is_bounded() -> None:
             ManagedStack(os_thread_id=1, frames=(frame(0x5000_0000 + i, "M()"),)),
         )
     assert len(sites.frames) == ts.MAX_KEYS
+
+
+def test_a_stop_keys_its_pc_and_the_chain_up_to_the_throw_sites_ip() -> None:
+    sites = ts.ThrowSites()
+    site = ManagedStack(os_thread_id=7, frames=(frame(0x5000_0042, "App.Orders.Submit()"),))
+    chain = (0x5000_0001, 0x7000_1000, 0x5000_0042, 0x5000_0900)
+    assert (
+        not sites.learn_at_stop(0x1111, chain[:2], site) and sites.refused == 1
+    )  # the site's IP is not there
+    assert sites.learn_at_stop(0x1111, chain, site)
+    known = sites.stack_at_stop(0x1111, chain[:3] + (0x5000_0777,), 9)  # the same up to the site: known
+    assert known is not None and known.frames[0].method == "App.Orders.Submit()" and known.os_thread_id == 9
+    assert sites.stack_at_stop(0x2222, chain, 9) is None  # another stop place
+    assert sites.stack_at_stop(0x1111, (0x5000_0001, 0x7000_1001, 0x5000_0042), 9) is None
