@@ -49,6 +49,7 @@ from pydbgauto import processes  # noqa: E402
 from pydbgauto.drivers.lldb import asking, guardian, protocol, qcalls, server_link  # noqa: E402
 from pydbgauto.drivers.lldb.continue_watch import ContinueWatch  # noqa: E402
 from pydbgauto.drivers.lldb.rehits import Rehits  # noqa: E402
+from pydbgauto.drivers.lldb.trap_signals import TrapSignals  # noqa: E402
 from pydbgauto.drivers.lldb.dispatch import AgentError, dispatch  # noqa: E402
 from pydbgauto.drivers.lldb.exception_fields import ExceptionFields  # noqa: E402
 from pydbgauto.drivers.lldb.filter_ops import AGENT_CAN_FETCH, SITE_READ_OPS  # noqa: E402
@@ -181,6 +182,7 @@ class Agent:
         self.runtime: Dict[str, Any] = {}
         self.continue_watch = ContinueWatch(self.cancel_fd)
         self.rehits = Rehits()
+        self.trap_signals = TrapSignals()
         self.journal = guardian.Journal.from_environment()  # the guardian: survive lldb's death
         self.stats: Dict[str, Any] = {
             "stops": 0,
@@ -954,6 +956,8 @@ class Agent:
         self._update_question()
 
     def _note_filtered(self, thread_id: int, address: int, chain: Tuple[str, ...]) -> None:
+        if _TRACE:
+            _trace(f"filtered {thread_id} {address:#x}")
         self.filtered.append(
             {"thread_id": thread_id, "exception_address": address, "type": chain[0], "time": time.time()}
         )
@@ -1047,15 +1051,26 @@ class Agent:
         trap_stops = foreign_urg = False
         for thread in process:
             reason = thread.GetStopReason()
+            if _TRACE:  # the message unwinds the thread: build it only when tracing
+                _trace(
+                    f"stop {self.stats['stops']} thread {thread.GetThreadID()} reason {reason} "
+                    f"data {thread.GetStopReasonDataAtIndex(0) if reason else None} "
+                    f"pc {thread.GetFrameAtIndex(0).GetPC():#x}"
+                )
             if self.rehits.is_repeat(thread, reason):
                 continue  # lldb's second report of a hit already handled (rehits.py)
+            trap = self._trap_stop(thread) if reason == lldb.eStopReasonSignal else None
             if reason == lldb.eStopReasonSignal and thread.GetStopReasonDataAtIndex(0) == SIGURG:
-                if not self._at_trap(thread):
+                if trap is None:
+                    if _TRACE:
+                        _trace_foreign(process, thread)
                     foreign_urg = True
                     self.stats["passed_sigurg"] += 1
                     continue  # the target's own SIGURG: passed on at the resume
                 trap_stops = True
-            if reason == lldb.eStopReasonSignal and self._at_trap(thread):
+            if trap is False:
+                continue  # a trap's SIGURG that came late, or a signal behind a trap handled already
+            if trap:
                 if self.mechanism == "append-frame":  # .NET 9+: AppendExceptionStackFrame's own handler
                     event = self._first_chance_append(thread)
                     if event is not None and self._passes_filter(event, thread):
@@ -1063,12 +1078,6 @@ class Agent:
                 else:
                     self._funnel_trap(thread)  # .NET 8's funnel
                 continue
-            if _TRACE:  # the message unwinds the thread: build it only when tracing
-                _trace(
-                    f"stop {self.stats['stops']} thread {thread.GetThreadID()} reason {reason} "
-                    f"data {thread.GetStopReasonDataAtIndex(0) if reason else None} "
-                    f"pc {thread.GetFrameAtIndex(0).GetPC():#x}"
-                )
             if reason == lldb.eStopReasonBreakpoint:
                 bp_id = thread.GetStopReasonDataAtIndex(0)
                 if bp_id == self.append_bp:
@@ -1112,13 +1121,20 @@ class Agent:
                 self.journal.sites(self._breakpoint_bytes())
         return events
 
-    def _at_trap(self, thread: "lldb.SBThread") -> bool:
-        """The thread stopped at the in-target filter's trap (its SIGURG, the pc just behind the syscall)."""
-        return (
-            self.inline is not None
-            and thread.GetStopReasonDataAtIndex(0) == SIGURG
-            and thread.GetFrameAtIndex(0).GetPC() == self.inline.trap_pc
-        )
+    def _trap_stop(self, thread: "lldb.SBThread") -> Optional[bool]:
+        """At a signal stop: True for the in-target filter's trap to handle (the pc just behind its
+        syscall, whichever signal stopped the thread there), False for a stop to drop (the SIGURG of a
+        trap handled already), None for neither (trap_signals.py)."""
+        if self.inline is None:
+            return None
+        frame = thread.GetFrameAtIndex(0)
+        urg = thread.GetStopReasonDataAtIndex(0) == SIGURG
+        if frame.GetPC() != self.inline.trap_pc:
+            return False if urg and self.trap_signals.urg_elsewhere(thread.GetThreadID()) else None
+        key = (frame.GetSP(), self.inline.exception_object(self, thread))  # read again from lldb's cache
+        if urg:
+            return self.trap_signals.urg_at_trap(thread.GetThreadID(), key)
+        return self.trap_signals.other_signal_at_trap(thread.GetThreadID(), key)
 
     def _pass_urg(self, foreign: bool) -> None:
         """At the resume, the trap's SIGURG is dropped; a SIGURG of the target's own (a stop not at the
@@ -1131,6 +1147,8 @@ class Agent:
     def _take_filtered(self) -> List[Dict[str, Any]]:
         asking.drain(self)
         filtered, self.filtered = self.filtered, []
+        if _TRACE:
+            _trace(f"take {len(filtered)}")
         return filtered
 
     def _report(self, event: Dict[str, Any]) -> Dict[str, Any]:
@@ -1195,6 +1213,8 @@ class Agent:
             return int(frame.FindRegister(register).GetValueAsUnsigned())
 
         flags = argument("rcx") & 0xFFFFFFFF
+        if _TRACE:
+            _trace(f"append {thread.GetThreadID()} flags {flags:#x}")
         if not flags & RH_EH_FIRST_FRAME:
             self.stats["frame_stops"] += 1
             return None
@@ -1455,6 +1475,8 @@ class Agent:
             stop_cache=cache,
             inline_filter=self._inline_state(),
             rehits=self.rehits.count,
+            traps_behind_a_signal=self.trap_signals.early,
+            late_trap_signals=self.trap_signals.dropped,
         )
 
     # ----- leaving --------------------------------------------------------------------------------------
@@ -1511,6 +1533,21 @@ def _raw_packet(agent: Agent, packet: str) -> str:
     m = re.search(r"response:\s*(\S*)", text)
     _trace(f"packet {packet}: {text!r}")
     return m.group(1) if m else ""
+
+
+def _trace_foreign(process: Any, thread: Any) -> None:
+    """Debugging aid: where a SIGURG not at the trap came, with the thread's signal masks (this is how
+    the SIGCONT handler was found taking the trap's SIGURG: docs/linux-fast-filter.md)."""
+    frames = []
+    for i in range(min(thread.GetNumFrames(), 12)):
+        f = thread.GetFrameAtIndex(i)
+        frames.append(f"{f.GetPC():#x} {f.GetModule().GetFileSpec().GetFilename()}")
+    try:
+        with open(f"/proc/{process.GetProcessID()}/task/{thread.GetThreadID()}/status") as status:
+            masks = [line for line in status.read().splitlines() if line.startswith(("Sig", "ShdPnd"))]
+    except OSError as e:
+        masks = [str(e)]
+    _trace(f"foreign SIGURG {thread.GetThreadID()} {masks} {frames}")
 
 
 def _trace(line: str) -> None:
