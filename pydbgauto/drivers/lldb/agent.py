@@ -217,6 +217,8 @@ class Agent:
         ro = lldb.SBCommandReturnObject()
         self.ci.HandleCommand(command, ro)
         self.stats["sos_seconds"] += time.monotonic() - started
+        if _TRACE:  # what each command cost, where a stop's time goes
+            _trace(f"hc-done {time.monotonic() - started:.4f} {command}")
         self.stats["sos_commands"] += 1
         name = command.split(" ", 1)[0]
         self.stats["commands"][name] = self.stats["commands"].get(name, 0) + 1
@@ -1551,10 +1553,11 @@ def _trace_foreign(process: Any, thread: Any) -> None:
 
 
 def _trace(line: str) -> None:
-    """Debugging aid: PYDBGAUTO_AGENT_TRACE=<file> logs every thread's stop reason."""
+    """Debugging aid: PYDBGAUTO_AGENT_TRACE=<file> logs every thread's stop reason and each command's
+    seconds, each line after the monotonic clock."""
     if _TRACE:
         with open(_TRACE, "a") as f:
-            f.write(line + "\n")
+            f.write(f"{time.monotonic():.4f} " + line + "\n")
 
 
 def _anonymous_code(pid: int) -> set:
