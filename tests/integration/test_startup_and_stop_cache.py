@@ -40,6 +40,30 @@ def test_attach_and_arm_run_no_sos_command(waiting_app, no_lldb_left):
         assert sum(ran.values()) <= 12, ran  # plugin load, settings, attach, signal handling (.NET 8: expr)
 
 
+@pytest.mark.parametrize("runtime", ["net8"])
+def test_the_runtimes_signal_handlers_are_asked_for_once_per_runtime_file(
+    waiting_app, tmp_path, monkeypatch, no_lldb_left
+):
+    """.NET 8 arming asks the target for its SIGSEGV / SIGFPE handlers by expressions (legacy_faults.py);
+    a later attach with the same libcoreclr.so breaks at the kept handlers without asking, and a null
+    dereference is still caught at first chance."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # lldb inherits it: a cold cache
+    monkeypatch.delenv("PYDBGAUTO_NO_SCAN_CACHE", raising=False)
+    armed = []
+    for _ in range(2):
+        with Session.attach(pid=waiting_app.pid) as s:
+            s.break_on_clr_exceptions()
+            stats = s.driver.stats()
+            armed.append((stats["commands"].get("expr", 0), stats["fault_arming"]))
+            waiting_app.send("nullref")
+            event = s.wait_for_event(60)
+            assert event.exception.type == "System.NullReferenceException"
+            assert event.stack.frames and "NullDereference" in str(event.stack)
+    (asked, first), (asked_again, again) = armed
+    assert asked == 2 and asked_again == 0, armed
+    assert first["faults"] == again["faults"] == "runtime-handlers" and first["handlers"] == again["handlers"]
+
+
 def test_a_repeated_stop_costs_no_sos_command_and_is_still_right(waiting_app, no_lldb_left):
     with Session.attach(pid=waiting_app.pid) as s:
         s.break_on_clr_exceptions()

@@ -62,7 +62,7 @@ _PACKAGE_PARENT = os.path.dirname(
 if _PACKAGE_PARENT not in sys.path:
     sys.path.insert(0, _PACKAGE_PARENT)
 
-from pydbgauto.drivers.lldb import protocol  # noqa: E402
+from pydbgauto.drivers.lldb import protocol, scan_cache  # noqa: E402
 from pydbgauto.sos.pe import parse_pe  # noqa: E402
 
 SIGFPE = 8
@@ -404,10 +404,7 @@ def find_personality_routines(target: "lldb.SBTarget", process: "lldb.SBProcess"
     Only targets at the start of a function in libcoreclr.so count (lldb knows function starts of
     the stripped library from its unwind tables).
     """
-    coreclr = None
-    for module in target.module_iter():
-        if module.GetFileSpec().GetFilename() == "libcoreclr.so":
-            coreclr = module
+    coreclr = _coreclr(target)
     if coreclr is None:
         return {}
     found: Dict[int, int] = {}
@@ -436,7 +433,39 @@ def find_personality_routines(target: "lldb.SBTarget", process: "lldb.SBProcess"
 
 
 def _handler_of(agent: Any, signal: int) -> Optional[int]:
-    """The address of the target's handler for a signal, if it is a function in libcoreclr.so."""
+    """The address of the target's handler for a signal, if it is a function in libcoreclr.so.
+
+    Asking costs an expression (lldb compiles it: ~70 ms for the first, ~27 ms the next, most of .NET 8's
+    arming), for an answer that is a fixed place in the runtime's file: the runtime installs its own
+    handler at start-up. So a handler found is kept per unchanged libcoreclr.so (scan_cache.py) as a file
+    address, and later attaches break there without asking. Where the target's handler is another's, the
+    runtime's one runs only if that handler chains to it, so breaking at the runtime's is right either
+    way. "Not the runtime's" is not kept: the next target of that file is asked again."""
+    coreclr = _coreclr(agent.target)
+    path = coreclr.GetFileSpec().fullpath if coreclr is not None else None
+    if coreclr is None or not path:
+        return _asked_handler(agent, signal)
+    asked: Dict[str, Optional[int]] = {}
+
+    def ask() -> Optional[int]:
+        asked["load"] = _asked_handler(agent, signal)
+        if asked["load"] is None:
+            return None
+        return int(agent.target.ResolveLoadAddress(asked["load"]).GetFileAddress())
+
+    file_address = scan_cache.remembered(path, f"signal handler {signal}", ask, keep_none=False)
+    if "load" in asked or file_address is None:
+        return asked.get("load")
+    address = coreclr.ResolveFileAddress(file_address)
+    section = address.GetSection()
+    if not section.IsValid() or not (section.GetPermissions() & lldb.ePermissionsExecutable):
+        return _asked_handler(agent, signal)  # the kept address is not code: ask as before
+    load = address.GetLoadAddress(agent.target)
+    return int(load) if load != lldb.LLDB_INVALID_ADDRESS else _asked_handler(agent, signal)
+
+
+def _asked_handler(agent: Any, signal: int) -> Optional[int]:
+    """The handler by an expression in the target (sigaction with no new action)."""
     text = agent.hc(_HANDLER_EXPRESSION.format(signal=signal))
     match = _POINTER.search(text)
     if not match:
@@ -448,6 +477,13 @@ def _handler_of(agent: Any, signal: int) -> Optional[int]:
         _trace(f"handler of {signal} at {address:#x} is not the runtime's")
         return None
     return address
+
+
+def _coreclr(target: "lldb.SBTarget") -> Optional["lldb.SBModule"]:
+    for module in target.module_iter():
+        if module.GetFileSpec().GetFilename() == "libcoreclr.so":
+            return module
+    return None
 
 
 def _current_exception(agent: Any) -> Optional[int]:

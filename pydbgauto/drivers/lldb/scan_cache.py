@@ -2,7 +2,8 @@
 
 Why: arming .NET 8 scans libcoreclr.so twice (qcalls.py: the QCall table for .NET 9+'s
 AppendExceptionStackFrame, then the stress-log reference for RaiseTheExceptionInternalOnly): ~0.13 s of
-every attach, for an answer that depends only on the file. So the answer is kept per file, under
+every attach, for an answer that depends only on the file (and legacy_faults.py's expressions that ask for
+the runtime's signal handlers, ~0.1 s: kept when found). So the answer is kept per file, under
 ``$XDG_CACHE_HOME/pydbgauto`` (else ``~/.cache/pydbgauto``), keyed by the file's real path, size, inode and
 modification time: a replaced or updated runtime is scanned again. What is kept is a file address the
 caller checks as before (an executable section, a function lldb knows). The folder is the user's own
@@ -26,8 +27,12 @@ def folder() -> str:
     return os.path.join(base, "pydbgauto")
 
 
-def remembered(path: str, what: str, scan: Callable[[], Optional[int]]) -> Optional[int]:
-    """``scan()``'s answer for the file at ``path``, from the cache when the file is unchanged."""
+def remembered(
+    path: str, what: str, scan: Callable[[], Optional[int]], keep_none: bool = True
+) -> Optional[int]:
+    """``scan()``'s answer for the file at ``path``, from the cache when the file is unchanged.
+    ``keep_none=False``: a None (nothing found) is not kept, for an answer that depends on the process
+    too (a file address found holds for every process of the file; not finding it may not)."""
     if os.environ.get("PYDBGAUTO_NO_SCAN_CACHE"):
         return scan()
     try:
@@ -40,6 +45,8 @@ def remembered(path: str, what: str, scan: Callable[[], Optional[int]]) -> Optio
         value = entries[key]
         return value if isinstance(value, int) else None
     found = scan()
+    if found is None and not keep_none:
+        return None
     entries.pop(key, None)
     entries[key] = found
     _store(dict(list(entries.items())[-MAX_ENTRIES:]))

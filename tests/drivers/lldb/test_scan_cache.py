@@ -39,6 +39,26 @@ def test_a_scan_runs_once_per_unchanged_file_none_included(cache_home, tmp_path)
     assert [p.name for p in cache_home.iterdir()] == [scan_cache.FILE_NAME]  # no temporary left
 
 
+def test_an_answer_found_only_is_kept_when_asked_so(cache_home, tmp_path) -> None:
+    """keep_none=False (the runtime's signal handlers: another process of the file may have them)."""
+    runtime = tmp_path / "libcoreclr.so"
+    runtime.write_bytes(b"x" * 100)
+    calls: List[int] = []
+    assert (
+        scan_cache.remembered(str(runtime), "signal handler 11", counting(None, calls), keep_none=False)
+        is None
+    )
+    assert (
+        scan_cache.remembered(str(runtime), "signal handler 11", counting(0x99, calls), keep_none=False)
+        == 0x99
+    )
+    assert (
+        scan_cache.remembered(str(runtime), "signal handler 11", counting(None, calls), keep_none=False)
+        == 0x99
+    )
+    assert len(calls) == 2
+
+
 def test_a_changed_file_is_scanned_again(cache_home, tmp_path) -> None:
     runtime = tmp_path / "libcoreclr.so"
     runtime.write_bytes(b"x" * 100)
