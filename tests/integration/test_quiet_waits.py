@@ -20,7 +20,7 @@ from pydbgauto.errors import DebuggerTimeoutError
 from pydbgauto.models import StopEvent
 from pydbgauto.session import Session
 from pydbgauto.watching import watch
-from tests.integration.conftest import process_state, tracer_of
+from tests.integration.conftest import process_state, stopped_state, tracer_of
 
 pytestmark = pytest.mark.lldb
 
@@ -106,7 +106,7 @@ def test_a_watch_holds_the_target_only_for_its_matches(waiting_app, tmp_path, no
         while not sampling.is_set():
             time.sleep(0.0005)
         while sampling.is_set():
-            state = process_state(pid)
+            state = stopped_state(pid)
             if not states or states[-1] != state:
                 states.append(state)
             time.sleep(0.0005)
@@ -144,7 +144,8 @@ def test_a_watch_holds_the_target_only_for_its_matches(waiting_app, tmp_path, no
 @pytest.mark.parametrize("filtered", [True, False], ids=["in-debugger", "callable"])
 def test_a_watch_with_a_stop_is_broken_into_only_to_end(waiting_app, filtered, tmp_path, no_lldb_left):
     """``stop=`` (watch_all's shared stop, the pytest fixture's): the target is never stopped to look at
-    it; setting it breaks in once and the watch ends "stopped", the target running, untraced."""
+    it (every thread stopped: conftest.stopped_state); setting it breaks in once and the watch ends
+    "stopped", the target running, untraced."""
     pid = waiting_app.pid
     states: List[str] = []
     armed, stop = threading.Event(), threading.Event()
@@ -164,11 +165,11 @@ def test_a_watch_with_a_stop_is_broken_into_only_to_end(waiting_app, filtered, t
     watcher = threading.Thread(target=run)
     watcher.start()
     assert armed.wait(60)
-    while process_state(pid) == "t":  # the attach's stop, until the first wait
+    while stopped_state(pid) == "t":  # the attach's stop, until the first wait
         time.sleep(0.0005)
     deadline = time.monotonic() + 1.0
     while time.monotonic() < deadline:
-        state = process_state(pid)
+        state = stopped_state(pid)
         if not states or states[-1] != state:
             states.append(state)
         time.sleep(0.0005)
