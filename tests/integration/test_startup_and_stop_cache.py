@@ -64,6 +64,34 @@ def test_the_runtimes_signal_handlers_are_asked_for_once_per_runtime_file(
     assert first["faults"] == again["faults"] == "runtime-handlers" and first["handlers"] == again["handlers"]
 
 
+@pytest.mark.parametrize("runtime", ["net8"])
+def test_the_thread_slots_checked_in_one_session_serve_the_next(
+    waiting_app, tmp_path, monkeypatch, no_lldb_left
+):
+    """.NET 8 reads a throw's object from the runtime's Thread object, checked against a bare pe at the
+    first LTO_CHECKS stops of a session; the slots are kept with libcoreclr.so, so the next session's
+    repeated stops run no SOS command from its second stop on, and each is still what SOS says."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("PYDBGAUTO_NO_SCAN_CACHE", raising=False)
+    ran_per_session = []
+    for _ in range(2):
+        with Session.attach(pid=waiting_app.pid) as s:
+            s.break_on_clr_exceptions()
+            ran = []
+            for _ in range(4):
+                before = commands(s)
+                waiting_app.send("invalid-op")
+                event = s.wait_for_event(60)
+                ran.append(sos_run(before, commands(s)))
+                assert event.exception.type == "System.InvalidOperationException"
+                assert_as_sos_says(s, event)
+            ran_per_session.append((ran, s.driver.stats()["thread_slots_kept"]))
+    (first, kept_before), (second, kept_after) = ran_per_session
+    assert not kept_before and kept_after, ran_per_session
+    assert all(n >= 1 for n in first[1:3]), ran_per_session  # the bare pe of the checks
+    assert second[1:] == [0, 0, 0], ran_per_session
+
+
 def test_a_repeated_stop_costs_no_sos_command_and_is_still_right(waiting_app, no_lldb_left):
     with Session.attach(pid=waiting_app.pid) as s:
         s.break_on_clr_exceptions()

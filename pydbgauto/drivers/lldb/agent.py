@@ -203,6 +203,7 @@ class Agent:
             "sos_seconds": 0.0,
             "sos_commands": 0,  # every command the agent ran (lldb's and SOS's)
             "commands": {},  # how many of each, by its first word
+            "thread_slots_kept": False,  # .NET 8: the Thread object's slots came from an earlier session
         }
 
     # ----- plumbing -------------------------------------------------------------------------------------
@@ -1254,6 +1255,8 @@ class Agent:
         """
         self._require_process().SetSelectedThread(thread)
         tid = thread.GetThreadID()
+        if self.lto_checks == 0 and self.lto_offset is None:
+            self._kept_thread_slots()
         address = self._last_thrown_read(tid)
         if address is None or self.lto_checks < LTO_CHECKS:
             shown = self._bare_pe_address()
@@ -1264,6 +1267,8 @@ class Agent:
                 self._find_last_thrown_slot(tid, shown)
             elif shown is not None:
                 self.lto_checks += 1
+                if self.lto_checks == LTO_CHECKS:
+                    self._keep_thread_slots()
             address = shown
         if _TRACE:
             _trace(f"legacy first-chance {tid} object {address} sp {thread.GetFrameAtIndex(0).GetSP():#x}")
@@ -1326,6 +1331,30 @@ class Agent:
                     return
             except AgentError:
                 continue
+
+    # The two slots are offsets in the runtime's Thread class: facts of the libcoreclr.so file, so once
+    # LTO_CHECKS stops have matched them against SOS they are kept with it (scan_cache.py), and a later
+    # session's stops read the object without a bare pe from the first one (~90 ms at a stop whose
+    # first SOS command it is). A read that fails still goes to pe, as before.
+    _LTO_SLOT, _TID_SLOT = "Thread slot: last thrown object", "Thread slot: OS thread id"
+
+    def _kept_thread_slots(self) -> None:
+        path = self._coreclr_path()
+        lto = scan_cache.known(path, self._LTO_SLOT) if path else None
+        tid = scan_cache.known(path, self._TID_SLOT) if path else None
+        if lto is not None and tid is not None:
+            self.lto_offset, self.tid_offset, self.lto_checks = lto, tid, LTO_CHECKS
+            self.stats["thread_slots_kept"] = True
+
+    def _keep_thread_slots(self) -> None:
+        path = self._coreclr_path()
+        if path and self.lto_offset is not None and self.tid_offset is not None:
+            scan_cache.keep(path, self._LTO_SLOT, self.lto_offset)
+            scan_cache.keep(path, self._TID_SLOT, self.tid_offset)
+
+    def _coreclr_path(self) -> Optional[str]:
+        module = self._find_module("libcoreclr.so")
+        return module.GetFileSpec().fullpath if module is not None else None
 
     def _last_thrown_read(self, tid: int) -> Optional[int]:
         if self.lto_offset is None:

@@ -33,24 +33,48 @@ def remembered(
     """``scan()``'s answer for the file at ``path``, from the cache when the file is unchanged.
     ``keep_none=False``: a None (nothing found) is not kept, for an answer that depends on the process
     too (a file address found holds for every process of the file; not finding it may not)."""
-    if os.environ.get("PYDBGAUTO_NO_SCAN_CACHE"):
+    key = _key(path, what)
+    if key is None:
         return scan()
-    try:
-        st = os.stat(path)
-    except OSError:
-        return scan()
-    key = f"{os.path.realpath(path)}|{st.st_size}|{st.st_ino}|{st.st_mtime_ns}|{what}"
     entries = _load()
     if key in entries:
         value = entries[key]
         return value if isinstance(value, int) else None
     found = scan()
-    if found is None and not keep_none:
-        return None
-    entries.pop(key, None)
-    entries[key] = found
-    _store(dict(list(entries.items())[-MAX_ENTRIES:]))
+    if found is not None or keep_none:
+        _put(entries, key, found)
     return found
+
+
+def known(path: str, what: str) -> Optional[int]:
+    """What was kept for the file at ``path`` (unchanged since) under ``what``; None if nothing was."""
+    key = _key(path, what)
+    value = _load().get(key) if key is not None else None
+    return value if isinstance(value, int) else None
+
+
+def keep(path: str, what: str, value: int) -> None:
+    """Keep ``value`` for the file at ``path`` as it is now: a fact of the file that a session proved
+    (the Thread object's slots, checked against SOS at several stops)."""
+    key = _key(path, what)
+    if key is not None:
+        _put(_load(), key, value)
+
+
+def _key(path: str, what: str) -> Optional[str]:
+    if os.environ.get("PYDBGAUTO_NO_SCAN_CACHE"):
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return f"{os.path.realpath(path)}|{st.st_size}|{st.st_ino}|{st.st_mtime_ns}|{what}"
+
+
+def _put(entries: Dict[str, Optional[int]], key: str, value: Optional[int]) -> None:
+    entries.pop(key, None)
+    entries[key] = value
+    _store(dict(list(entries.items())[-MAX_ENTRIES:]))
 
 
 def _load() -> Dict[str, Optional[int]]:

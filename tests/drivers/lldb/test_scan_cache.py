@@ -59,6 +59,17 @@ def test_an_answer_found_only_is_kept_when_asked_so(cache_home, tmp_path) -> Non
     assert len(calls) == 2
 
 
+def test_a_fact_kept_is_known_until_the_file_changes(cache_home, tmp_path) -> None:
+    runtime = tmp_path / "libcoreclr.so"
+    runtime.write_bytes(b"x" * 100)
+    assert scan_cache.known(str(runtime), "Thread slot") is None
+    scan_cache.keep(str(runtime), "Thread slot", 0x2a8)
+    assert scan_cache.known(str(runtime), "Thread slot") == 0x2a8
+    assert scan_cache.known(str(runtime), "another slot") is None
+    runtime.write_bytes(b"y" * 101)
+    assert scan_cache.known(str(runtime), "Thread slot") is None
+
+
 def test_a_changed_file_is_scanned_again(cache_home, tmp_path) -> None:
     runtime = tmp_path / "libcoreclr.so"
     runtime.write_bytes(b"x" * 100)
