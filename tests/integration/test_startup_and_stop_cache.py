@@ -92,6 +92,28 @@ def test_the_thread_slots_checked_in_one_session_serve_the_next(
     assert second[1:] == [0, 0, 0], ran_per_session
 
 
+def test_the_exception_layout_learnt_in_one_session_serves_the_next(
+    waiting_app, tmp_path, monkeypatch, no_lldb_left
+):
+    """System.Exception's field offsets come from one dumpobj at a session's first stop; they are kept
+    with the runtime's files (exception_layout.py), so the next session's first stop runs no dumpobj,
+    and its repeated stops are still served from the stop cache, as SOS says."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("PYDBGAUTO_NO_SCAN_CACHE", raising=False)
+    dumpobjs = []
+    for _ in range(2):
+        with Session.attach(pid=waiting_app.pid) as s:
+            s.break_on_clr_exceptions()
+            for _ in range(3):
+                waiting_app.send("invalid-op")
+                event = s.wait_for_event(60)
+                assert_as_sos_says(s, event)
+            stats = s.driver.stats()
+            dumpobjs.append(stats["commands"].get("dumpobj", 0))
+            assert stats["stop_cache"]["pe_hits"] >= 1, stats["stop_cache"]
+    assert dumpobjs == [1, 0], dumpobjs
+
+
 def test_a_repeated_stop_costs_no_sos_command_and_is_still_right(waiting_app, no_lldb_left):
     with Session.attach(pid=waiting_app.pid) as s:
         s.break_on_clr_exceptions()

@@ -59,7 +59,7 @@ from pydbgauto.drivers.lldb.filter_stub import SIGURG, type_verdict  # noqa: E40
 from pydbgauto.drivers.lldb.inline_filter import FilterUnavailable, InlineFilter  # noqa: E402
 from pydbgauto.drivers.lldb.message_prefilter import Condition, condition  # noqa: E402
 from pydbgauto.drivers.lldb.verdict_server import VerdictServer  # noqa: E402
-from pydbgauto.drivers.lldb import scan_cache, stop_question, throw_sites  # noqa: E402
+from pydbgauto.drivers.lldb import exception_layout, scan_cache, stop_question, throw_sites  # noqa: E402
 
 if TYPE_CHECKING:
     from pydbgauto import coredump, predicates
@@ -942,8 +942,15 @@ class Agent:
 
         try:
             if self.fields.message_at is None:
-                rows = parse_dumpobj_fields(self.hc(f"dumpobj {address:x}"))
-                self.fields.learn([(row.name, row.offset) for row in rows])
+                kept = exception_layout.kept(self)  # an earlier session of this runtime learnt them
+                if kept is not None:
+                    self.fields.learn(list(kept.items()))
+                else:
+                    rows = parse_dumpobj_fields(self.hc(f"dumpobj {address:x}"))
+                    self.fields.learn([(row.name, row.offset) for row in rows])
+                    exception_layout.keep(
+                        self, [(r.name, r.offset) for r in rows if r.attribute == "instance"]
+                    )
             if self.fields.off is None:
                 read = self.fields.read(self._read, address)
                 self.fields.check(read, exception.message, exception.hresult)

@@ -18,7 +18,8 @@ What must hold for a text to be served again (anything else runs SOS, and its an
 - ``pe``: a ``clrstack`` hit at this stop (so the same throw site, call chain and nesting), and a fresh
   exception: no inner exception, stack trace, stack trace string or remote stack trace yet, the same
   MethodTable, HResult and message (the string's characters). The text is the remembered one with this
-  object's address. The field offsets come from one ``dumpobj`` of the first exception remembered.
+  object's address. The field offsets come from one ``dumpobj`` of the first exception remembered
+  (or from an earlier session of the same runtime: exception_layout.py).
 
 One thing this cannot see: two different dynamic methods (LCG) whose code is byte-identical at the same
 reused address, on an identical stack: clrstack would name the earlier one.
@@ -31,6 +32,7 @@ import re
 import struct
 from typing import Any, Dict, List, Optional, Tuple
 
+from pydbgauto.drivers.lldb import exception_layout
 from pydbgauto.drivers.lldb.frame_chain import ChainKey, pins
 
 MAX_ENTRIES = 256  # per kind; the oldest goes first
@@ -59,6 +61,7 @@ class StopCache:
         self.chains: "collections.OrderedDict[ChainKey, StackKey]" = collections.OrderedDict()
         self.pes: "collections.OrderedDict[Tuple[Any, ...], Tuple[str, int]]" = collections.OrderedDict()
         self.offsets: Optional[Dict[str, int]] = None  # System.Exception's fields, from one dumpobj
+        self.tried_kept = False
         self.stop_key: Optional[StackKey] = None  # the clrstack key of the current stop, on a hit
         self.stats = {"stack_hits": 0, "chain_hits": 0, "stack_misses": 0, "pe_hits": 0, "pe_misses": 0}
 
@@ -106,6 +109,9 @@ class StopCache:
 
     def pe(self, agent: Any, address: int) -> str:
         """``pe <address>`` at the current stop (after ``clrstack``)."""
+        if self.offsets is None and not self.tried_kept:  # learnt by an earlier session of this runtime
+            self.tried_kept = True
+            self.offsets = exception_layout.kept(agent)
         key = self._pe_key(agent, address) if self.stop_key is not None else None
         cached = self.pes.get(key) if key is not None else None
         if key is not None and cached is not None:
@@ -116,7 +122,10 @@ class StopCache:
         self.stats["pe_misses"] += 1
         text = agent.hc(f"pe 0x{address:x}")
         if self.stop_key is not None and self.offsets is None:
-            self.offsets = _exception_offsets(agent.hc(f"dumpobj 0x{address:x}"))
+            rows = _field_rows(agent.hc(f"dumpobj 0x{address:x}"))
+            self.offsets = _exception_offsets(rows)
+            if self.offsets is not None:
+                exception_layout.keep(agent, rows)
             key = self._pe_key(agent, address)
         shown = _PE_ADDRESS.search(text)
         if key is not None and shown is not None and int(shown.group(2), 16) == address:
@@ -177,12 +186,18 @@ def _unchanged(agent: Any, checks: List[Tuple[int, bytes]]) -> bool:
         return False
 
 
-def _exception_offsets(dumpobj: str) -> Optional[Dict[str, int]]:
-    offsets = {}
+def _field_rows(dumpobj: str) -> List[Tuple[str, int]]:
+    """(name, offset) of the instance fields in dumpobj's table, in its order."""
+    rows = []
     for line in dumpobj.splitlines():
         m = _DUMPOBJ_FIELD.match(line)
-        if m and m.group(2) in KEY_FIELDS:
-            offsets[m.group(2)] = int(m.group(1), 16)
+        if m:
+            rows.append((m.group(2), int(m.group(1), 16)))
+    return rows
+
+
+def _exception_offsets(rows: List[Tuple[str, int]]) -> Optional[Dict[str, int]]:
+    offsets = {name: offset for name, offset in rows if name in KEY_FIELDS}
     return offsets if all(name in offsets for name in KEY_FIELDS) else None
 
 

@@ -63,8 +63,8 @@ def test_a_fact_kept_is_known_until_the_file_changes(cache_home, tmp_path) -> No
     runtime = tmp_path / "libcoreclr.so"
     runtime.write_bytes(b"x" * 100)
     assert scan_cache.known(str(runtime), "Thread slot") is None
-    scan_cache.keep(str(runtime), "Thread slot", 0x2a8)
-    assert scan_cache.known(str(runtime), "Thread slot") == 0x2a8
+    scan_cache.keep(str(runtime), "Thread slot", 0x2A8)
+    assert scan_cache.known(str(runtime), "Thread slot") == 0x2A8
     assert scan_cache.known(str(runtime), "another slot") is None
     runtime.write_bytes(b"y" * 101)
     assert scan_cache.known(str(runtime), "Thread slot") is None
