@@ -380,6 +380,16 @@ class Guardian:
         self.links.extend(fds)
         return data
 
+    def _drain(self) -> bool:
+        """Take every journal line already written; True on a clean detach among them."""
+        while not self.eof and _ended(self.journal.fileno()):
+            data = self._receive()
+            if not data:
+                self.eof = True
+            elif self._feed(data):
+                return True
+        return False
+
     def _set_sites(self, sites: List[List[Any]]) -> None:
         self.sites = {int(address): bytes.fromhex(original) for address, original in sites}
 
@@ -418,6 +428,11 @@ class Guardian:
                 return None  # the target is gone: nothing left to protect
             if tracer_gone_at is None and _ended(self.tracer_fd):
                 tracer_gone_at = time.monotonic()
+                # The agent writes "detaching" before its detach ends lldb-server, but this loop may have
+                # read the journal just before it came: read what is there before deciding (a clean
+                # detach under load was taken for lldb-server's death about once in 50 sessions).
+                if self._drain():
+                    return None
             if tracer_gone_at is not None:
                 if self.detaching and not self.eof and time.monotonic() - tracer_gone_at < DETACH_GRACE:
                     continue  # a clean detach ends lldb-server before the agent says "detached"
