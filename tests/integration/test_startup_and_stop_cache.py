@@ -40,15 +40,20 @@ def test_attach_and_arm_run_no_sos_command(waiting_app, no_lldb_left):
         assert sum(ran.values()) <= 12, ran  # plugin load, settings, attach, signal handling (.NET 8: expr)
 
 
+@pytest.fixture
+def cold_cache(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    """An empty runtime cache (scan_cache.py) for this test's sessions: lldb inherits the variable."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("PYDBGAUTO_NO_SCAN_CACHE", raising=False)
+
+
 @pytest.mark.parametrize("runtime", ["net8"])
 def test_the_runtimes_signal_handlers_are_asked_for_once_per_runtime_file(
-    waiting_app, tmp_path, monkeypatch, no_lldb_left
+    waiting_app, cold_cache, no_lldb_left
 ):
     """.NET 8 arming asks the target for its SIGSEGV / SIGFPE handlers by expressions (legacy_faults.py);
     a later attach with the same libcoreclr.so breaks at the kept handlers without asking, and a null
     dereference is still caught at first chance."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # lldb inherits it: a cold cache
-    monkeypatch.delenv("PYDBGAUTO_NO_SCAN_CACHE", raising=False)
     armed = []
     for _ in range(2):
         with Session.attach(pid=waiting_app.pid) as s:
@@ -65,14 +70,10 @@ def test_the_runtimes_signal_handlers_are_asked_for_once_per_runtime_file(
 
 
 @pytest.mark.parametrize("runtime", ["net8"])
-def test_the_thread_slots_checked_in_one_session_serve_the_next(
-    waiting_app, tmp_path, monkeypatch, no_lldb_left
-):
+def test_the_thread_slots_checked_in_one_session_serve_the_next(waiting_app, cold_cache, no_lldb_left):
     """.NET 8 reads a throw's object from the runtime's Thread object, checked against a bare pe at the
     first LTO_CHECKS stops of a session; the slots are kept with libcoreclr.so, so the next session's
     repeated stops run no SOS command from its second stop on, and each is still what SOS says."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.delenv("PYDBGAUTO_NO_SCAN_CACHE", raising=False)
     ran_per_session = []
     for _ in range(2):
         with Session.attach(pid=waiting_app.pid) as s:
@@ -92,14 +93,10 @@ def test_the_thread_slots_checked_in_one_session_serve_the_next(
     assert second[1:] == [0, 0, 0], ran_per_session
 
 
-def test_the_exception_layout_learnt_in_one_session_serves_the_next(
-    waiting_app, tmp_path, monkeypatch, no_lldb_left
-):
+def test_the_exception_layout_learnt_in_one_session_serves_the_next(waiting_app, cold_cache, no_lldb_left):
     """System.Exception's field offsets come from one dumpobj at a session's first stop; they are kept
     with the runtime's files (exception_layout.py), so the next session's first stop runs no dumpobj,
     and its repeated stops are still served from the stop cache, as SOS says."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.delenv("PYDBGAUTO_NO_SCAN_CACHE", raising=False)
     dumpobjs = []
     for _ in range(2):
         with Session.attach(pid=waiting_app.pid) as s:
