@@ -58,6 +58,7 @@ import attr
 
 from pydbgauto.errors import ConfigurationError
 from pydbgauto.models import ManagedException, StopEvent
+from pydbgauto.type_names import names_any, names_type
 
 __all__ = [
     "NEEDS",
@@ -333,9 +334,9 @@ class _ExceptionType(_Leaf):
 
     def _matches(self, facts: Facts) -> bool:
         exc = facts.event.exception
-        if exc is not None and exc.type == self.name:
+        if exc is not None and exc.type is not None and names_type(self.name, exc.type):
             return True
-        return self.derived and self.name in facts.event.type_chain
+        return self.derived and names_any(self.name, facts.event.type_chain)
 
     @property
     def needs(self) -> FrozenSet[str]:
@@ -768,7 +769,11 @@ def evaluate(predicate: Predicate, facts: FactsLike) -> Verdict:
 
 
 def exception_type(name: str, derived: bool = False) -> Predicate:
-    """The exception's full type name is ``name``; with ``derived=True`` also when it derives from it."""
+    """The exception's full type name is ``name``; with ``derived=True`` also when it derives from it.
+
+    A generic type's own name (``"MyApp.Failure`1"``) matches each of its instantiations
+    (``MyApp.Failure`1[[System.Int32, System.Private.CoreLib]]``); a nested type is ``"Outer+Inner"``
+    (pydbgauto/type_names.py)."""
     return _ExceptionType(name, derived)
 
 

@@ -35,7 +35,10 @@ def register(sub: Any) -> argparse.ArgumentParser:
         dest="types",
         action="append",
         metavar="T",
-        help="exception type name to match (repeatable: any of them)",
+        help=(
+            "exception type name to match (repeatable: any of them); "
+            "Name`1 matches each Name<T>; a nested type is Outer+Inner"
+        ),
     )
     w.add_argument("--derived", action="store_true", help="--type also matches types derived from it")
     w.add_argument("--message", metavar="REGEX", help="the exception message must match this regex")

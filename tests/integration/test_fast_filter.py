@@ -236,6 +236,17 @@ def test_the_same_events_as_the_every_exception_mode(filterapp, runtime, monkeyp
     assert counts["inline_filter"]["cached_types"] == 1, counts
 
 
+@pytest.mark.parametrize("derived", [False, True])
+def test_a_generic_types_own_name_matches_its_instantiations(filterapp, runtime, derived, no_lldb_left):
+    events, counts = run_to_exit(
+        [filterapp, "generic"], pda.exception_type("FilterApp.GenericFailure`1", derived)
+    )
+    names = [e.exception.type for e, _ in events]
+    expected = ["FilterApp.GenericFailure`1[[System.Int32, System.Private.CoreLib]]"]
+    expected.append("FilterApp.GenericFailure`1[[System.String, System.Private.CoreLib]]")
+    assert names == expected + (["FilterApp.IntFailure"] if derived else []), (names, counts)
+
+
 # ----- leaving ----------------------------------------------------------------------------------------
 
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from pydbgauto.drivers.lldb import verdict_ask
+from pydbgauto.type_names import names_any, names_type
 
 # The data page, first half: the type cache's entry count, its capacity, every throw seen, then the
 # MethodTables, then for each of them the throws let through without a stop.
@@ -312,7 +313,9 @@ def type_verdict(spec: Any, chain: Sequence[str]) -> Optional[bool]:
     op = spec.get("op") if isinstance(spec, dict) else None
     if op == "exception_type":
         name = spec.get("name")
-        return bool(chain) and (chain[0] == name or (bool(spec.get("derived")) and name in chain))
+        if not isinstance(name, str) or not chain:
+            return False
+        return names_type(name, chain[0]) or (bool(spec.get("derived")) and names_any(name, chain))
     if op == "first_chance":
         return True
     if op == "second_chance":

@@ -16,6 +16,16 @@ public class MatchedException : InvalidOperationException
     public MatchedException(string m) : base(m) { }
 }
 
+public class GenericFailure<T> : Exception
+{
+    public GenericFailure(string m) : base(m) { }
+}
+
+public class IntFailure : GenericFailure<int>
+{
+    public IntFailure(string m) : base(m) { }
+}
+
 public static class Program
 {
     static int _count;
@@ -65,6 +75,7 @@ public static class Program
             case "nullref": Guard(() => { Announce("System.NullReferenceException", "fault"); NullDeref(null); }); break;
             case "other": Guard(() => { Announce("System.FormatException", "other"); throw new FormatException("other"); }); break;
             case "mixed": Mixed(n); break;
+            case "generic": Generic(); break;
             default: Console.Out.WriteLine($"UNKNOWN {p[0]}"); break;
         }
     }
@@ -128,6 +139,15 @@ public static class Program
             try { Announce("System.InvalidOperationException", "thrown"); throw new InvalidOperationException("rethrown"); }
             catch (InvalidOperationException) { Announce("System.InvalidOperationException", "rethrow"); throw; }
         });
+    }
+
+    // Two instantiations of one generic type, a type derived from one of them, and a non-generic throw.
+    static void Generic()
+    {
+        Guard(() => { Announce("FilterApp.GenericFailure`1[[System.Int32, System.Private.CoreLib]]", "int"); throw new GenericFailure<int>("int"); });
+        Guard(() => { Announce("FilterApp.GenericFailure`1[[System.String, System.Private.CoreLib]]", "string"); throw new GenericFailure<string>("string"); });
+        Guard(() => { Announce("FilterApp.IntFailure", "derived"); throw new IntFailure("derived"); });
+        Guard(() => { Announce("System.FormatException", "other"); throw new FormatException("other"); });
     }
 
     static void Mixed(int n)
