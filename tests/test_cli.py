@@ -204,3 +204,36 @@ def test_analyze_bad_input(tmp_path, capsys):
     assert code == 2 and "timeout must be positive" in err
     with pytest.raises(SystemExit):
         cli.main(["analyze", str(empty), "--reader", "gdb"])
+
+
+def _printed(*events: Tuple[StopEvent, DecisionRecord]) -> List[str]:
+    import io
+
+    from pydbgauto.cli.printer import Printer
+
+    out = io.StringIO()
+    printer = Printer(out, as_json=False)
+    for event, decision in events:
+        printer("decision", {"event": event, "decision": decision})
+    return out.getvalue().splitlines()
+
+
+def test_a_message_of_several_lines_is_printed_on_one():
+    from pydbgauto.models import ManagedException
+
+    exc = ManagedException(address=0x10, type="System.Exception", message='one "é"\ntwo\r\tthree\x1b[31m')
+    event = StopEvent(kind="first-chance", sequence=1, thread_id=7, exception=exc)
+    lines = _printed((event, DecisionRecord(action="skip", reason="no-match")))
+    assert lines == [
+        '#1 first-chance System.Exception thread 0x7: one "é"\\ntwo\\r\\tthree\\x1b[31m -> skip (no-match)'
+    ]
+
+
+def test_an_exit_whose_status_lldb_lost_says_so():
+    lost = StopEvent(kind="exit", sequence=3, description="lldb lost it: lost connection")
+    known = StopEvent(kind="exit", sequence=4, exit_status=0)
+    lines = _printed(*[(e, DecisionRecord(action="skip", reason="no-match")) for e in (lost, known)])
+    assert lines == [
+        "#3 the target exited; its exit status is unknown (lldb lost it: lost connection)",
+        "#4 the target exited with status 0",
+    ]

@@ -9,6 +9,19 @@ from typing import Any, Mapping, Optional, TextIO
 
 __all__ = ["Printer"]
 
+# A message's line breaks and other control characters, written as escapes: one line per exception.
+_CONTROL = {c: f"\\x{c:02x}" for c in range(32)} | {10: "\\n", 13: "\\r", 9: "\\t", 127: "\\x7f"}
+
+
+def _one_line(text: str) -> str:
+    return text.translate(_CONTROL)
+
+
+def _exit_text(status: Optional[int], description: str) -> str:
+    if status is None:  # lldb lost lldb-server as the target exited (drivers/lldb/agent.py)
+        return f"the target exited; its exit status is unknown ({description or 'the debugger lost it'})"
+    return f"the target exited with status {status}"
+
 
 class Printer:
     """One line per exception seen and per dump; a spinner on a terminal while a dump is written."""
@@ -73,11 +86,12 @@ class Printer:
         elif kind == "decision":
             ev, d = data["event"], data["decision"]
             if ev.kind == "exit":
-                self.out.write(f"#{ev.sequence} the target exited with status {ev.exit_status}\n")
+                self.out.write(f"#{ev.sequence} {_exit_text(ev.exit_status, ev.description)}\n")
                 return
             msg = ev.exception.message if ev.exception and ev.exception.message else ""
             if ev.crash is not None:  # "stack-overflow", "fail-fast: <its message>", ...
                 msg = f"{ev.crash.kind}: {ev.crash.message}" if ev.crash.message else ev.crash.kind
+            msg = _one_line(msg)
             msg = (msg[:80] + "...") if len(msg) > 80 else msg
             self.out.write(
                 f"#{ev.sequence} {ev.kind} {ev.exception_type or '?'} thread {ev.thread_id or 0:#x}"

@@ -1004,7 +1004,7 @@ class Agent:
                 if status == -1 and "lost connection" in description:
                     # lldb sometimes loses lldb-server as the target exits (about 1 run in 10 here):
                     # the target is gone, its status is unknown.
-                    status, description = None, "exited; lldb lost the exit status (lost connection)"
+                    status, description = None, "lldb lost it: lost connection"
                 return {
                     "kind": protocol.EVENT_EXIT,
                     "exit_status": status,
