@@ -55,7 +55,8 @@ class Progress:
         elif kind == "decision":
             event, decision = data["event"], data["decision"]
             if event.kind == "exit":
-                self.status = f"the target exited (status {event.exit_status})"
+                status = "unknown" if event.exit_status is None else event.exit_status
+                self.status = f"the target exited (status {status})"
                 return
             self.seen += 1
             if decision.reason != "no-match":

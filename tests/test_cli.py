@@ -237,3 +237,17 @@ def test_an_exit_whose_status_lldb_lost_says_so():
         "#3 the target exited; its exit status is unknown (lldb lost it: lost connection)",
         "#4 the target exited with status 0",
     ]
+
+
+def test_a_launched_targets_output_is_printed_as_it_is(capsys):
+    import io
+
+    from pydbgauto.cli.printer import Printer
+
+    out = io.StringIO()
+    Printer(out, as_json=False)("target-output", {"stream": "stdout", "text": "READY 1\nprompt> "})
+    Printer(out, as_json=False)("target-output", {"stream": "stderr", "text": "warn: x\n"})
+    assert out.getvalue() == "READY 1\nprompt> \n" and capsys.readouterr().err == "warn: x\n"
+    out = io.StringIO()
+    Printer(out, as_json=True)("target-output", {"stream": "stderr", "text": "warn: x\n"})
+    assert json.loads(out.getvalue()) == {"event": "target-output", "stream": "stderr", "text": "warn: x\n"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from typing import Any, Mapping, Optional, TextIO
@@ -30,13 +31,29 @@ class Printer:
         self.out = out
         self.as_json = as_json
         self._spinner: Optional[threading.Event] = None
+        self._lock = threading.Lock()  # a launched target's output comes from another thread
 
     def __call__(self, kind: str, data: Mapping[str, Any]) -> None:
+        with self._lock:
+            if kind == "target-output":
+                self._target_output(data["stream"], data["text"])
+            elif self.as_json:
+                self._json(kind, data)
+            else:
+                self._text(kind, data)
+            self.out.flush()
+
+    def _target_output(self, stream: str, text: str) -> None:
+        """What a launched target wrote (cli/target_output.py): as it is, to our stdout or stderr; a JSON
+        line with --json, so stdout stays JSON."""
         if self.as_json:
-            self._json(kind, data)
-        else:
-            self._text(kind, data)
-        self.out.flush()
+            self.out.write(json.dumps({"event": "target-output", "stream": stream, "text": text}) + "\n")
+            return
+        out = self.out if stream == "stdout" else sys.stderr
+        if self._spinner is not None and out is self.out:
+            out.write("\r" + " " * 12 + "\r")  # over the dump's spinner, which redraws below
+        out.write(text if text.endswith("\n") else text + "\n")
+        out.flush()
 
     def _json(self, kind: str, data: Mapping[str, Any]) -> None:
         if kind == "armed":

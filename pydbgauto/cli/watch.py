@@ -4,16 +4,20 @@ process of a name through ``pydbgauto.multi``)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import re
+import shutil
 import sys
-from typing import Any, Dict, List, Optional, Sequence
+import tempfile
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from pydbgauto import errors
+from pydbgauto import errors, processes
 from pydbgauto import predicates as preds
 from pydbgauto.cli.exits import EXIT_DUMP, EXIT_NO_MATCH, EXIT_OK
 from pydbgauto.cli.printer import Printer
+from pydbgauto.drivers.choose import default_debugger
 
 __all__ = ["build_predicate", "exit_code", "load_callable", "register", "watch_options"]
 
@@ -169,9 +173,44 @@ def run(args: argparse.Namespace) -> int:
         every: Any = multi.MultiPrinter(sys.stdout, args.json)
         return multi.run_cli(args, predicate, _with_progress(args, every))
     printer = Printer(sys.stdout, args.json)
-    options = watch_options(args, predicate, _with_progress(args, printer))
-    result = watch(pid=args.pid, name=args.name, launch=command or None, **options)
+    on_event = _with_progress(args, printer)
+    with _shown_output(command, args.debugger, on_event) as (session_options, on_event):
+        options = watch_options(args, predicate, on_event)
+        result = watch(pid=args.pid, name=args.name, launch=command or None, **options, **session_options)
     return exit_code(args, result.captures)
+
+
+@contextlib.contextmanager
+def _shown_output(command: List[str], debugger: Optional[str], on_event: Any) -> Iterator[Tuple[Any, Any]]:
+    """A target the command launches under lldb writes into files in a folder of ours, shown as the
+    watch goes (cli/target_output.py) and removed at the end; else nothing changes."""
+    if not command or (debugger or default_debugger()) != "lldb":
+        yield {}, on_event
+        return
+    from pydbgauto.cli.target_output import OutputFollower
+    from pydbgauto.drivers.lldb.process import TARGET_STDERR, TARGET_STDOUT
+
+    folder = tempfile.mkdtemp(prefix="pydbgauto-output-")
+    files = {"stdout": os.path.join(folder, TARGET_STDOUT), "stderr": os.path.join(folder, TARGET_STDERR)}
+    follower = OutputFollower(files, on_event).start()
+    launched: List[int] = []
+
+    def noting_the_pid(kind: str, data: Any) -> None:
+        if kind == "armed":
+            launched.append(int(data["pid"]))
+        on_event(kind, data)
+
+    try:
+        yield {"session_options": {"output_dir": folder}}, follower.wrap(noting_the_pid)
+    finally:
+        follower.stop()
+        if launched and processes.alive(launched[0]):  # the watch ended first: it goes on there
+            sys.stderr.write(
+                f"pydbgauto: the launched program (pid {launched[0]}) goes on running, no longer watched;"
+                f" its output goes on into {folder}\n"
+            )
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def watch_options(

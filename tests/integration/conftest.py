@@ -181,9 +181,11 @@ def tracer_of(pid: int) -> int:
     return 0
 
 
-def run_cli(*args: str, cwd: str = ROOT) -> subprocess.CompletedProcess:
+def run_cli(*args: str, cwd: str = ROOT, tmpdir: Optional[str] = None) -> subprocess.CompletedProcess:
     """``python -m pydbgauto ARGS`` with this checkout first on the path; its output captured."""
     env = dict(os.environ, PYTHONPATH=ROOT)
+    if tmpdir is not None:  # where its temporary folders go
+        env["TMPDIR"] = tmpdir
     return subprocess.run(
         [sys.executable, "-m", "pydbgauto", *args],
         capture_output=True,

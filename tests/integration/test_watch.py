@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 
 import pytest
 
@@ -235,6 +236,8 @@ def test_second_chance_capture_of_a_crash(app, tmp_path, no_lldb_left):
 
 
 def test_cli_json_lines_and_exit_codes(app, tmp_path, no_lldb_left):
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
     done = run_cli(
         "watch",
         "--type",
@@ -245,10 +248,17 @@ def test_cli_json_lines_and_exit_codes(app, tmp_path, no_lldb_left):
         "--",
         app,
         "first-chance",
+        tmpdir=str(temporary),
     )
     assert done.returncode == 0, done.stderr
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     assert lines[0]["event"] == "armed"
+    # the launched app's own output, as JSON lines too (cli/target_output.py); its files removed at the end
+    shown = "".join(line["text"] for line in lines if line["event"] == "target-output")
+    assert "CAUGHT System.InvalidOperationException" in shown, lines
+    left = [p for p in temporary.iterdir() if p.name.startswith("pydbgauto-output")]
+    if left:  # the app was still running after its dump: the watch says where its output goes on
+        assert len(left) == 1 and f"its output goes on into {left[0]}" in done.stderr, done.stderr
     dumps = [line for line in lines if line["event"] == "dump"]
     assert len(dumps) == 1 and dumps[0]["capture"]["dump"]["verified"]
     assert lines[-1]["event"] == "summary" and lines[-1]["dumps"] == [dumps[0]["capture"]["dump"]["path"]]
@@ -265,6 +275,8 @@ def test_cli_json_lines_and_exit_codes(app, tmp_path, no_lldb_left):
     )
     assert none.returncode == 1, none.stderr
     assert "0 dumps written" in none.stdout
+    # text: the app's lines as it wrote them, each whole, among the watch's
+    assert "\nCAUGHT ThrowingApp.OrderRejectedException\n" in none.stdout, none.stdout
 
 
 def test_cli_when_module_function(app, tmp_path, no_lldb_left):
@@ -285,3 +297,30 @@ def test_cli_when_module_function(app, tmp_path, no_lldb_left):
     )
     assert done.returncode == 0, done.stderr
     assert "OrderRejectedException" in done.stdout and "dump 1:" in done.stdout
+
+
+def test_cli_a_launched_program_that_outlives_the_watch_is_told_of(app, tmp_path, no_lldb_left):
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    done = run_cli(
+        "watch",
+        "--timeout",
+        "3",
+        "--dump-dir",
+        str(tmp_path),
+        "--",
+        app,
+        "quiet",
+        "60",
+        tmpdir=str(temporary),
+    )
+    armed = [line for line in done.stdout.splitlines() if line.startswith("watching pid ")]
+    pid = int(armed[0].split()[2])
+    try:
+        assert done.returncode == 1, done.stderr  # no match
+        (left,) = [p for p in temporary.iterdir() if p.name.startswith("pydbgauto-output")]
+        assert (
+            f"(pid {pid}) goes on running, no longer watched; its output goes on into {left}" in done.stderr
+        )
+    finally:
+        os.kill(pid, signal.SIGKILL)

@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 
 WATCHDOG_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "watchdog.py")
 AGENT_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "agent.py")
+# A launched target's stdout and stderr, in output_dir (pydbgauto watch shows them: cli/target_output.py)
+TARGET_STDOUT = "target.stdout"
+TARGET_STDERR = "target.stderr"
 QUIT_TIMEOUT = 5.0  # how long lldb may take to quit before it is killed
 # How long a killed lldb may take to go: a thread in uninterruptible I/O (a loaded disk) holds its exit
 # until that I/O ends; SIGKILL cannot cut it short.
@@ -129,8 +132,8 @@ class LldbProcess(AgentChannel):
         out_dir = self._output_dir
         if out_dir is None:  # removed at close: pass output_dir= to keep the target's output
             out_dir = self._own_output_dir = tempfile.mkdtemp(prefix="pydbgauto-")
-        self.target_stdout = os.path.join(out_dir, "target.stdout")
-        self.target_stderr = os.path.join(out_dir, "target.stderr")
+        self.target_stdout = os.path.join(out_dir, TARGET_STDOUT)
+        self.target_stderr = os.path.join(out_dir, TARGET_STDERR)
         argv = list(self.target.argv)
         if not os.path.exists(argv[0]):
             raise TargetError(f"cannot launch {argv[0]}: no such file")
