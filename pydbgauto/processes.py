@@ -33,14 +33,27 @@ def _names_of(pid: int) -> List[str]:
         return names
     if argv:
         names.append(os.path.basename(argv[0]))
-        if os.path.basename(argv[0]) == "dotnet" and len(argv) > 1 and argv[1].endswith(".dll"):
-            names.append(os.path.basename(argv[1])[: -len(".dll")])
+        app = hosted_app(argv)
+        if app:
+            names.append(app)
     return names
 
 
+def hosted_app(argv: List[str]) -> Optional[str]:
+    """``dotnet App.dll ...`` -> ``App``: the app a ``dotnet`` host runs (None for anything else)."""
+    if len(argv) > 1 and os.path.basename(argv[0]) == "dotnet" and argv[1].endswith(".dll"):
+        return os.path.basename(argv[1])[: -len(".dll")] or None
+    return None
+
+
 def name_of(pid: int) -> str:
-    """The process's comm (what dumps are named after), or the pid as text where it cannot be read."""
+    """What dumps are named after: the app of ``dotnet App.dll``, else the process's comm, else the pid
+    as text where neither can be read."""
     try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            app = hosted_app([a.decode("utf-8", "replace") for a in f.read().split(b"\0") if a])
+        if app:
+            return app
         with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as f:
             return f.read().strip() or str(pid)
     except OSError:

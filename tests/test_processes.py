@@ -13,7 +13,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Iterator, List
+from typing import Iterator, List, Optional
 
 import pytest
 
@@ -106,6 +106,21 @@ def test_find_pids_knows_dotnet_app_dll(tmp_path: Path, started: List[subprocess
     _wait_for_exec(child.pid, ["dotnet", str(script)])
     assert processes.find_pids(app) == [child.pid]
     assert processes.find_pids(app + ".dll") == [child.pid]
+    assert processes.name_of(child.pid) == app  # its dumps are named after the app, not "dotnet"
+
+
+@pytest.mark.parametrize(
+    "argv, app",
+    [
+        (["dotnet", "/srv/Orders.Api.dll", "--urls", "x"], "Orders.Api"),
+        (["/usr/share/dotnet/dotnet", "Orders.dll"], "Orders"),
+        (["dotnet", "exec", "Orders.dll"], None),  # dotnet exec ...: not guessed
+        (["Orders"], None),
+        (["dotnet"], None),
+    ],
+)
+def test_hosted_app(argv: List[str], app: Optional[str]) -> None:
+    assert processes.hosted_app(argv) == app
 
 
 def test_find_pids_leaves_out_this_process() -> None:

@@ -132,7 +132,8 @@ def _start(
     """The session on the target, and the process name its dumps are named after."""
     options = dict(session_options or {})
     if launch is not None:
-        return Session.launch(list(launch), debugger=debugger, **options), os.path.basename(str(launch[0]))
+        named = processes.hosted_app([str(a) for a in launch]) or os.path.basename(str(launch[0]))
+        return Session.launch(list(launch), debugger=debugger, **options), named
     if pid is not None:
         return Session.attach(pid=pid, debugger=debugger, **options), processes.name_of(pid)
     options.setdefault("wait_timeout", timeout)  # waiting for the name counts against the watch's time

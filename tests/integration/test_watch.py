@@ -324,3 +324,18 @@ def test_cli_a_launched_program_that_outlives_the_watch_is_told_of(app, tmp_path
         )
     finally:
         os.kill(pid, signal.SIGKILL)
+
+
+def test_cli_launches_dotnet_app_dll_found_on_path(tmp_path, no_lldb_left):
+    """``-- dotnet App.dll``: the program is found on PATH as a shell would; the dump is named after the
+    app."""
+    from tests.integration.conftest import APPS
+
+    dll = APPS["net10"] + ".dll"  # the framework-dependent sample: its ThrowingApp.dll
+    done = run_cli(
+        "watch", "--type", "System.InvalidOperationException", "--dump-dir", str(tmp_path), "--no-verify",
+        "--", "dotnet", dll, "invalid-op",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    dumps = [p.name for p in tmp_path.iterdir() if p.name.endswith(".core")]
+    assert len(dumps) == 1 and dumps[0].startswith("ThrowingApp_"), dumps

@@ -35,6 +35,21 @@ KILLED_WAIT = 60.0
 KILLED_WARN = 10.0  # when to say so
 
 
+def program_path(program: str, search_path: Optional[str]) -> str:
+    """The file a launch runs: ``program`` itself when it names a path, else found on ``search_path``
+    (the target's PATH) as a shell would: ``-- dotnet App.dll`` runs /usr/bin/dotnet."""
+    if "/" in program:
+        found: Optional[str] = program if os.path.exists(program) else None
+    else:
+        found = shutil.which(program, path=search_path)
+    if found is None:
+        where = "no such file" if "/" in program else f"not found on PATH ({search_path or 'empty'})"
+        raise TargetError(f"cannot launch {program}: {where}")
+    if not os.access(found, os.X_OK) or os.path.isdir(found):
+        raise TargetError(f"cannot launch {found}: not an executable file")
+    return os.path.abspath(found)
+
+
 class LldbProcess(AgentChannel):
     """The process half of LldbDriver (a base class of it; LldbDriver.__init__ sets the state)."""
 
@@ -134,14 +149,13 @@ class LldbProcess(AgentChannel):
             out_dir = self._own_output_dir = tempfile.mkdtemp(prefix="pydbgauto-")
         self.target_stdout = os.path.join(out_dir, TARGET_STDOUT)
         self.target_stderr = os.path.join(out_dir, TARGET_STDERR)
-        argv = list(self.target.argv)
-        if not os.path.exists(argv[0]):
-            raise TargetError(f"cannot launch {argv[0]}: no such file")
+        env = target_environment(self.target.env)
+        argv = [program_path(self.target.argv[0], env.get("PATH"))] + list(self.target.argv[1:])
         described = self._request(
             protocol.OP_LAUNCH,
             self.startup_timeout,
             argv=argv,
-            env=target_environment(self.target.env),
+            env=env,
             stdout=self.target_stdout,
             stderr=self.target_stderr,
             stdin=None,

@@ -47,3 +47,26 @@ def test_wait_killed_tells_and_goes_on_when_the_process_stays(monkeypatch, caplo
     finally:
         child.kill()
         child.wait()
+
+
+def test_program_path_searches_the_targets_path_as_a_shell_would(tmp_path):
+    import os
+    import stat
+
+    import pytest
+
+    from pydbgauto.errors import TargetError
+
+    tool = tmp_path / "bin" / "mytool"
+    tool.parent.mkdir()
+    tool.write_text("#!/bin/sh\n")
+    tool.chmod(tool.stat().st_mode | stat.S_IXUSR)
+    assert process.program_path("mytool", f"/nonexistent:{tool.parent}") == str(tool)
+    assert process.program_path(str(tool), None) == str(tool)
+    with pytest.raises(TargetError, match=r"cannot launch mytool: not found on PATH \(/nonexistent\)"):
+        process.program_path("mytool", "/nonexistent")
+    with pytest.raises(TargetError, match="cannot launch /nonexistent/App: no such file"):
+        process.program_path("/nonexistent/App", os.environ.get("PATH"))
+    (tmp_path / "data").write_text("")
+    with pytest.raises(TargetError, match="not an executable file"):
+        process.program_path(str(tmp_path / "data"), None)
