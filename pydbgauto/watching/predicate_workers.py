@@ -17,6 +17,10 @@ from typing import Any, Callable, List, Optional, Tuple
 from pydbgauto import predicates as preds
 
 SLICE = 0.2  # the waiting thread wakes this often, so a signal still ends the watch
+# A predicate may always take this long, even started at or past the deadline: a stop that came just
+# before the watch's time was up is decided, not blamed on a predicate that overran (a survey's, a
+# callable of a few ms).
+GRACE = 0.25
 
 _Job = Tuple[Callable[[], Any], List[Any], threading.Event]
 
@@ -64,13 +68,16 @@ def evaluate_within(
     deadline: Optional[float],
     evaluate: Callable[[preds.Predicate, preds.Facts], preds.Verdict] = preds.evaluate,
 ) -> Optional[preds.Verdict]:
-    """Evaluate on a worker thread until ``deadline`` (monotonic; None: no limit); None when it overran.
+    """Evaluate on a worker thread until ``deadline`` (monotonic; None: no limit), or for ``GRACE``
+    seconds when that is later; None when it overran.
 
     The calling thread waits in short slices, so a signal still ends the watch. A predicate that never
     returns keeps its worker (the pool makes another); one that returns late gives its worker back.
     """
     box: List[preds.Verdict] = []
     done = threading.Event()
+    if deadline is not None:
+        deadline = max(deadline, time.monotonic() + GRACE)
     _POOL.take().jobs.put((lambda: evaluate(predicate, facts), box, done))
     while not done.is_set():
         left = None if deadline is None else deadline - time.monotonic()

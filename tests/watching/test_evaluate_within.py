@@ -42,3 +42,15 @@ def test_a_worker_serves_stop_after_stop_and_one_that_overran_is_replaced():
     seen.clear()
     assert evaluate_within(record, facts, time.monotonic() + 5) == preds.Verdict(False)
     release.set()
+
+
+def test_a_quick_predicate_started_past_the_deadline_is_still_answered():
+    """A stop that came as the watch's time ran out: a predicate of a few ms is not said to overrun."""
+    exception = pda.ManagedException(address=0x1000, type="System.Exception", message="m")
+    facts = preds.Facts(event=StopEvent(kind="first-chance", sequence=1, exception=exception))
+    quick = preds.as_predicate(lambda exc: time.sleep(0.01) or True)
+    assert evaluate_within(quick, facts, time.monotonic() - 1) == preds.Verdict(True)
+    slow = preds.as_predicate(lambda exc: time.sleep(5))
+    started = time.monotonic()
+    assert evaluate_within(slow, facts, time.monotonic() - 1) is None
+    assert time.monotonic() - started < 1.0
