@@ -184,6 +184,8 @@ def analyze(path: str, *, timeout: Optional[float] = 300, reader: str = "auto") 
         if address_text is not None:
             at_address = _parse_or_warn(parse_pe, address_text, f"pe {address:#x}", warnings)
     seconds = time.monotonic() - started
+    if capture is not None and capture.exception is not None:
+        exceptions = [_with_recorded_message(e, capture.exception, warnings) for e in exceptions]
 
     matches: Optional[bool] = None
     differences: Tuple[str, ...] = ()
@@ -203,6 +205,23 @@ def analyze(path: str, *, timeout: Optional[float] = 300, reader: str = "auto") 
         seconds=seconds,
         raw=raw1 + raw2,
     )
+
+
+def _with_recorded_message(
+    seen: ThreadException, recorded: ManagedException, warnings: List[str]
+) -> ThreadException:
+    """dotnet-dump prints a message without its non-ASCII characters (lldb's SOS keeps them): where the
+    reader's message is the record's so stripped, for the record's exception, show the record's."""
+    exc, message = seen.exception, recorded.message
+    if exc is None or exc.address != recorded.address or not message or exc.message == message:
+        return seen
+    if exc.message != "".join(c for c in message if ord(c) < 128):
+        return seen
+    warnings.append(
+        "the reader printed the exception's message without its non-ASCII characters; "
+        "shown as the capture record has it"
+    )
+    return attr.evolve(seen, exception=attr.evolve(exc, message=message))
 
 
 def _parse_or_warn(parser: Any, text: str, what: str, warnings: List[str]) -> Any:

@@ -347,3 +347,23 @@ def test_cdb_reader_is_missing_here():
         pytest.skip("a cdb is installed here")
     with pytest.raises(pydbgauto.DebuggerNotFoundError, match="Debugging Tools for Windows"):
         analyze(__file__, reader="cdb")
+
+
+def test_a_message_the_reader_stripped_of_non_ascii_is_shown_as_recorded():
+    from pydbgauto.analysis import ThreadException, _with_recorded_message
+    from pydbgauto.models import ManagedException
+
+    recorded = ManagedException(address=0x10, type="X", message='nested één ☃ "q"')
+    stripped = ThreadException(
+        thread_id=1, exception=ManagedException(address=0x10, type="X", message='nested n  "q"')
+    )
+    warnings: List[str] = []
+    shown = _with_recorded_message(stripped, recorded, warnings)
+    assert shown.exception is not None and shown.exception.message == 'nested één ☃ "q"'
+    assert len(warnings) == 1 and "non-ASCII" in warnings[0]
+    other = ThreadException(thread_id=1, exception=ManagedException(address=0x10, type="X", message="else"))
+    elsewhere = ThreadException(
+        thread_id=1, exception=ManagedException(address=0x20, type="X", message='nested n  "q"')
+    )
+    assert _with_recorded_message(other, recorded, []) is other  # a real difference stays visible
+    assert _with_recorded_message(elsewhere, recorded, []) is elsewhere  # another object
