@@ -46,7 +46,7 @@ for _name in ("pydbgauto", "pydbgauto.drivers"):
         sys.modules[_name] = _package
 
 from pydbgauto import processes  # noqa: E402
-from pydbgauto.drivers.lldb import asking, guardian, protocol, qcalls, server_link  # noqa: E402
+from pydbgauto.drivers.lldb import asking, guardian, lost_forks, protocol, qcalls, server_link  # noqa: E402
 from pydbgauto.drivers.lldb.continue_watch import ContinueWatch  # noqa: E402
 from pydbgauto.drivers.lldb.rehits import Rehits  # noqa: E402
 from pydbgauto.drivers.lldb.trap_signals import TrapSignals  # noqa: E402
@@ -195,6 +195,7 @@ class Agent:
             "other_thread_stops": 0,  # .NET 8: __cxa_rethrow of a thread with no matching throw pending
             "prefilter_traps": 0,  # .NET 8: trap stops while the message/HResult prefilter was on
             "passed_sigurg": 0,  # SIGURGs of the target's own (not the stub's trap): passed on
+            "lost_forks": 0,  # fork/vfork stops lldb left undone, met by an interrupt (lost_forks.py)
             "interrupts": 0,  # runs the agent interrupted (a time limit, a cancel byte): the target stopped
             "flushes": 0,  # runs ended at a resumable stop to send the filtered ones (flush_after)
             "asked_passed": 0,  # throws the stub asked about and the answering thread let go (no stop)
@@ -1046,6 +1047,7 @@ class Agent:
         error = process.Continue()
         if process.GetState() == lldb.eStateStopped:  # not if lldb-server died meanwhile
             self.journal.hold(_thread_stops(process))
+            self._lost_forks(process)
         why = self.continue_watch.end()
         if why:
             self.stats["interrupts"] += 1
@@ -1055,6 +1057,29 @@ class Agent:
         if not error.Success() and process.GetState() == lldb.eStateStopped and not why:
             raise AgentError(protocol.ERR_CONTINUE, f"could not resume the target: {error.GetCString()}")
         return why
+
+    def _lost_forks(self, process: "lldb.SBProcess") -> None:
+        """A fork, vfork or vfork-done stop lldb marked interrupted: its work done here (lost_forks.py)."""
+        stops = [
+            (thread.GetStopReason(), thread.GetStopReasonDataAtIndex(0))
+            for thread in process
+            if thread.GetStopReason() in (lost_forks.FORK, lost_forks.VFORK, lost_forks.VFORK_DONE)
+        ]
+        if not stops:
+            return
+        event = process.GetStopEventForStopID(process.GetStopID())
+        if event.IsValid() and not lldb.SBProcess.GetInterruptedFromEvent(event):
+            return  # lldb did the work itself
+        tracer = lost_forks.tracer_of(process.GetProcessID())  # lldb-server
+        packets = lost_forks.plan(
+            stops, lost_forks.enabled_sites(self.target), lambda child: lost_forks.tracer_of(child) == tracer
+        )
+        for packet in packets:
+            reply = _raw_packet(self, packet)
+            if reply != "OK":
+                _trace(f"lost fork: {packet} answered {reply!r}")
+        self.stats["lost_forks"] += len(stops)
+        _trace(f"lost forks {stops}: {len(packets)} packets")
 
     def _collect_events(self, process: "lldb.SBProcess") -> List[Dict[str, Any]]:
         events: List[Dict[str, Any]] = []

@@ -149,6 +149,10 @@ class LldbProcess(AgentChannel):
             out_dir = self._own_output_dir = tempfile.mkdtemp(prefix="pydbgauto-")
         self.target_stdout = os.path.join(out_dir, TARGET_STDOUT)
         self.target_stderr = os.path.join(out_dir, TARGET_STDERR)
+        for path in (self.target_stdout, self.target_stderr):
+            # emptied first: lldb-server opens them without O_TRUNC (an earlier run's tail would stay);
+            # owner-only, as the target's output may hold what its dumps hold
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
         env = target_environment(self.target.env)
         argv = [program_path(self.target.argv[0], env.get("PATH"))] + list(self.target.argv[1:])
         described = self._request(

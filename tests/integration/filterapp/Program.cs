@@ -76,6 +76,7 @@ public static class Program
             case "other": Guard(() => { Announce("System.FormatException", "other"); throw new FormatException("other"); }); break;
             case "mixed": Mixed(n); break;
             case "generic": Generic(); break;
+            case "spawn": Spawn(n); break;
             default: Console.Out.WriteLine($"UNKNOWN {p[0]}"); break;
         }
     }
@@ -139,6 +140,17 @@ public static class Program
             try { Announce("System.InvalidOperationException", "thrown"); throw new InvalidOperationException("rethrown"); }
             catch (InvalidOperationException) { Announce("System.InvalidOperationException", "rethrow"); throw; }
         });
+    }
+
+    // n child processes started and waited for (.NET starts them with vfork + exec), a throw after each.
+    static void Spawn(int n)
+    {
+        for (int i = 0; i < n; i++)
+        {
+            using (var child = System.Diagnostics.Process.Start("/bin/true")) { child!.WaitForExit(); }
+            Guard(() => { Announce("System.FormatException", "after a child"); throw new FormatException("after a child"); });
+        }
+        Console.Out.WriteLine($"SPAWNED {n}");
     }
 
     // Two instantiations of one generic type, a type derived from one of them, and a non-generic throw.
