@@ -130,6 +130,7 @@ class Agent:
         self.target: Optional[lldb.SBTarget] = None
         self.process: Optional[lldb.SBProcess] = None
         self.launched = False
+        self.forks_seen_at = -1  # the stop id whose fork stops lost_forks.py looked at
         self.mechanism: Optional[str] = None
         self.append_bp: Optional[int] = None
         self.rethrow_bp: Optional[int] = None
@@ -1047,8 +1048,12 @@ class Agent:
         error = process.Continue()
         if process.GetState() == lldb.eStateStopped:  # not if lldb-server died meanwhile
             self.journal.hold(_thread_stops(process))
-            self._lost_forks(process)
         why = self.continue_watch.end()
+        if why and process.GetState() == lldb.eStateStopped:  # our interrupt may have met a fork's stop
+            self._lost_forks(
+                process,
+                [(t.GetStopReason(), t.GetStopReasonDataAtIndex(0)) for t in process],
+            )
         if why:
             self.stats["interrupts"] += 1
             if _TRACE:
@@ -1058,15 +1063,14 @@ class Agent:
             raise AgentError(protocol.ERR_CONTINUE, f"could not resume the target: {error.GetCString()}")
         return why
 
-    def _lost_forks(self, process: "lldb.SBProcess") -> None:
-        """A fork, vfork or vfork-done stop lldb marked interrupted: its work done here (lost_forks.py)."""
-        stops = [
-            (thread.GetStopReason(), thread.GetStopReasonDataAtIndex(0))
-            for thread in process
-            if thread.GetStopReason() in (lost_forks.FORK, lost_forks.VFORK, lost_forks.VFORK_DONE)
-        ]
-        if not stops:
+    def _lost_forks(self, process: "lldb.SBProcess", stops: List[Tuple[int, int]]) -> None:
+        """A fork, vfork or vfork-done stop lldb marked interrupted: its work done here (lost_forks.py).
+        ``stops``: (stop reason, its first datum) of threads; once a stop (an interrupt lldb could not
+        deliver at once marks the next stop instead: collect_events looks again)."""
+        stops = [(reason, child) for reason, child in stops if reason in lost_forks.REASONS]
+        if not stops or process.GetStopID() == self.forks_seen_at:
             return
+        self.forks_seen_at = process.GetStopID()
         event = process.GetStopEventForStopID(process.GetStopID())
         if event.IsValid() and not lldb.SBProcess.GetInterruptedFromEvent(event):
             return  # lldb did the work itself
@@ -1084,8 +1088,11 @@ class Agent:
     def _collect_events(self, process: "lldb.SBProcess") -> List[Dict[str, Any]]:
         events: List[Dict[str, Any]] = []
         trap_stops = foreign_urg = False
+        forks: List[Tuple[int, int]] = []
         for thread in process:
             reason = thread.GetStopReason()
+            if reason in lost_forks.REASONS:
+                forks.append((reason, thread.GetStopReasonDataAtIndex(0)))
             if _TRACE:  # the message unwinds the thread: build it only when tracing
                 _trace(
                     f"stop {self.stats['stops']} thread {thread.GetThreadID()} reason {reason} "
@@ -1147,6 +1154,8 @@ class Agent:
                 event = self.faults.on_stop(self, thread)  # the fallback mode stops at the signals
                 if event is not None and self._passes_filter(event, thread):
                     events.append(event)
+        if forks:
+            self._lost_forks(process, forks)
         if trap_stops or foreign_urg:
             self._pass_urg(foreign_urg)
         if self.faults is not None and self.target is not None:

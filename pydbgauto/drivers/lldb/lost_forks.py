@@ -24,6 +24,7 @@ from __future__ import annotations
 from typing import Callable, Iterable, List, Sequence, Tuple
 
 FORK, VFORK, VFORK_DONE = 12, 13, 14  # lldb.eStopReasonFork, eStopReasonVFork, eStopReasonVForkDone
+REASONS = (FORK, VFORK, VFORK_DONE)
 INTERNAL_IDS = 256  # lldb's own breakpoints (the dynamic loader's) have ids -1, -2, ...
 
 
