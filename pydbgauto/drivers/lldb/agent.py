@@ -48,6 +48,7 @@ for _name in ("pydbgauto", "pydbgauto.drivers"):
 from pydbgauto import processes  # noqa: E402
 from pydbgauto.drivers.lldb import asking, guardian, lost_forks, protocol, qcalls, server_link  # noqa: E402
 from pydbgauto.drivers.lldb.continue_watch import ContinueWatch  # noqa: E402
+from pydbgauto.processes import tracer_of  # noqa: E402
 from pydbgauto.drivers.lldb.rehits import Rehits  # noqa: E402
 from pydbgauto.drivers.lldb.trap_signals import TrapSignals  # noqa: E402
 from pydbgauto.drivers.lldb.dispatch import AgentError, dispatch  # noqa: E402
@@ -1074,9 +1075,9 @@ class Agent:
         event = process.GetStopEventForStopID(process.GetStopID())
         if event.IsValid() and not lldb.SBProcess.GetInterruptedFromEvent(event):
             return  # lldb did the work itself
-        tracer = lost_forks.tracer_of(process.GetProcessID())  # lldb-server
+        tracer = tracer_of(process.GetProcessID())  # lldb-server
         packets = lost_forks.plan(
-            stops, lost_forks.enabled_sites(self.target), lambda child: lost_forks.tracer_of(child) == tracer
+            stops, lost_forks.enabled_sites(self.target), lambda child: tracer_of(child) == tracer
         )
         for packet in packets:
             reply = _raw_packet(self, packet)

@@ -67,15 +67,3 @@ def enabled_sites(target: object) -> List[int]:
             if location.IsEnabled() and location.IsResolved():
                 found.add(location.GetLoadAddress())
     return sorted(a for a in found if a)
-
-
-def tracer_of(pid: int) -> int:
-    """The pid tracing ``pid`` (0: none, or gone). Stdlib only: this runs inside lldb."""
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as f:
-            for line in f:
-                if line.startswith("TracerPid:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return 0

@@ -7,6 +7,7 @@ import subprocess
 
 from pydbgauto.drivers.lldb import lost_forks
 from pydbgauto.drivers.lldb.lost_forks import FORK, VFORK, VFORK_DONE, plan
+from pydbgauto.processes import tracer_of
 
 SITES = [0x7FFFF7FCC060, 0x7FFFF7A00010]
 
@@ -87,8 +88,8 @@ def test_enabled_sites_counts_lldbs_own_breakpoints_and_each_address_once():
 def test_tracer_of():
     child = subprocess.Popen(["sleep", "5"])
     try:
-        assert lost_forks.tracer_of(child.pid) == 0
+        assert tracer_of(child.pid) == 0
     finally:
         child.kill()
         child.wait()
-    assert lost_forks.tracer_of(child.pid) == 0  # gone
+    assert tracer_of(child.pid) == 0  # gone
