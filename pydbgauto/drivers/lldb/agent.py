@@ -1075,6 +1075,8 @@ class Agent:
         event = process.GetStopEventForStopID(process.GetStopID())
         if event.IsValid() and not lldb.SBProcess.GetInterruptedFromEvent(event):
             return  # lldb did the work itself
+        if not event.IsValid():  # unknown: only what /proc shows undone (a child still held)
+            stops = [(reason, child) for reason, child in stops if reason != lost_forks.VFORK_DONE]
         tracer = tracer_of(process.GetProcessID())  # lldb-server
         packets = lost_forks.plan(
             stops, lost_forks.enabled_sites(self.target), lambda child: tracer_of(child) == tracer
