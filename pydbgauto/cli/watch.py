@@ -174,9 +174,9 @@ def run(args: argparse.Namespace) -> int:
         return multi.run_cli(args, predicate, _with_progress(args, every))
     printer = Printer(sys.stdout, args.json)
     on_event = _with_progress(args, printer)
-    with _shown_output(command, args.debugger, on_event) as (session_options, on_event):
+    with _shown_output(command, args.debugger, on_event) as (extra, on_event):
         options = watch_options(args, predicate, on_event)
-        result = watch(pid=args.pid, name=args.name, launch=command or None, **options, **session_options)
+        result = watch(pid=args.pid, name=args.name, launch=command or None, **options, **extra)
     return exit_code(args, result.captures)
 
 

@@ -48,7 +48,6 @@ for _name in ("pydbgauto", "pydbgauto.drivers"):
 from pydbgauto import processes  # noqa: E402
 from pydbgauto.drivers.lldb import asking, guardian, lost_forks, protocol, qcalls, server_link  # noqa: E402
 from pydbgauto.drivers.lldb.continue_watch import ContinueWatch  # noqa: E402
-from pydbgauto.processes import tracer_of  # noqa: E402
 from pydbgauto.drivers.lldb.rehits import Rehits  # noqa: E402
 from pydbgauto.drivers.lldb.trap_signals import TrapSignals  # noqa: E402
 from pydbgauto.drivers.lldb.dispatch import AgentError, dispatch  # noqa: E402
@@ -1077,9 +1076,9 @@ class Agent:
             return  # lldb did the work itself
         if not event.IsValid():  # unknown: only what /proc shows undone (a child still held)
             stops = [(reason, child) for reason, child in stops if reason != lost_forks.VFORK_DONE]
-        tracer = tracer_of(process.GetProcessID())  # lldb-server
+        tracer = processes.tracer_of(process.GetProcessID())  # lldb-server
         packets = lost_forks.plan(
-            stops, lost_forks.enabled_sites(self.target), lambda child: tracer_of(child) == tracer
+            stops, lost_forks.enabled_sites(self.target), lambda child: processes.tracer_of(child) == tracer
         )
         for packet in packets:
             reply = _raw_packet(self, packet)
