@@ -89,7 +89,9 @@ class Session:
         """Start ``argv`` under the debugger, stopped once the runtime is up (before Main runs)."""
         if isinstance(argv, str) or not argv:
             raise ConfigurationError("launch takes a non-empty list of arguments, e.g. ['./MyApp', 'arg']")
-        target = Target(argv=tuple(str(a) for a in argv), env=dict(env or {}), cwd=cwd)
+        target = Target(
+            argv=tuple(str(a) for a in argv), env=dict(env or {}), cwd=cwd, kill_on_close=kill_on_close
+        )
         return cls._start(target, debugger, kill_on_close, command_timeout, driver_options)
 
     @classmethod

@@ -29,6 +29,9 @@ class Target:
     name: Optional[str] = None
     env: Mapping[str, str] = attr.field(factory=dict)
     cwd: Optional[str] = None
+    # a launched target ends with the session: killed at close, and by the debugger itself should
+    # pydbgauto's Python die first (otherwise it is let go then, as at a detach)
+    kill_on_close: bool = False
 
     @property
     def attaching(self) -> bool:

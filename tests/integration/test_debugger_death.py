@@ -74,6 +74,12 @@ def code_differences(pid: int) -> List[str]:
     return differences
 
 
+def anonymous_code(pid: int) -> List[str]:
+    """The target's anonymous executable mappings: lldb's code pages and the in-target filter's stub."""
+    with open(f"/proc/{pid}/maps") as f:
+        return sorted(line.split()[0] for line in f if len(line.split()) == 5 and "x" in line.split()[1])
+
+
 def int3_sites(session: Session) -> List[int]:
     """The int3 bytes in the target: the breakpoint sites lldb holds (ours and its own internal ones), as
     lldb lists them. The in-target filter's stub has none (its trap is a SIGURG: filter_stub.py)."""
@@ -318,12 +324,12 @@ PYTHON_CHILD = textwrap.dedent(
 
 
 @pytest.mark.parametrize("stopped", [False, True], ids=["armed", "stopped"])
-def test_python_killed_lldb_detaches_and_guardian_does_not_restore_again(
-    waiting_app, runtime, stopped, guardian_report
-):
-    """Python is SIGKILLed: lldb sees the end of its stdin, detaches (removing its breakpoints) and quits.
-    The guardian must write no breakpoint byte of lldb's; it puts back the in-target filter's jump (armed
-    at once on .NET 9+), which lldb's own detach cannot; a target held at a stop is continued."""
+def test_python_killed_the_agent_detaches_as_at_a_close(waiting_app, runtime, stopped, guardian_report):
+    """Python is SIGKILLed: lldb reads the end of its stdin and quits; before lldb's own quit detaches
+    (which would leave the in-target filter's jump, armed at once on .NET 9+, and lldb's code pages, .NET 8's
+    sigaction expression), the agent detaches as at a close. So the guardian has nothing to do, a target
+    held at a stop is let go, and no page of lldb's is left in the target."""
+    pages = anonymous_code(waiting_app.pid)
     child = subprocess.Popen(
         [sys.executable, "-c", PYTHON_CHILD.format(root=ROOT, pid=waiting_app.pid, stop=stopped)],
         stdout=subprocess.PIPE,
@@ -342,20 +348,91 @@ def test_python_killed_lldb_detaches_and_guardian_does_not_restore_again(
         assert tracer_of(waiting_app.pid) in helpers
         child.kill()
         child.wait(10)
-        reports = read_reports(guardian_report)
-        assert reports, "the guardian did not report"
-        report = reports[0]
         assert wait_gone(helpers, 15) == []
     finally:
         end_child(child, helpers)
-    # lldb's detach had put every breakpoint byte of its own back (the stub has none: its trap is a SIGURG)
-    assert report["restored"] == [], report
-    assert report["unexpected"] == []
-    if runtime == "net10":
-        assert len(report["patches"]["restored"]) == 1, report
-    if stopped:
-        assert report["continued"] is True  # the stop guard's SIGSTOP, left by lldb's own detach
+    assert not os.path.exists(guardian_report), read_reports(guardian_report, timeout=0)
+    assert anonymous_code(waiting_app.pid) == pages
     assert_target_healthy(waiting_app, [])
+
+
+LAUNCHING_CHILD = textwrap.dedent(
+    """
+    import sys, time
+    sys.path.insert(0, {root!r})
+    import pydbgauto as pda
+    from pydbgauto import Session
+    s = Session.launch([{app!r}, "storm", "40", "{seconds}"], output_dir={out!r}, kill_on_close={kill!r})
+    s.break_on_clr_exceptions()
+    if {phase!r} == "running":  # nothing matches: the wait runs (the in-target filter's on .NET 9+)
+        s.set_filter(pda.exception_type("System.ArgumentException"))
+    print("ARMED", s.pid, flush=True)
+    if {phase!r} == "stopped":
+        print("STOPPED", s.wait_for_event(60, parse=False).kind, flush=True)
+    elif {phase!r} == "running":
+        print("RUNNING", flush=True)
+        s.wait_for_event(120, parse=False)
+    time.sleep(120)
+    """
+)
+
+
+@pytest.mark.parametrize(
+    "phase,kill",
+    [("armed", False), ("stopped", False), ("running", False), ("running", True)],
+    ids=["armed", "stopped", "running", "running-kill_on_close"],
+)
+def test_python_killed_a_launched_target_lives_on_unless_it_was_to_be_killed(
+    app, runtime, phase, kill, tmp_path, nothing_left
+):
+    """lldb kills a process it launched when it quits; when pydbgauto's Python is SIGKILLed, the agent
+    detaches it first (as at a close: breakpoints, the in-target filter, lldb's pages), so the program runs
+    its storm of throws to the end. With ``kill_on_close=True`` it is ended, as the close would have."""
+    from pydbgauto.drivers.lldb.process import TARGET_STDOUT
+
+    seconds = 8
+    source = LAUNCHING_CHILD.format(
+        root=ROOT, app=app, seconds=seconds, out=str(tmp_path), kill=kill, phase=phase
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", source],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=ROOT),
+    )
+    helpers: List[int] = []
+    pid = 0
+    try:
+        assert child.stdout is not None
+        armed = child.stdout.readline()
+        assert armed.startswith("ARMED"), armed
+        pid = int(armed.split()[1])
+        if phase == "stopped":
+            assert child.stdout.readline().startswith("STOPPED first-chance")
+        if phase == "running":
+            assert child.stdout.readline().startswith("RUNNING")
+            time.sleep(1.0)  # the filter lets KeyNotFoundExceptions go meanwhile
+        helpers = owned_processes(child.pid)
+        assert tracer_of(pid) in helpers
+        child.kill()
+        child.wait(10)
+        assert wait_gone(helpers, 15) == []
+        if kill:
+            assert wait_gone([pid], 10) == [], process_state(pid)
+            return
+        assert tracer_of(pid) == 0
+        assert process_state(pid) not in ("T", "t", "Z", "gone"), process_state(pid)
+        assert code_differences(pid) == []
+        deadline = time.monotonic() + seconds + 30
+        stdout = os.path.join(str(tmp_path), TARGET_STDOUT)
+        while time.monotonic() < deadline and process_state(pid) not in ("Z", "gone"):
+            time.sleep(0.1)
+        with open(stdout) as f:
+            assert "STORM thrown=" in f.read()  # it ran to its end
+    finally:
+        end_child(child, helpers)
+        if pid and process_state(pid) not in ("Z", "gone"):
+            os.kill(pid, signal.SIGKILL)
 
 
 def test_hung_lldb_ended_by_close_target_survives(waiting_app, runtime, guardian_report, nothing_left):

@@ -130,6 +130,7 @@ class Agent:
         self.target: Optional[lldb.SBTarget] = None
         self.process: Optional[lldb.SBProcess] = None
         self.launched = False
+        self.kill_at_quit = False  # a launched target the session kills at its end (kill_on_close)
         self.forks_seen_at = -1  # the stop id whose fork stops lost_forks.py looked at
         self.mechanism: Optional[str] = None
         self.append_bp: Optional[int] = None
@@ -305,6 +306,7 @@ class Agent:
         stderr: str,
         stdin: Optional[str],
         cwd: Optional[str],
+        kill_at_quit: bool = False,
     ) -> Dict[str, Any]:
         _import_later_modules()
         error = lldb.SBError()
@@ -325,6 +327,7 @@ class Agent:
         if not error.Success() or not self.process.IsValid():
             raise AgentError(protocol.ERR_LAUNCH, f"lldb could not launch {argv[0]}: {error.GetCString()}")
         self.launched = True
+        self.kill_at_quit = kill_at_quit
         self._signals()
         state = self.process.GetState()
         if state == lldb.eStateExited:
@@ -1568,6 +1571,27 @@ class Agent:
         self.journal.detached()
         return {"freed": freed}
 
+    def leave_at_quit(self) -> None:
+        """lldb quits with the target still ours: end of input (pydbgauto's Python is gone without a
+        detach, e.g. SIGKILLed) or its ``quit`` after a detach that failed. lldb's own quit would kill a
+        target it launched, and detach an attached one leaving the in-target filter's jump and lldb's code
+        pages in it (the guardian puts the jump back from its journal, not the pages; a launched target has
+        no guardian). So the agent leaves first, as at a detach; or kills, if the launch asked for that."""
+        try:
+            process = self._require_process()
+        except AgentError:
+            return  # gone, detached already, or never there: lldb has nothing to do either
+        try:
+            if process.GetState() == lldb.eStateRunning:
+                process.Stop()
+            if self.kill_at_quit:
+                self.op_kill()
+            else:
+                self.op_detach()
+            _trace(f"left at quit: {'killed' if self.kill_at_quit else 'detached'}")
+        except Exception as e:  # lldb's own quit is still there after this
+            _trace(f"leave at quit failed: {type(e).__name__}: {e}")
+
     def _free_debugger_memory(self, process: "lldb.SBProcess") -> List[str]:
         """Give back the code memory lldb allocated in the target for expressions (an anonymous rwx or
         r-x page per allocation, e.g. .NET 8's sigaction expression at arming; kept for good otherwise).
@@ -1705,5 +1729,13 @@ def pda(debugger: "lldb.SBDebugger", command: str, result: Any, internal_dict: A
     _AGENT.handle(command)
 
 
+def _at_quit(debugger_id: int) -> None:
+    """lldb's destroy callback: it runs before lldb destroys its targets (kills or detaches them)."""
+    if _AGENT is not None:
+        _AGENT.leave_at_quit()
+
+
 def __lldb_init_module(debugger: "lldb.SBDebugger", internal_dict: Any) -> None:
     debugger.HandleCommand(f"command script add -o -f {__name__}.pda {protocol.COMMAND}")
+    if hasattr(debugger, "AddDestroyCallback"):  # lldb 18+ (Debian 12's lldb-19 has it)
+        debugger.AddDestroyCallback(_at_quit)

@@ -164,6 +164,7 @@ class LldbProcess(AgentChannel):
             stderr=self.target_stderr,
             stdin=None,
             cwd=self.target.cwd,
+            kill_at_quit=self.target.kill_on_close,
         )
         self._attached = True
         return described
