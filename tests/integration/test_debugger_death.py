@@ -363,6 +363,9 @@ LAUNCHING_CHILD = textwrap.dedent(
     import pydbgauto as pda
     from pydbgauto import Session
     s = Session.launch([{app!r}, "storm", "40", "{seconds}"], output_dir={out!r}, kill_on_close={kill!r})
+    rows = [line.split() for line in open(f"/proc/{{s.pid}}/maps")]
+    maps = [r[0] for r in rows if len(r) == 5 and "x" in r[1]]
+    print("MAPS", *sorted(maps), flush=True)  # before lldb or the filter allocated any
     s.break_on_clr_exceptions()
     if {phase!r} == "running":  # nothing matches: the wait runs (the in-target filter's on .NET 9+)
         s.set_filter(pda.exception_type("System.ArgumentException"))
@@ -404,6 +407,7 @@ def test_python_killed_a_launched_target_lives_on_unless_it_was_to_be_killed(
     pid = 0
     try:
         assert child.stdout is not None
+        pages = child.stdout.readline().split()[1:]
         armed = child.stdout.readline()
         assert armed.startswith("ARMED"), armed
         pid = int(armed.split()[1])
@@ -423,6 +427,7 @@ def test_python_killed_a_launched_target_lives_on_unless_it_was_to_be_killed(
         assert tracer_of(pid) == 0
         assert process_state(pid) not in ("T", "t", "Z", "gone"), process_state(pid)
         assert code_differences(pid) == []
+        assert anonymous_code(pid) == pages  # the stub's pages and lldb's are gone
         deadline = time.monotonic() + seconds + 30
         stdout = os.path.join(str(tmp_path), TARGET_STDOUT)
         while time.monotonic() < deadline and process_state(pid) not in ("Z", "gone"):

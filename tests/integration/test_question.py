@@ -9,7 +9,7 @@ import os
 import signal
 import threading
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict
 
 import pytest
 
@@ -18,7 +18,13 @@ from pydbgauto import Session
 from pydbgauto.watching import watch
 
 from .conftest import tracer_of
-from .test_debugger_death import assert_target_healthy, code_differences, int3_sites, read_reports
+from .test_debugger_death import (
+    anonymous_code,
+    assert_target_healthy,
+    code_differences,
+    int3_sites,
+    read_reports,
+)
 from .test_debugger_death import guardian_report, nothing_left  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.lldb
@@ -111,11 +117,6 @@ def test_a_watch_that_ends_while_threads_ask_leaves_the_target_well_and_logs_eve
     print(f"{result.events_seen} logged in 4 s; {thrown} thrown by then")
 
 
-def _anonymous_code(pid: int) -> List[str]:
-    with open(f"/proc/{pid}/maps") as f:
-        return sorted(line.split()[0] for line in f if len(line.split()) == 5 and "x" in line.split()[1])
-
-
 @pytest.mark.parametrize("answered_by", ["agent", "python", "agent-throw-site"])
 def test_a_warm_loaded_service_keeps_its_memory_map_after_a_watch_of_questions(
     runtime, start_service, service_load, tmp_path, answered_by, nothing_left  # noqa: F811
@@ -129,7 +130,7 @@ def test_a_warm_loaded_service_keeps_its_memory_map_after_a_watch_of_questions(
     _net8_only(runtime)
     svc = start_service(runtime)
     svc.warm_up(requests=150)
-    before = _anonymous_code(svc.pid)
+    before = anonymous_code(svc.pid)
     loads = [
         service_load(svc, "/handled", {"type": "System.TimeoutException", "n": 20}, count=100000, seconds=60)
         for _ in range(3)
@@ -152,7 +153,7 @@ def test_a_warm_loaded_service_keeps_its_memory_map_after_a_watch_of_questions(
     )
     assert result.captures == () and result.events_seen >= 1000, result.events_seen
     assert tracer_of(svc.pid) == 0
-    assert _anonymous_code(svc.pid) == before  # the stub's three pages are gone
+    assert anonymous_code(svc.pid) == before  # the stub's three pages are gone
     assert code_differences(svc.pid) == []
     for load in loads:
         load.stop()
