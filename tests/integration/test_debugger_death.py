@@ -20,6 +20,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
+import pydbgauto as pda
 from pydbgauto import Session
 from pydbgauto.drivers.lldb.guardian import REPORT_ENV
 
@@ -438,6 +439,16 @@ def test_python_killed_a_launched_target_lives_on_unless_it_was_to_be_killed(
         end_child(child, helpers)
         if pid and process_state(pid) not in ("Z", "gone"):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_a_launch_refused_as_not_dotnet_leaves_no_program_running(tmp_path, nothing_left):
+    """The quit's detach is for a launched target the session took on, not for a program the launch
+    refused: that one is ended at lldb's quit as before (it was never meant to run unwatched)."""
+    pid_file = tmp_path / "sh.pid"
+    with pytest.raises(pda.NotDotnetError, match="is it a .NET app"):
+        Session.launch(["/bin/sh", "-c", f"echo $$ > {pid_file}; kill -STOP $$; sleep 30"])
+    pid = int(pid_file.read_text())
+    assert wait_gone([pid], 10) == [], process_state(pid)
 
 
 def test_hung_lldb_ended_by_close_target_survives(waiting_app, runtime, guardian_report, nothing_left):

@@ -327,7 +327,7 @@ class Agent:
         if not error.Success() or not self.process.IsValid():
             raise AgentError(protocol.ERR_LAUNCH, f"lldb could not launch {argv[0]}: {error.GetCString()}")
         self.launched = True
-        self.kill_at_quit = kill_at_quit
+        self.kill_at_quit = True  # a launch refused below leaves no program running unwatched
         self._signals()
         state = self.process.GetState()
         if state == lldb.eStateExited:
@@ -341,6 +341,7 @@ class Agent:
                 f"{argv[0]} stopped before the .NET runtime started ({self._stop_text()}); is it a .NET app?",
             )
         self.target.BreakpointDelete(self.startup_bp)
+        self.kill_at_quit = kill_at_quit
         return self._describe()
 
     def op_attach(self, pid: int) -> Dict[str, Any]:
