@@ -320,6 +320,7 @@ class MultiPrinter:
             "pids": list(result.pids),
             "not_watched": {str(pid): why for pid, why in result.errors},
             "exceptions": result.events_seen,
+            "thrown": result.thrown,
             "matched": result.matched,
             "dumps": [c.dump.path for c in result.captures if c.dump],
             "ended": result.ended,

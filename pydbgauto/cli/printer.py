@@ -84,6 +84,7 @@ class Printer:
             line = {
                 "event": "summary",
                 "exceptions": r.events_seen,
+                "thrown": r.thrown,  # the runtime's count (None: not known)
                 "matched": r.matched,
                 "dumps": [c.dump.path for c in r.captures if c.dump],
                 "ended": r.ended,

@@ -45,6 +45,9 @@ def _watch_summary(result: Any) -> str:
     seen = getattr(result, "events_seen", None)
     seen_seq = _as_sequence(seen)
     parts = []
+    thrown = getattr(result, "thrown", None)
+    if isinstance(thrown, int) and not isinstance(thrown, bool):
+        parts.append(f"{thrown} thrown (the runtime's count)")
     if seen_seq is not None:
         parts.append(f"{len(seen_seq)} events seen")
     elif isinstance(seen, int):

@@ -236,6 +236,12 @@ class Driver(abc.ABC):
 
         return verify_dump(record, expect)
 
+    def runtime_exception_count(self) -> Optional[int]:
+        """The runtime's own count of the exceptions thrown in the target since it started (what
+        dotnet-counters shows as ``exception-count``), read while the target is stopped, never stopping it
+        for that. None (the default): not known here, or the target is running."""
+        return None
+
     def kill_target(self) -> bool:
         """End a target this driver launched. False (the default): this driver cannot."""
         return False

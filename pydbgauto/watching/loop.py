@@ -59,13 +59,14 @@ class WatchLoop:
         self.stop = stop
         self.poll_interval = poll_interval
         self.guard = guard
+        self.count_at_arm: Optional[int] = None  # the runtime's exception counter when armed
 
     def run(self, timeout: Optional[float], log_file: Any = None) -> WatchResult:
         """Watch until a limit; ``log_file``: the open decision log (None: open ``log_path`` here)."""
         handler = self.handler
         started = time.monotonic()
         handler.deadline = None if timeout is None else started + timeout
-        ended, exit_status, filtered, signum = "interrupted", None, False, None
+        ended, exit_status, filtered, signum, thrown = "interrupted", None, False, None, None
         if log_file is None:
             log_file = os.fdopen(open_private_log(self.log_path), "a", encoding="utf-8")
         handler.log_fd = log_file.fileno()
@@ -84,6 +85,7 @@ class WatchLoop:
                         handler.log_filtered()
                     except PydbgautoError as err:
                         log.warning("could not log the last filtered stops: %s", err)
+                thrown = self._thrown_since_arm()  # before the detach: the target is stopped now
                 if not cancel:  # the detach resumes the target: the last check need not wait for it
                     handler.resumed()
         finally:  # after the detach: the last capture's record is written before the result
@@ -99,6 +101,7 @@ class WatchLoop:
             exceptions=handler.exceptions,
             matches=handler.matches,
             signal=signum,
+            thrown=thrown,
         )
         handler.on_event("done", {"result": result})
         return result
@@ -130,6 +133,19 @@ class WatchLoop:
         )
         return filtered
 
+    def _runtime_count(self) -> Optional[int]:
+        try:
+            return self.session.driver.runtime_exception_count()
+        except PydbgautoError as e:  # a count is a figure of the summary, never a reason to fail
+            log.debug("no runtime exception count: %s", e)
+            return None
+
+    def _thrown_since_arm(self) -> Optional[int]:
+        if self.count_at_arm is None:
+            return None
+        now = self._runtime_count()
+        return None if now is None else (now - self.count_at_arm) % 2**32  # the counter is 32 bits
+
     def _loop(self, timeout: Optional[float], started: float) -> Tuple[str, Optional[int], bool]:
         if self.stop is None or not self.session.driver.supports_interrupt_wait:
             return self._waits(timeout, started, sliced=self.stop is not None)
@@ -141,6 +157,7 @@ class WatchLoop:
     ) -> Tuple[str, Optional[int], bool]:
         handler = self.handler
         filtered = self._arm()
+        self.count_at_arm = self._runtime_count()
         while True:
             if self.stop is not None and self.stop.is_set():
                 return "stopped", None, filtered

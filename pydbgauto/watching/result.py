@@ -33,6 +33,11 @@ class WatchResult:
     exceptions: Optional[int] = None  # exceptions seen (None: count ``decisions``)
     matches: Optional[int] = None
     signal: Optional[int] = None  # the signal that ended the watch
+    # Exceptions the target threw from the arming to the end, by the runtime's own counter (every throw and
+    # rethrow, those the debugger's filter let go without a stop too; a throw the watch ends stopped at is
+    # counted on .NET 9+, not yet on .NET 8); None: not known (no counter found, another driver, or the
+    # process was gone or running at the end: an exit ends a watch that way).
+    thrown: Optional[int] = None
 
     @property
     def events_seen(self) -> int:
@@ -66,7 +71,7 @@ class WatchResult:
         failed = len(self.captures) - len(self.dumps)
         ended = self.ended if self.signal is None else f"{self.ended} ({signal_name(self.signal)})"
         return (
-            f"{self.events_seen} exceptions seen, {self.matched} matched, "
+            f"{thrown_text(self.thrown)}{self.events_seen} exceptions seen, {self.matched} matched, "
             f"{len(self.dumps)} dumps written{f', {failed} failed' if failed else ''}; "
             f"ended: {ended} after {self.elapsed:.1f} s; decision log: {self.log_path}"
         )
@@ -101,9 +106,15 @@ class MultiWatchResult:
     def matched(self) -> int:
         return sum(r.matched for _, r in self.results)
 
+    @property
+    def thrown(self) -> Optional[int]:
+        """Every process's count of throws (``WatchResult.thrown``); None unless each is known."""
+        counts = [r.thrown for _, r in self.results]
+        return sum(c for c in counts if c is not None) if counts and None not in counts else None
+
     def __str__(self) -> str:
         text = (
-            f"{len(self.results)} processes called {self.name!r} watched: "
+            f"{len(self.results)} processes called {self.name!r} watched: {thrown_text(self.thrown)}"
             f"{self.events_seen} exceptions seen, {self.matched} matched, {len(self.captures)} dumps "
             f"written; ended: {self.ended} after {self.elapsed:.1f} s; decision log: {self.log_path}"
         )
@@ -125,3 +136,8 @@ def signal_name(signum: int) -> str:
         return signal.Signals(signum).name
     except ValueError:
         return f"signal {signum}"
+
+
+def thrown_text(thrown: Optional[int]) -> str:
+    """The summary's first words: the runtime's count, where it is known."""
+    return "" if thrown is None else f"{thrown} exceptions thrown (the runtime's count), "

@@ -435,3 +435,69 @@ def test_a_stack_predicate_is_decided_through_the_stop_cache(waiting_app, runtim
             "System.Collections.Generic.KeyNotFoundException"
         }
     assert tracer_of(waiting_app.pid) == 0
+
+
+# ----- the count of every exception, stopped for or not (issue 10, item 1) -----------------------------
+
+
+def watch_while(app: WaitingApp, tmp_path: Any, when: Any, lines: List[str], **options: Any) -> Any:
+    """Watch ``app`` while it runs ``lines`` (sent once the watch is armed); the watch is stopped after
+    them, unless ``options`` end it first."""
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            for line in lines:
+                command(app, line)
+        finally:
+            stop.set()
+
+    def on_event(kind: str, data: Any) -> None:
+        if kind == "armed":
+            threading.Thread(target=run, daemon=True).start()
+
+    options.setdefault("timeout", 180)
+    return pda.watch(
+        app.pid,
+        when=when,
+        dump_dir=str(tmp_path),
+        log_path=str(tmp_path / "decisions.jsonl"),
+        stop=stop,
+        on_event=on_event,
+        live=False,
+        **options,
+    )
+
+
+def test_a_watch_counts_the_throws_it_never_stopped_for(waiting_app, runtime, tmp_path, no_lldb_left):
+    """The runtime's own counter (exception_counter.py), read at the arming and at the end: every throw
+    and rethrow of the watch, those the stub let go without a stop too; none from before it."""
+    command(waiting_app, "storm 100")  # before the watch: not its throws
+    never = pda.exception_type("System.DivideByZeroException")
+    result = watch_while(waiting_app, tmp_path, never, ["storm 500", "rethrow", "other"])
+    assert result.ended == "stopped" and result.filtered_in_debugger
+    assert result.thrown == 500 + 2 + 1
+    assert result.events_seen <= 3  # a stop for each type's first throw at most: the rest passed the stub
+    assert str(result).startswith("503 exceptions thrown (the runtime's count), ")
+
+
+def test_a_watch_ended_by_its_dump_counts_to_the_match(waiting_app, runtime, tmp_path, no_lldb_left):
+    result = watch_while(waiting_app, tmp_path, pda.exception_type(IOE), ["storm 20", "match"], verify=False)
+    assert result.ended == "max-dumps" and len(result.dumps) == 1
+    # The storm, and the match the watch ends stopped at: .NET 9+ has counted it at that stop (the first
+    # frame of its first pass); .NET 8 counts it as its first pass begins, after the stop at the rethrow.
+    assert result.thrown == (21 if runtime == "net10" else 20)
+
+
+def test_a_watch_to_the_exit_has_no_count(filterapp, runtime, tmp_path, no_lldb_left):
+    """The counter is read from the process: after its exit there is none to read, and none is made up."""
+    result = pda.watch(
+        launch=[filterapp, "mixed", "2"],
+        when=pda.exception_type("System.DivideByZeroException"),
+        dump_dir=str(tmp_path),
+        log_path=str(tmp_path / "decisions.jsonl"),
+        timeout=180,
+        live=False,
+    )
+    assert result.ended == "exit" and result.thrown is None
+    assert "thrown" not in str(result)

@@ -262,6 +262,7 @@ def test_cli_json_lines_and_exit_codes(app, tmp_path, no_lldb_left):
     dumps = [line for line in lines if line["event"] == "dump"]
     assert len(dumps) == 1 and dumps[0]["capture"]["dump"]["verified"]
     assert lines[-1]["event"] == "summary" and lines[-1]["dumps"] == [dumps[0]["capture"]["dump"]["path"]]
+    assert isinstance(lines[-1]["thrown"], int)  # the runtime's count: the target was stopped at the end
     # no match before the target exits: exit code 1
     none = run_cli(
         "watch",

@@ -60,6 +60,7 @@ from pydbgauto.drivers.lldb.inline_filter import FilterUnavailable, InlineFilter
 from pydbgauto.drivers.lldb.message_prefilter import Condition, condition  # noqa: E402
 from pydbgauto.drivers.lldb.verdict_server import VerdictServer  # noqa: E402
 from pydbgauto.drivers.lldb import exception_layout, scan_cache, stop_question, throw_sites  # noqa: E402
+from pydbgauto.drivers.lldb import exception_counter  # noqa: E402
 
 if TYPE_CHECKING:
     from pydbgauto import coredump, predicates
@@ -175,6 +176,7 @@ class Agent:
         self.filter_site_read = False
         self.throw_sites = throw_sites.ThrowSites()
         self.runtime_code: Optional[Tuple[int, int]] = None  # libcoreclr's mapped range (runtime_range)
+        self.counter_address: Optional[int] = None  # the runtime's exception counter (0: none found)
         self.fields = ExceptionFields()
         # no filter here (a Python callable): send each first-chance event with its type, message and
         # HResult read from the object, so Python may decide it without SOS (watching/thin.py)
@@ -665,6 +667,46 @@ class Agent:
         section = address.GetSection()
         if not section.IsValid() or not (section.GetPermissions() & lldb.ePermissionsExecutable):
             return None  # the table pointed somewhere that is not code: do not break there
+        load = address.GetLoadAddress(self.target)
+        return int(load) if load != lldb.LLDB_INVALID_ADDRESS else None
+
+    def _runtime_exception_count(self) -> Optional[int]:
+        """The runtime's own count of exceptions thrown in the process so far (exception_counter.py), read
+        only while the target is stopped (never stopped for it); None where it cannot be read."""
+        if (
+            self.process is None
+            or not self.process.IsValid()
+            or self.process.GetState() != lldb.eStateStopped
+        ):
+            return None
+        if self.counter_address is None:
+            if self._find_module("libcoreclr.so") is None:
+                return None  # a launch before the runtime's load: look again later
+            self.counter_address = self._find_counter() or 0
+        if not self.counter_address:
+            return None
+        try:
+            return int(struct.unpack("<I", self._read(self.counter_address, 4))[0])
+        except AgentError:
+            return None
+
+    def _find_counter(self) -> Optional[int]:
+        module = self._find_module("libcoreclr.so")
+        if module is None or self.target is None:
+            return None
+        path = module.GetFileSpec().fullpath
+        try:
+            file_address = scan_cache.remembered(
+                path, "fcall counter", lambda: exception_counter.find_counter(path)
+            )
+        except (OSError, qcalls.ElfError):
+            return None
+        if file_address is None:
+            return None
+        address = module.ResolveFileAddress(file_address)
+        section = address.GetSection()
+        if not section.IsValid() or not (section.GetPermissions() & lldb.ePermissionsWritable):
+            return None  # not the runtime's data: do not read it as a count
         load = address.GetLoadAddress(self.target)
         return int(load) if load != lldb.LLDB_INVALID_ADDRESS else None
 
@@ -1547,6 +1589,7 @@ class Agent:
         cache = self._stop_cache.stats if self._stop_cache is not None else None
         return dict(
             self.stats,
+            runtime_exception_count=self._runtime_exception_count(),
             mechanism=self.mechanism,
             faults=faults,
             fault_arming=self.fault_arming,

@@ -6,8 +6,7 @@ interrupt a running wait (time limit, Ctrl-C). lldb runs in its own session so a
 reaches only Python, which then stops the wait and detaches cleanly.
 
 This module is the Driver's face; channel.py (requests and replies), process.py (lldb, the watchdog and
-guardian beside it, launch/attach, leaving) and embedded_python.py hold the rest; the agent and its
-wire: agent.py, protocol.py.
+guardian, launch/attach, leaving), embedded_python.py hold the rest; the agent: agent.py, protocol.py.
 """
 
 from __future__ import annotations
@@ -45,10 +44,8 @@ from pydbgauto.errors import DebuggerDiedError, DebuggerError, DebuggerTimeoutEr
 
 log = logging.getLogger(__name__)
 
-# Leaving: the longest detach, and how long lldb may take to quit before it is killed.
-DETACH_TIMEOUT = 15.0
-# A hung lldb gets this long (after SIGCONT, in case it was only stopped) to detach before it is killed.
-HUNG_DETACH_TIMEOUT = 3.0
+DETACH_TIMEOUT = 15.0  # the longest detach
+HUNG_DETACH_TIMEOUT = 3.0  # a hung lldb's time to detach (after a SIGCONT: it may be only stopped)
 _ASKING = ("cxa-rethrow", "append-frame")  # asked: by .NET 8's stub, by the agent at .NET 9+'s stops
 
 
@@ -365,6 +362,9 @@ class LldbDriver(LldbProcess, Driver):
         stats = self._request(protocol.OP_STATS, self.command_timeout)
         question = self._question.stats() if self._question is not None else self.info.get("python_question")
         return dict(stats, python_question=question) if question else stats
+
+    def runtime_exception_count(self) -> Optional[int]:
+        return self._request(protocol.OP_STATS, self.command_timeout).get("runtime_exception_count")
 
     def threads(self) -> List[int]:
         return list(self._request(protocol.OP_THREADS, self.command_timeout)["threads"])

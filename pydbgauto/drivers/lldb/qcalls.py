@@ -92,26 +92,36 @@ def _offset_to_vaddr(loads: List[Tuple[int, int, int]], offset: int) -> Optional
     return None
 
 
-def qcall_address(data: bytes, name: str) -> Optional[int]:
-    """The file address of the QCall ``name`` in the shared object ``data``, or None if absent."""
+def slots_naming(data: bytes, name: str) -> Tuple[List[int], Dict[int, int]]:
+    """The pointer slots whose relocation points at the whole string ``name`` in a loaded segment (a
+    runtime table's name field), and every relative relocation of ``data`` (slot -> file address)."""
     loads, _ = _segments(data)
     relocations = _relative_relocations(data)
     slots_by_target: Dict[int, List[int]] = {}
     for slot, target in relocations.items():
         slots_by_target.setdefault(target, []).append(slot)
     needle = name.encode("ascii") + b"\0"
-    found: List[int] = []
+    slots: List[int] = []
     at = data.find(needle)
     while at >= 0:
         whole_name = at == 0 or data[at - 1] == 0  # not the tail of a longer name
         string_address = _offset_to_vaddr(loads, at) if whole_name else None
-        for slot in slots_by_target.get(string_address, []) if string_address is not None else []:
-            function = relocations.get(slot + 8)
-            if function is not None:
-                found.append(function)
+        if string_address is not None:
+            slots.extend(slots_by_target.get(string_address, []))
         at = data.find(needle, at + 1)
-    distinct = sorted(set(found))
-    return distinct[0] if len(distinct) == 1 else None  # two different functions: do not guess
+    return slots, relocations
+
+
+def file_offset(data: bytes, vaddr: int) -> Optional[int]:
+    """Where the file address ``vaddr`` of a loaded segment's bytes lies in ``data`` (None: not in one)."""
+    return _vaddr_to_offset(_segments(data)[0], vaddr)
+
+
+def qcall_address(data: bytes, name: str) -> Optional[int]:
+    """The file address of the QCall ``name`` in the shared object ``data``, or None if absent."""
+    slots, relocations = slots_naming(data, name)
+    found = {relocations[slot + 8] for slot in slots if slot + 8 in relocations}
+    return found.pop() if len(found) == 1 else None  # two different functions: do not guess
 
 
 def find_qcall(path: str, name: str) -> Optional[int]:
