@@ -35,6 +35,7 @@ from tests.integration.service import SERVICES, Load, Service
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 APPS = {
     "net8": os.path.join(ROOT, ".build", "app-net8", "ThrowingApp"),
+    "net9": os.path.join(ROOT, ".build", "app-net9", "ThrowingApp"),  # test_net9_*.py only
     "net10": os.path.join(ROOT, ".build", "app-net10", "ThrowingApp"),
 }
 

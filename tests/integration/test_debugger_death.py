@@ -303,7 +303,7 @@ def test_clean_session_guardian_does_nothing(waiting_app, runtime, guardian_repo
     assert guardian.returncode == 0  # ended (and reaped) with the session
     assert not os.path.exists(guardian_report)  # it had nothing to do and did nothing
     assert before == []
-    if runtime == "net10":  # the in-target filter's stub: its pages freed, though a thread had stopped in it
+    if runtime != "net8":  # the in-target filter's stub: its pages freed, though a thread had stopped in it
         assert trap and mem_bytes(waiting_app.pid, [int(trap, 16)])[int(trap, 16)] is None
     assert_target_healthy(waiting_app, sites)
 

@@ -90,7 +90,7 @@ def test_a_callable_is_asked_each_throw_runs_it_once_and_a_match_is_one_event(
     assert len(watched.calls) == thrown  # the callable ran once per throw
     stats = watched.stats
     on_asking_thread = [message for name, message in watched.calls if name == "pydbgauto-verdicts"]
-    if runtime == "net10":  # every throw stops; the agent asks at the stop (stop_question.py)
+    if runtime != "net8":  # every throw stops; the agent asks at the stop (stop_question.py)
         assert stats["let_go_at_stops"] >= 3000, stats
         assert stats["asked_at_stops"] <= thrown - 1  # the first of a type is reported: Python learns it
         assert len(on_asking_thread) >= 3000 and on_asking_thread[-1] == "match"

@@ -48,7 +48,7 @@ def test_a_throw_elsewhere_is_let_go_without_a_stop_and_a_match_is_one_event(
         assert len(filtered) == 3000 + 1 + 3000  # every other throw is in the decision log, once
         assert len({f.exception_address for f in filtered}) == len(filtered)
         counts = stats(s)
-        if runtime == "net10":  # every throw stops; its site is known from its chain, without clrstack
+        if runtime != "net8":  # every throw stops; its site is known from its chain, without clrstack
             assert counts["throw_site_known"] >= 6001 - 6, counts
             assert counts["commands"].get("clrstack", 0) <= 6, counts["commands"]
         else:
