@@ -35,8 +35,8 @@ class WatchResult:
     signal: Optional[int] = None  # the signal that ended the watch
     # Exceptions the target threw from the arming to the end, by the runtime's own counter (every throw and
     # rethrow, those the debugger's filter let go without a stop too; a throw the watch ends stopped at is
-    # counted on .NET 9+, not yet on .NET 8); None: not known (no counter found, another driver, or the
-    # process was gone or running at the end: an exit ends a watch that way).
+    # counted on .NET 9+, not yet on .NET 8; at an exit, as read at its exit() call or abort); None: not
+    # known (no counter found, another driver, a process killed by a signal, or running at the end).
     thrown: Optional[int] = None
 
     @property

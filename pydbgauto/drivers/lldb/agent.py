@@ -136,6 +136,8 @@ class Agent:
         self.mechanism: Optional[str] = None
         self.append_bp: Optional[int] = None
         self.rethrow_bp: Optional[int] = None
+        self.exit_bp: Optional[int] = None  # libc's exit(): the runtime's count read as the process ends
+        self.count_at_exit: Optional[int] = None
         self.faults: Optional[LegacyFaults] = None
         # The in-target type filter on the throw funnel (inline_filter.py, docs/linux-fast-filter.md).
         self.inline: Optional[InlineFilter] = None
@@ -450,8 +452,21 @@ class Agent:
             self.fault_arming = self.faults.arm(self)
             self.funnel = self._throw_funnel()
             self._legacy_inline()
+        self._arm_exit_count()
         self.journal.sites(self._breakpoint_bytes())
         return {"mechanism": self.mechanism, "runtime": self.runtime, "inline_filter": self._inline_state()}
+
+    def _arm_exit_count(self) -> None:
+        """Break at libc's ``exit()`` where the runtime's counter is known: its count is read there, the
+        process still whole, and kept for after the exit (a watch that ends at the exit reports it). A
+        .NET program ends there when Main returns or it calls Environment.Exit; one stop per process."""
+        if self.target is None or self._runtime_exception_count() is None:
+            return
+        bp = self.target.BreakpointCreateByName("exit", "libc.so.6")
+        if bp.GetNumResolvedLocations() == 0:
+            self.target.BreakpointDelete(bp.GetID())
+            return
+        self.exit_bp = bp.GetID()
 
     # ----- the in-target filter (inline_filter.py) ------------------------------------------------------
 
@@ -673,11 +688,12 @@ class Agent:
     def _runtime_exception_count(self) -> Optional[int]:
         """The runtime's own count of exceptions thrown in the process so far (exception_counter.py), read
         only while the target is stopped (never stopped for it); None where it cannot be read."""
-        if (
-            self.process is None
-            or not self.process.IsValid()
-            or self.process.GetState() != lldb.eStateStopped
-        ):
+        if self.process is None or not self.process.IsValid():
+            return None
+        state = self.process.GetState()
+        if state == lldb.eStateExited:
+            return self.count_at_exit  # read at its exit() (None: it ended otherwise)
+        if state != lldb.eStateStopped:
             return None
         if self.counter_address is None:
             if self._find_module("libcoreclr.so") is None:
@@ -719,12 +735,13 @@ class Agent:
     def op_disarm(self) -> Dict[str, Any]:
         assert self.target is not None
         self._remove_inline()
-        for bp_id in (self.append_bp, self.rethrow_bp):
+        for bp_id in (self.append_bp, self.rethrow_bp, self.exit_bp):
             if bp_id is not None:
                 self.target.BreakpointDelete(bp_id)
         if self.faults is not None:
             self.faults.disarm(self)
         self.append_bp, self.rethrow_bp, self.mechanism, self.faults = None, None, None, None
+        self.exit_bp = None
         self.journal.sites(self._breakpoint_bytes())
         return {}
 
@@ -1170,7 +1187,9 @@ class Agent:
                 continue
             if reason == lldb.eStopReasonBreakpoint:
                 bp_id = thread.GetStopReasonDataAtIndex(0)
-                if bp_id == self.append_bp:
+                if bp_id == self.exit_bp:
+                    self.count_at_exit = self._runtime_exception_count()  # not an event: on to the exit
+                elif bp_id == self.append_bp:
                     event = self._first_chance_append(thread)
                     if event is not None and self._passes_filter(event, thread):
                         events.append(event)
@@ -1193,6 +1212,7 @@ class Agent:
                     "exception_address": None,
                     "description": "SIGABRT: the runtime is aborting",
                 }
+                self.count_at_exit = self._runtime_exception_count()  # it dies without an exit()
                 details = self.faults.abort_details(thread) if self.faults is not None else None
                 if details:
                     event["fault"] = details
