@@ -22,6 +22,7 @@ from .test_startup_and_stop_cache import (  # noqa: F401
     test_other_threads_types_and_messages_are_not_served_from_the_cache,
 )
 from .test_watch import (  # noqa: F401
+    test_a_crash_watched_to_its_death_is_counted_at_its_abort,
     test_a_callable_decides_on_what_the_debugger_read,
     test_debugger_side_filter_and_round_trip_agree,
     test_predicates_select_exactly_their_throws,

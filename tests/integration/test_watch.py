@@ -232,6 +232,16 @@ def test_second_chance_capture_of_a_crash(app, tmp_path, no_lldb_left):
     assert result.ended in ("max-dumps", "exit")
 
 
+def test_a_crash_watched_to_its_death_is_counted_at_its_abort(app, runtime, tmp_path, no_lldb_left):
+    """An unhandled exception ends the process by abort(), not exit(): the runtime's count is read at the
+    SIGABRT (second chance), the process still whole, and reported after its death."""
+    never = pda.exception_type("System.DivideByZeroException")
+    result = watch(launch=[app, "crash"], when=never, dump_dir=str(tmp_path), timeout=120, live=False)
+    assert result.ended == "exit" and not result.captures
+    assert [e.kind for e, _ in result.decisions][-2:] == ["second-chance", "exit"]
+    assert result.thrown == 1  # the one throw nothing caught
+
+
 # ----- the CLI ------------------------------------------------------------------------------------------
 
 
