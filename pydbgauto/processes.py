@@ -8,7 +8,7 @@ import os
 import time
 from typing import Dict, List, Optional
 
-from pydbgauto import ptrace_access
+from pydbgauto import ptrace_access, single_file
 from pydbgauto.errors import (
     AlreadyTracedError,
     ConfigurationError,
@@ -229,7 +229,7 @@ def check_attachable(pid: int, *, require_dotnet: bool = True) -> None:
         ) from None
     except OSError:
         raise NoSuchProcessError(f"no process with pid {pid}: it exited just now") from None
-    if RUNTIME_LIBRARY not in maps:
+    if RUNTIME_LIBRARY not in maps and single_file.runtime_info(f"/proc/{pid}/exe") is None:
         raise NotDotnetError(
             f"pid {pid} ({_names_of(pid)[0] if _names_of(pid) else '?'}) has no {RUNTIME_LIBRARY} "
             "loaded: it does not run .NET (Core); give the pid of the .NET process"

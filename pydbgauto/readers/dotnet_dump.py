@@ -11,7 +11,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import attr
 
-from pydbgauto import locate
+from pydbgauto import locate, single_file
 from pydbgauto.errors import DumpVerificationError, PydbgautoError
 from pydbgauto.models import DumpRecord, ManagedException, ManagedStack, ThreadTable
 from pydbgauto.readers.base import Exceptions, ListedThreads, Reader
@@ -52,6 +52,9 @@ def read(
     """
     tool = locate.find_dotnet_dump(dotnet_dump)
     commands = read_commands(exception_address, thread_id, read_exception)
+    dac = single_file.dac_dir_for_core(path)  # a single-file app's dump: its DAC is not beside the app
+    if dac is not None:
+        commands.insert(0, f"setclrpath {dac}")
     done = run_reader(argv(tool, path, commands), READER, path, timeout, reader_env())
     text = done.stdout + done.stderr
     if done.returncode != 0 and "ThreadCount:" not in text:
@@ -146,6 +149,8 @@ class DotnetDumpReader(Reader):
         self.env = reader_env()
 
     def _analyze(self, path: str, commands: Sequence[str], deadline: Optional[float]) -> Tuple[int, str]:
+        dac = single_file.dac_dir_for_core(path)  # as in read()
+        commands = ([f"setclrpath {dac}"] if dac is not None else []) + list(commands)
         rc, out, err = self.run(argv(self.tool, path, commands), path, deadline, self.env)
         return rc, out + (("\n" + err) if err.strip() else "")
 

@@ -440,9 +440,11 @@ def test_a_stack_predicate_is_decided_through_the_stop_cache(waiting_app, runtim
 # ----- the count of every exception, stopped for or not (issue 10, item 1) -----------------------------
 
 
-def watch_while(app: WaitingApp, tmp_path: Any, when: Any, lines: List[str], **options: Any) -> Any:
-    """Watch ``app`` while it runs ``lines`` (sent once the watch is armed); the watch is stopped after
-    them, unless ``options`` end it first."""
+def watch_while(
+    app: WaitingApp, tmp_path: Any, when: Any, lines: List[str], on_armed: Any = None, **options: Any
+) -> Any:
+    """Watch ``app`` while it runs ``lines`` (sent once the watch is armed; ``on_armed`` gets the armed
+    event's data); the watch is stopped after them, unless ``options`` end it first."""
     stop = threading.Event()
 
     def run() -> None:
@@ -454,6 +456,8 @@ def watch_while(app: WaitingApp, tmp_path: Any, when: Any, lines: List[str], **o
 
     def on_event(kind: str, data: Any) -> None:
         if kind == "armed":
+            if on_armed is not None:
+                on_armed(data)
             threading.Thread(target=run, daemon=True).start()
 
     options.setdefault("timeout", 180)

@@ -61,6 +61,7 @@ from pydbgauto.drivers.lldb.message_prefilter import Condition, condition  # noq
 from pydbgauto.drivers.lldb.verdict_server import VerdictServer  # noqa: E402
 from pydbgauto.drivers.lldb import exception_layout, scan_cache, stop_question, throw_sites  # noqa: E402
 from pydbgauto.drivers.lldb import exception_counter  # noqa: E402
+from pydbgauto.drivers.lldb.runtime_module import is_single_file, runtime_module  # noqa: E402
 
 if TYPE_CHECKING:
     from pydbgauto import coredump, predicates
@@ -363,16 +364,27 @@ class Agent:
         ):
             raise AgentError(protocol.ERR_ATTACH, f"cannot attach to pid {pid}: {out.strip()}")
         self._signals()
-        if self._find_module("libcoreclr.so") is None:
-            raise AgentError(
-                protocol.ERR_NOT_DOTNET, f"pid {pid} has no libcoreclr.so loaded: it does not run .NET (Core)"
-            )
+        try:
+            if self._runtime_module() is None:
+                raise AgentError(
+                    protocol.ERR_NOT_DOTNET,
+                    f"pid {pid} has no libcoreclr.so loaded (nor is it a single-file .NET app): it does not "
+                    "run .NET (Core)",
+                )
+            described = self._describe()
+        except AgentError:
+            self.process.Detach()  # refused: the target runs on as before, untraced
+            raise
         self.journal.attached(
             self.process.GetProcessID(), self._breakpoint_bytes(), _thread_stops(self.process)
         )
         if self.journal.fd is not None:  # lldb's death must not end lldb-server first (server_link.py)
             self.journal.link(server_link.connections_to(processes.tracer_of(self.process.GetProcessID())))
-        return self._describe()
+        return described
+
+    def _runtime_module(self) -> Optional["lldb.SBModule"]:
+        """libcoreclr.so, or a single-file app's executable (runtime_module.py)."""
+        return runtime_module(self.target) if self.target is not None else None
 
     def _find_module(self, name: str) -> Optional["lldb.SBModule"]:
         assert self.target is not None
@@ -384,10 +396,34 @@ class Agent:
     def _describe(self) -> Dict[str, Any]:
         process = self._require_process()
         self.maps_at_start = _anonymous_code(process.GetProcessID())
-        coreclr = self._find_module("libcoreclr.so")
-        directory = coreclr.GetFileSpec().GetDirectory() if coreclr else None
-        self.runtime = {"directory": directory, "version": _runtime_version(directory)}
+        coreclr = self._runtime_module()
+        if coreclr is not None and is_single_file(coreclr):
+            self.runtime = self._single_file_runtime(coreclr)
+        else:
+            directory = coreclr.GetFileSpec().GetDirectory() if coreclr else None
+            self.runtime = {"directory": directory, "version": _runtime_version(directory)}
         return {"pid": process.GetProcessID(), "runtime": self.runtime, "threads": process.GetNumThreads()}
+
+    def _single_file_runtime(self, executable: "lldb.SBModule") -> Dict[str, Any]:
+        """A single-file app: SOS is pointed at the DAC of its runtime's build (single_file.py), which
+        the app does not carry; none found on this machine is an error that says what to install."""
+        from pydbgauto import single_file
+
+        path = executable.GetFileSpec().fullpath
+        info = single_file.runtime_info(path)
+        dac = single_file.find_dac_dir(info) if info is not None else None
+        if info is None or dac is None:
+            version = info.file_version if info is not None else None
+            raise AgentError(
+                protocol.ERR_NOT_DOTNET,
+                f"{path} is a single-file .NET app (runtime file version {version or 'unknown'}); SOS needs "
+                f"that runtime's {single_file.DAC_NAME}, of the same build, and none of "
+                f"{', '.join(single_file.dac_candidates()) or 'no folder'} has it: install that .NET "
+                "runtime (or restore its runtime pack, Microsoft.NETCore.App.Runtime.linux-x64), or set "
+                "PYDBGAUTO_DAC_DIR to a folder holding it",
+            )
+        self.hc(f"setclrpath {dac}")
+        return {"directory": dac, "version": single_file.product_version(dac), "single_file": path}
 
     def _at_breakpoint(self, bp_id: Optional[int]) -> bool:
         for thread in self._require_process():
@@ -538,7 +574,7 @@ class Agent:
     def _throw_funnel(self) -> Optional["lldb.SBAddress"]:
         """.NET 8: the start of RaiseTheExceptionInternalOnly, the function holding the one reference to
         its stress-log line (qcalls.find_throw_funnel_reference), by lldb's unwind-table symbols."""
-        module = self._find_module("libcoreclr.so")
+        module = self._runtime_module()
         try:
             path = module.GetFileSpec().fullpath if module else None
             reference = (
@@ -666,7 +702,7 @@ class Agent:
 
     def _append_frame_address(self) -> Optional[int]:
         """The load address of libcoreclr's AppendExceptionStackFrame, found through its QCall table."""
-        module = self._find_module("libcoreclr.so")
+        module = self._runtime_module()
         if module is None:
             return None
         path = module.GetFileSpec().fullpath
@@ -696,7 +732,7 @@ class Agent:
         if state != lldb.eStateStopped:
             return None
         if self.counter_address is None:
-            if self._find_module("libcoreclr.so") is None:
+            if self._runtime_module() is None:
                 return None  # a launch before the runtime's load: look again later
             self.counter_address = self._find_counter() or 0
         if not self.counter_address:
@@ -707,7 +743,7 @@ class Agent:
             return None
 
     def _find_counter(self) -> Optional[int]:
-        module = self._find_module("libcoreclr.so")
+        module = self._runtime_module()
         if module is None or self.target is None:
             return None
         path = module.GetFileSpec().fullpath
@@ -941,7 +977,7 @@ class Agent:
     def runtime_range(self) -> Tuple[int, int]:
         """libcoreclr's mapped range, from its sections' load addresses ((0, 0): not loaded)."""
         if self.runtime_code is None:
-            module = self._find_module("libcoreclr.so")
+            module = self._runtime_module()
             spans = []
             for i in range(module.GetNumSections() if module is not None else 0):
                 section = module.GetSectionAtIndex(i)  # type: ignore[union-attr]
@@ -1462,7 +1498,7 @@ class Agent:
             scan_cache.keep(path, self._TID_SLOT, self.tid_offset)
 
     def _coreclr_path(self) -> Optional[str]:
-        module = self._find_module("libcoreclr.so")
+        module = self._runtime_module()
         return module.GetFileSpec().fullpath if module is not None else None
 
     def _last_thrown_read(self, tid: int) -> Optional[int]:

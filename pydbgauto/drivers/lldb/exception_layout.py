@@ -57,7 +57,7 @@ def keep(agent: Any, rows: Iterable[Tuple[str, Optional[int]]]) -> None:
 
 def _runtime(agent: Any) -> Optional[tuple]:
     """(libcoreclr.so's path, CoreLib's identity) of the target's runtime, or None."""
-    module = agent._find_module("libcoreclr.so")
+    module = agent._runtime_module()
     path = module.GetFileSpec().fullpath if module is not None else None
     if not path:
         return None

@@ -473,17 +473,22 @@ def _asked_handler(agent: Any, signal: int) -> Optional[int]:
         return None
     address = int(match.group(1), 16)
     module = agent.target.ResolveLoadAddress(address).GetModule()
-    if not module.IsValid() or module.GetFileSpec().GetFilename() != "libcoreclr.so":
+    runtime = _coreclr(agent.target)
+    if (
+        not module.IsValid()
+        or runtime is None
+        or module.GetFileSpec().fullpath != runtime.GetFileSpec().fullpath
+    ):
         _trace(f"handler of {signal} at {address:#x} is not the runtime's")
         return None
     return address
 
 
 def _coreclr(target: "lldb.SBTarget") -> Optional["lldb.SBModule"]:
-    for module in target.module_iter():
-        if module.GetFileSpec().GetFilename() == "libcoreclr.so":
-            return module
-    return None
+    """libcoreclr.so (or a single-file app's executable, which holds the runtime)."""
+    from pydbgauto.drivers.lldb.runtime_module import runtime_module
+
+    return runtime_module(target)
 
 
 def _current_exception(agent: Any) -> Optional[int]:

@@ -14,12 +14,13 @@ import tempfile
 import threading
 from typing import Any, Dict, List, Optional
 
-from pydbgauto import locate, processes, ptrace_access
+from pydbgauto import locate, processes, ptrace_access, single_file
 from pydbgauto.drivers.base import Target
 from pydbgauto.drivers.lldb import guardian, protocol
 from pydbgauto.drivers.lldb.channel import AgentChannel
 from pydbgauto.drivers.lldb.embedded_python import agent_path_line, lldb_environment, target_environment
-from pydbgauto.errors import DebuggerDiedError, DebuggerNotFoundError, NoSuchProcessError, TargetError
+from pydbgauto.errors import DebuggerDiedError, DebuggerNotFoundError, NoSuchProcessError, NotDotnetError
+from pydbgauto.errors import TargetError
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +156,11 @@ class LldbProcess(AgentChannel):
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
         env = target_environment(self.target.env)
         argv = [program_path(self.target.argv[0], env.get("PATH"))] + list(self.target.argv[1:])
+        if single_file.runtime_info(argv[0]) is not None:  # no coreclr_execute_assembly to stop at
+            raise TargetError(
+                f"{argv[0]} is a single-file .NET app: pydbgauto attaches to those but cannot launch them "
+                "yet (it would run unwatched): start it yourself, then attach to it (--pid or --name)"
+            )
         described = self._request(
             protocol.OP_LAUNCH,
             self.startup_timeout,
@@ -176,6 +182,8 @@ class LldbProcess(AgentChannel):
             raise NoSuchProcessError(f"no process with pid {pid}")
         try:
             described = self._request(protocol.OP_ATTACH, self.startup_timeout, pid=pid)
+        except NotDotnetError:
+            raise  # the agent attached and found what it says (it has detached again)
         except TargetError as e:
             # lldb says "lost connection" for most failures: look for the real cause ourselves.
             processes.check_attachable(pid, require_dotnet=False)
