@@ -21,12 +21,12 @@ ROWS: List[Tuple[str, Optional[int]]] = [
 
 
 class AgentDouble:
-    """Test double of the agent: only ``_find_module``, with a stand-in for lldb's SBModule (no lldb here)."""
+    """Test double of the agent: only ``_runtime_module``, with a stand-in for lldb's SBModule (no lldb)."""
 
     def __init__(self, coreclr: Optional[str]) -> None:
         self.coreclr = coreclr
 
-    def _find_module(self, name: str) -> Any:
+    def _runtime_module(self) -> Any:
         if self.coreclr is None:
             return None
         return SimpleNamespace(GetFileSpec=lambda: SimpleNamespace(fullpath=self.coreclr))
