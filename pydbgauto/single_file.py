@@ -63,17 +63,9 @@ def build_id(path: str) -> Optional[bytes]:
     """The GNU build id of the ELF file at ``path``, or None."""
     try:
         with open(path, "rb") as f:
-            for p_type, p_offset, _vaddr, p_filesz in _program_headers(f):
-                if p_type != PT_NOTE:
-                    continue
-                f.seek(p_offset)
-                notes, at = f.read(p_filesz), 0
-                while at + 12 <= len(notes):
-                    namesz, descsz, n_type = struct.unpack_from("<III", notes, at)
-                    name_end = at + 12 + ((namesz + 3) & ~3)
-                    if n_type == NT_GNU_BUILD_ID and notes[at + 12 : at + 12 + namesz] == b"GNU\0":
-                        return notes[name_end : name_end + descsz]
-                    at = name_end + ((descsz + 3) & ~3)
+            for n_type, name, desc in _notes(f):
+                if n_type == NT_GNU_BUILD_ID and name == b"GNU\0":
+                    return desc
     except (OSError, struct.error, ValueError):
         return None
     return None
@@ -122,19 +114,11 @@ def mapped_files(core: str) -> List[str]:
     """The files a core dump's NT_FILE note lists, in its order (empty if it has none)."""
     try:
         with open(core, "rb") as f:
-            for p_type, p_offset, _vaddr, p_filesz in _program_headers(f):
-                if p_type != PT_NOTE:
-                    continue
-                f.seek(p_offset)
-                notes, at = f.read(p_filesz), 0
-                while at + 12 <= len(notes):
-                    namesz, descsz, n_type = struct.unpack_from("<III", notes, at)
-                    desc = at + 12 + ((namesz + 3) & ~3)
-                    if n_type == NT_FILE:
-                        count = struct.unpack_from("<Q", notes, desc)[0]
-                        names = notes[desc + 16 + 24 * count : desc + descsz].split(b"\0")
-                        return [n.decode("utf-8", "replace") for n in names[:count]]
-                    at = desc + ((descsz + 3) & ~3)
+            for n_type, _name, desc in _notes(f):
+                if n_type == NT_FILE:  # count, page size, (start, end, offset) each, then the names
+                    count = struct.unpack_from("<Q", desc, 0)[0]
+                    names = desc[16 + 24 * count :].split(b"\0")
+                    return [n.decode("utf-8", "replace") for n in names[:count]]
     except (OSError, struct.error, ValueError):
         return []
     return []
@@ -158,6 +142,20 @@ def _program_headers(f: BinaryIO) -> Iterator[Tuple[int, int, int, int]]:
             "<IIQQQQ", table, i * phentsize
         )
         yield p_type, p_offset, p_vaddr, p_filesz
+
+
+def _notes(f: BinaryIO) -> Iterator[Tuple[int, bytes, bytes]]:
+    """(type, name, descriptor) of each note of the file's PT_NOTE segments."""
+    for p_type, p_offset, _vaddr, p_filesz in list(_program_headers(f)):
+        if p_type != PT_NOTE:
+            continue
+        f.seek(p_offset)
+        notes, at = f.read(p_filesz), 0
+        while at + 12 <= len(notes):
+            namesz, descsz, n_type = struct.unpack_from("<III", notes, at)
+            desc = at + 12 + ((namesz + 3) & ~3)
+            yield n_type, notes[at + 12 : at + 12 + namesz], notes[desc : desc + descsz]
+            at = desc + ((descsz + 3) & ~3)
 
 
 def _file_offset(f: BinaryIO, vaddr: int) -> Optional[int]:

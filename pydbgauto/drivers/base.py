@@ -236,10 +236,11 @@ class Driver(abc.ABC):
 
         return verify_dump(record, expect)
 
-    def runtime_exception_count(self) -> Optional[int]:
+    def runtime_exception_count(self, at: str = "end") -> Optional[int]:
         """The runtime's own count of the exceptions thrown in the target since it started (what
-        dotnet-counters shows as ``exception-count``), read while the target is stopped, never stopping it
-        for that. None (the default): not known here, or the target is running."""
+        dotnet-counters shows as ``exception-count``), as the debugger read it where the target was stopped
+        anyway: ``at="arm"``, when armed; ``"end"``, at its exit, the detach or the kill. Never a request of
+        its own (a hung debugger cannot hold it up). None (the default): not known here."""
         return None
 
     def kill_target(self) -> bool:

@@ -66,7 +66,7 @@ class WatchLoop:
         handler = self.handler
         started = time.monotonic()
         handler.deadline = None if timeout is None else started + timeout
-        ended, exit_status, filtered, signum, thrown = "interrupted", None, False, None, None
+        ended, exit_status, filtered, signum = "interrupted", None, False, None
         if log_file is None:
             log_file = os.fdopen(open_private_log(self.log_path), "a", encoding="utf-8")
         handler.log_fd = log_file.fileno()
@@ -85,11 +85,11 @@ class WatchLoop:
                         handler.log_filtered()
                     except PydbgautoError as err:
                         log.warning("could not log the last filtered stops: %s", err)
-                thrown = self._thrown_since_arm()  # before the detach: the target is stopped now
                 if not cancel:  # the detach resumes the target: the last check need not wait for it
                     handler.resumed()
         finally:  # after the detach: the last capture's record is written before the result
             handler.finish_pending(cancel)
+        thrown = self._thrown_since_arm()  # as read at the detach (or the exit, or the kill)
         result = WatchResult(
             tuple(handler.captures),
             tuple(handler.decisions),
@@ -133,18 +133,11 @@ class WatchLoop:
         )
         return filtered
 
-    def _runtime_count(self) -> Optional[int]:
-        try:
-            return self.session.driver.runtime_exception_count()
-        except PydbgautoError as e:  # a count is a figure of the summary, never a reason to fail
-            log.debug("no runtime exception count: %s", e)
-            return None
-
     def _thrown_since_arm(self) -> Optional[int]:
-        if self.count_at_arm is None:
+        now = self.session.driver.runtime_exception_count("end")
+        if self.count_at_arm is None or now is None:
             return None
-        now = self._runtime_count()
-        return None if now is None else (now - self.count_at_arm) % 2**32  # the counter is 32 bits
+        return (now - self.count_at_arm) % 2**32  # the counter is 32 bits
 
     def _loop(self, timeout: Optional[float], started: float) -> Tuple[str, Optional[int], bool]:
         if self.stop is None or not self.session.driver.supports_interrupt_wait:
@@ -157,7 +150,7 @@ class WatchLoop:
     ) -> Tuple[str, Optional[int], bool]:
         handler = self.handler
         filtered = self._arm()
-        self.count_at_arm = self._runtime_count()
+        self.count_at_arm = self.session.driver.runtime_exception_count("arm")
         while True:
             if self.stop is not None and self.stop.is_set():
                 return "stopped", None, filtered

@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 import types
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, Tuple
 
 import lldb  # type: ignore[import-not-found]
 
@@ -444,7 +444,7 @@ class Agent:
     def op_arm(self) -> Dict[str, Any]:
         process = self._require_process()
         if self.mechanism:
-            return {"mechanism": self.mechanism}
+            return {"mechanism": self.mechanism, "runtime_exception_count": self._runtime_exception_count()}
         assert self.target is not None
         append_frame = None
         if not _legacy_eh_requested(process.GetProcessID()):
@@ -490,7 +490,12 @@ class Agent:
             self._legacy_inline()
         self._arm_exit_count()
         self.journal.sites(self._breakpoint_bytes())
-        return {"mechanism": self.mechanism, "runtime": self.runtime, "inline_filter": self._inline_state()}
+        return {
+            "mechanism": self.mechanism,
+            "runtime": self.runtime,
+            "inline_filter": self._inline_state(),
+            "runtime_exception_count": self._runtime_exception_count(),
+        }
 
     def _arm_exit_count(self) -> None:
         """Break at libc's ``exit()`` where the runtime's counter is known: its count is read there, the
@@ -702,22 +707,31 @@ class Agent:
 
     def _append_frame_address(self) -> Optional[int]:
         """The load address of libcoreclr's AppendExceptionStackFrame, found through its QCall table."""
+        return self._runtime_address(
+            f"qcall {APPEND_FRAME_QCALL}",
+            lambda path: qcalls.find_qcall(path, APPEND_FRAME_QCALL),
+            lldb.ePermissionsExecutable,  # the table pointed somewhere that is not code: no breakpoint
+        )
+
+    def _runtime_address(
+        self, what: str, scan: Callable[[str], Optional[int]], permission: int
+    ) -> Optional[int]:
+        """The load address of what ``scan(path)`` finds in the runtime's file (kept per file in the scan
+        cache), where it lies in a section with ``permission``; None otherwise."""
         module = self._runtime_module()
-        if module is None:
+        if module is None or self.target is None:
             return None
         path = module.GetFileSpec().fullpath
         try:
-            file_address = scan_cache.remembered(
-                path, f"qcall {APPEND_FRAME_QCALL}", lambda: qcalls.find_qcall(path, APPEND_FRAME_QCALL)
-            )
+            file_address = scan_cache.remembered(path, what, lambda: scan(path))
         except (OSError, qcalls.ElfError):
             return None
         if file_address is None:
             return None
         address = module.ResolveFileAddress(file_address)
         section = address.GetSection()
-        if not section.IsValid() or not (section.GetPermissions() & lldb.ePermissionsExecutable):
-            return None  # the table pointed somewhere that is not code: do not break there
+        if not section.IsValid() or not (section.GetPermissions() & permission):
+            return None
         load = address.GetLoadAddress(self.target)
         return int(load) if load != lldb.LLDB_INVALID_ADDRESS else None
 
@@ -743,24 +757,9 @@ class Agent:
             return None
 
     def _find_counter(self) -> Optional[int]:
-        module = self._runtime_module()
-        if module is None or self.target is None:
-            return None
-        path = module.GetFileSpec().fullpath
-        try:
-            file_address = scan_cache.remembered(
-                path, "fcall counter", lambda: exception_counter.find_counter(path)
-            )
-        except (OSError, qcalls.ElfError):
-            return None
-        if file_address is None:
-            return None
-        address = module.ResolveFileAddress(file_address)
-        section = address.GetSection()
-        if not section.IsValid() or not (section.GetPermissions() & lldb.ePermissionsWritable):
-            return None  # not the runtime's data: do not read it as a count
-        load = address.GetLoadAddress(self.target)
-        return int(load) if load != lldb.LLDB_INVALID_ADDRESS else None
+        return self._runtime_address(
+            "fcall counter", exception_counter.find_counter, lldb.ePermissionsWritable  # data, not code
+        )
 
     def _has_new_eh(self) -> bool:
         """True for runtimes whose exceptions never reach libstdc++ (.NET 9+ with its managed EH)."""
@@ -1111,6 +1110,7 @@ class Agent:
                     "exit_status": status,
                     "description": description,
                     protocol.FILTERED: self._take_filtered(),
+                    "runtime_exception_count": self.count_at_exit,  # read at its exit() or abort
                 }
             if state != lldb.eStateStopped:
                 raise AgentError(
@@ -1664,12 +1664,13 @@ class Agent:
         if self.target is not None:
             self.target.DeleteAllBreakpoints()
         freed = self._free_debugger_memory(process)
+        count = self._runtime_exception_count()  # the last stop: a watch's end
         self.journal.detaching()
         error = process.Detach()
         if not error.Success():
             raise AgentError(protocol.ERR_DETACH, f"detach failed: {error.GetCString()}")
         self.journal.detached()
-        return {"freed": freed}
+        return {"freed": freed, "runtime_exception_count": count}
 
     def leave_at_quit(self) -> None:
         """lldb quits with the target still ours: end of input (pydbgauto's Python is gone without a
@@ -1714,8 +1715,9 @@ class Agent:
             self.verdicts.close()
             self.verdicts = None
         self.asking_python = False
+        count = self._runtime_exception_count()
         process.Kill()
-        return {"exit_status": process.GetExitStatus()}
+        return {"exit_status": process.GetExitStatus(), "runtime_exception_count": count}
 
 
 _TRACE = os.environ.get("PYDBGAUTO_AGENT_TRACE")

@@ -43,11 +43,15 @@ INTERRUPT_GRACE = 5.0
 FINISH_ON_INTERRUPT = (protocol.OP_DUMP,)
 
 
+COUNT_KEY = "runtime_exception_count"  # in the agent's replies that read it (exception_counter.py)
+
+
 class AgentChannel:
     """The request/reply half of LldbDriver (a base class of it; LldbDriver.__init__ sets the state)."""
 
     lldb_path: str
     _proc: Optional[subprocess.Popen[bytes]]
+    _counts: Dict[str, int]  # the runtime's exception count, by the op whose reply carried it
     _reply_r: Optional[int]
     _cancel_w: Optional[int]
     _buffer: ReplyBuffer
@@ -110,8 +114,18 @@ class AgentChannel:
                 raise
         data = protocol.decode_reply(reply.body)
         if data.get(protocol.OK):
-            return data[protocol.RESULT]
+            result = data[protocol.RESULT]
+            if isinstance(result, dict) and result.get(COUNT_KEY) is not None:
+                self._counts[op] = result[COUNT_KEY]  # arm, an exit (resume), detach, kill
+            return result
         raise self._error(op, data)
+
+    def runtime_exception_count(self, at: str = "end") -> Optional[int]:
+        """The runtime's count as the agent last sent it, without a request: ``"arm"``, as armed;
+        ``"end"``, at the target's exit, detach or kill (None before any of them)."""
+        if at == "arm":
+            return self._counts.get("arm")
+        return next((self._counts[op] for op in ("detach", "kill", "resume") if op in self._counts), None)
 
     def _wait_reply(self, token: str, timeout: Optional[float], op: str):  # type: ignore[no-untyped-def]
         assert self._reply_r is not None

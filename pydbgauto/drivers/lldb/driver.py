@@ -93,6 +93,7 @@ class LldbDriver(LldbProcess, Driver):
         self.info: Dict[str, Any] = {}
         self.target_stdout: Optional[str] = None
         self._filtered: List[FilteredStop] = []  # first-chance stops the agent's filter let pass
+        self._counts: Dict[str, int] = {}  # channel.py: runtime_exception_count
         self._question: Optional[PythonQuestion] = None  # the stub asks this process (ask_about_throws)
         self._ask = functools.partial(self._request, protocol.OP_ASK, command_timeout)  # its op_ask(name=)
         self._load_failure: Optional[List[str]] = None  # lldb's words when the agent did not load
@@ -362,9 +363,6 @@ class LldbDriver(LldbProcess, Driver):
         stats = self._request(protocol.OP_STATS, self.command_timeout)
         question = self._question.stats() if self._question is not None else self.info.get("python_question")
         return dict(stats, python_question=question) if question else stats
-
-    def runtime_exception_count(self) -> Optional[int]:
-        return self._request(protocol.OP_STATS, self.command_timeout).get("runtime_exception_count")
 
     def threads(self) -> List[int]:
         return list(self._request(protocol.OP_THREADS, self.command_timeout)["threads"])
