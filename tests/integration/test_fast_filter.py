@@ -41,32 +41,35 @@ def filterapp_builds(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, str]
 
 @pytest.fixture
 def filterapp(runtime: str, filterapp_builds: Dict[str, str]) -> str:
-    """FilterApp for this runtime: .NET 10 on the shared runtime, .NET 8 self-contained (as the samples)."""
+    """FilterApp for this runtime: .NET 10 on the shared runtime, .NET 8 and 9 self-contained (as the
+    samples: neither is installed)."""
     prebuilt = os.environ.get("PYDBGAUTO_FILTERAPP_DIR")
     if prebuilt:
         return os.path.join(prebuilt, f"build-{runtime}", "FilterApp")
-    if runtime in filterapp_builds:
-        return filterapp_builds[runtime]
+    if runtime not in filterapp_builds:
+        options = [] if runtime == "net10" else ["-r", "linux-x64", "--self-contained"]
+        filterapp_builds[runtime] = publish_filterapp(filterapp_builds["work"], runtime, options)
+    return filterapp_builds[runtime]
+
+
+def publish_filterapp(work: str, runtime: str, options: List[str]) -> str:
+    """``dotnet publish`` of FilterApp for ``runtime`` with ``options``, into ``work``; its executable."""
     dotnet = shutil.which("dotnet")
     if not dotnet:
         pytest.skip("no dotnet SDK to build FilterApp")
-    work = filterapp_builds["work"]
     source = os.path.join(work, "src")
     if not os.path.isdir(source):
         shutil.copytree(os.path.join(HERE, "filterapp"), source)
     out = os.path.join(work, runtime)
-    # .NET 10 on the shared runtime; .NET 8 and 9 self-contained (as the samples: neither is installed)
-    tfm = f"{runtime}.0"
-    framework = ["-f", tfm] if runtime == "net10" else ["-f", tfm, "-r", "linux-x64", "--self-contained"]
     build = subprocess.run(
-        [dotnet, "publish", source, "-c", "Release", *framework, "-o", out, "-nologo", "-v", "quiet"],
+        [dotnet, "publish", source, "-c", "Release", "-f", f"{runtime}.0", *options, "-o", out]
+        + ["-nologo", "-v", "quiet"],
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert build.returncode == 0, build.stdout + build.stderr
-    filterapp_builds[runtime] = os.path.join(out, "FilterApp")
-    return filterapp_builds[runtime]
+    return os.path.join(out, "FilterApp")
 
 
 @pytest.fixture

@@ -7,8 +7,6 @@ say what to do, the target left running either way."""
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from typing import Any, Dict
 
 import pytest
@@ -18,11 +16,9 @@ from pydbgauto import Session
 from pydbgauto.errors import PydbgautoError
 
 from .conftest import WaitingApp, tracer_of
-from .test_fast_filter import IOE, watch_while
+from .test_fast_filter import IOE, publish_filterapp, watch_while
 
 pytestmark = pytest.mark.lldb
-
-HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 @pytest.fixture(params=["net8", "net9", "net10"])
@@ -37,37 +33,11 @@ def single_file_builds(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, st
 
 @pytest.fixture
 def single_file_app(runtime: str, single_file_builds: Dict[str, str]) -> str:
-    if runtime in single_file_builds:
-        return single_file_builds[runtime]
-    dotnet = shutil.which("dotnet")
-    if not dotnet:
-        pytest.skip("no dotnet SDK to build FilterApp")
-    work = single_file_builds["work"]
-    source = os.path.join(work, "src")
-    if not os.path.isdir(source):
-        shutil.copytree(os.path.join(HERE, "filterapp"), source)
-    out = os.path.join(work, runtime)
-    build = subprocess.run(
-        [
-            dotnet,
-            "publish",
-            source,
-            "-c",
-            "Release",
-            "-f",
-            f"{runtime}.0",
-            "-r",
-            "linux-x64",
-            "--self-contained",
-        ]
-        + ["-p:PublishSingleFile=true", "-o", out, "-nologo", "-v", "quiet"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert build.returncode == 0, build.stdout + build.stderr
-    assert not os.path.exists(os.path.join(out, "libcoreclr.so"))  # the runtime is in the executable
-    single_file_builds[runtime] = os.path.join(out, "FilterApp")
+    if runtime not in single_file_builds:
+        options = ["-r", "linux-x64", "--self-contained", "-p:PublishSingleFile=true"]
+        app = publish_filterapp(single_file_builds["work"], runtime, options)
+        assert not os.path.exists(os.path.join(os.path.dirname(app), "libcoreclr.so"))  # inside the app
+        single_file_builds[runtime] = app
     return single_file_builds[runtime]
 
 

@@ -3,23 +3,10 @@ value it counts is checked against real throws in tests/integration/test_runtime
 
 from __future__ import annotations
 
-import struct
-
 import pytest
 
 from pydbgauto.drivers.lldb import exception_counter, qcalls
-from tests.drivers.lldb.test_qcalls import NET8, NET10
-
-
-def _writable_ranges(data: bytes):  # type: ignore[no-untyped-def]
-    phoff = struct.unpack_from("<Q", data, 0x20)[0]
-    phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
-    for i in range(phnum):
-        p_type, p_flags, _o, p_vaddr, _p, _fs, p_memsz = struct.unpack_from(
-            "<IIQQQQQ", data, phoff + i * phentsize
-        )
-        if p_type == 1 and p_flags & 2:
-            yield p_vaddr, p_vaddr + p_memsz
+from tests.drivers.lldb.test_qcalls import NET8, NET10, segment_ranges
 
 
 def _runtimes():  # type: ignore[no-untyped-def]
@@ -37,7 +24,7 @@ def test_the_counter_is_one_word_of_writable_data(path: str) -> None:
         data = f.read()
     address = exception_counter.counter_address(data)
     assert address is not None
-    assert any(lo <= address and address + 4 <= hi for lo, hi in _writable_ranges(data))
+    assert any(lo <= address and address + 4 <= hi for lo, hi in segment_ranges(data, 2))
     assert exception_counter.find_counter(path) == address
 
 

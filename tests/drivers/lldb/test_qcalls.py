@@ -16,13 +16,18 @@ NET8 = os.path.join(ROOT, ".build", "app-net8", "libcoreclr.so")
 
 
 def _executable_ranges(data: bytes):  # type: ignore[no-untyped-def]
+    return segment_ranges(data, 1)
+
+
+def segment_ranges(data: bytes, flag: int):  # type: ignore[no-untyped-def]
+    """[start, end) of each loaded segment with ``flag`` (1: executable, 2: writable)."""
     phoff = struct.unpack_from("<Q", data, 0x20)[0]
     phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
     for i in range(phnum):
         p_type, p_flags, _o, p_vaddr, _p, _fs, p_memsz = struct.unpack_from(
             "<IIQQQQQ", data, phoff + i * phentsize
         )
-        if p_type == 1 and p_flags & 1:
+        if p_type == 1 and p_flags & flag:
             yield p_vaddr, p_vaddr + p_memsz
 
 
